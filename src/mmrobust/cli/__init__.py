@@ -1,0 +1,1 @@
+"""Command line interface: ``mmrobust <command>``; one module per command group."""

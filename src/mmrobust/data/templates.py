@@ -1,0 +1,86 @@
+"""Prompt templates: the study's single template, CLIP's ensembles, and per-dataset ones.
+
+Why several: the study (and MMCoA's code) uses "This is a photo of a {}" for CIFAR/ImageNet-like sets and
+dataset-specific templates elsewhere; CLIP's ensembles give higher clean accuracy. A run records which
+templates it used, since zero-shot accuracy (and text-attack strength) depends on them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import ConfigError
+
+STUDY_TEMPLATE = "This is a photo of a {}"
+
+#: CLIP's CIFAR-10/100 ensemble (Radford et al. 2021, notebooks/Prompt_Engineering_for_ImageNet)
+CLIP_CIFAR_TEMPLATES = [
+    "a photo of a {}.",
+    "a blurry photo of a {}.",
+    "a black and white photo of a {}.",
+    "a low contrast photo of a {}.",
+    "a high contrast photo of a {}.",
+    "a bad photo of a {}.",
+    "a good photo of a {}.",
+    "a photo of a small {}.",
+    "a photo of a big {}.",
+    "a photo of the {}.",
+    "a blurry photo of the {}.",
+    "a black and white photo of the {}.",
+    "a low contrast photo of the {}.",
+    "a high contrast photo of the {}.",
+    "a bad photo of the {}.",
+    "a good photo of the {}.",
+    "a photo of the small {}.",
+    "a photo of the big {}.",
+]
+
+#: a short general-purpose ensemble (a subset of CLIP's ImageNet templates)
+CLIP_GENERAL_TEMPLATES = [
+    "a photo of a {}.",
+    "a bad photo of a {}.",
+    "a low resolution photo of a {}.",
+    "a cropped photo of a {}.",
+    "a close-up photo of a {}.",
+    "a bright photo of a {}.",
+    "a photo of a small {}.",
+    "a photo of a large {}.",
+    "itap of a {}.",
+    "art of the {}.",
+]
+
+DIGIT_TEMPLATES = ["a photo of the digit {}.", "a handwritten digit {}.", "the number {}."]
+
+NAMED_TEMPLATE_SETS: dict[str, list[str]] = {
+    "study": [STUDY_TEMPLATE],
+    "clip-cifar": CLIP_CIFAR_TEMPLATES,
+    "clip": CLIP_GENERAL_TEMPLATES,
+    "digits": DIGIT_TEMPLATES,
+}
+
+
+def validate_templates(templates: Sequence[str]) -> list[str]:
+    """Every template must contain exactly one ``{}``; an empty list is an error, not a no-op."""
+    templates = [t for t in templates]
+    if not templates:
+        raise ConfigError("the template list is empty")
+    for template in templates:
+        if template.count("{}") != 1:
+            raise ConfigError(f"template {template!r} must contain exactly one '{{}}' placeholder for the class name")
+    return templates
+
+
+def resolve_templates(choice: str | None, dataset_default: Sequence[str]) -> list[str]:
+    """``None``/"default" -> the dataset's own; a named set; or a text file with one template per line."""
+    if choice in (None, "", "default"):
+        return validate_templates(dataset_default)
+    if choice in NAMED_TEMPLATE_SETS:
+        return list(NAMED_TEMPLATE_SETS[choice])
+    path = Path(choice)
+    if path.is_file():
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return validate_templates(lines)
+    raise ConfigError(
+        f"unknown template set {choice!r}: use one of {sorted(NAMED_TEMPLATE_SETS)} or a file with one template per line"
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: zero-shot classifier, evaluation loops, sanity checks and reports."""

@@ -1,0 +1,85 @@
+"""The batch loop of zero-shot classification: per-example predictions for a fixed index list.
+
+Per-example correctness (not just an accuracy) is kept so attacks can be combined point-wise
+(worst case over attacks) and runs can be resumed batch by batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data.base import ImageClassificationDataset
+from ..errors import NumericalError
+
+
+@dataclass
+class Batch:
+    """One batch of the evaluation subset: positions in the index list, images and labels on ``device``."""
+
+    positions: range
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+def iterate_batches(
+    dataset: ImageClassificationDataset,
+    indices: Sequence[int],
+    batch_size: int,
+    device: torch.device | str,
+    start_position: int = 0,
+    progress: str | None = None,
+) -> Iterator[Batch]:
+    """Yield batches of ``dataset[indices]`` in order, from ``start_position`` (for resumed runs)."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    starts = range(start_position, len(indices), batch_size)
+    bar = tqdm(starts, desc=progress, unit="batch", disable=progress is None, leave=False)
+    for start in bar:
+        stop = min(start + batch_size, len(indices))
+        items = [dataset[int(i)] for i in indices[start:stop]]
+        images = torch.stack([img for img, _ in items]).to(device)
+        labels = torch.tensor([label for _, label in items], device=device)
+        yield Batch(range(start, stop), images, labels)
+
+
+def check_finite_logits(logits: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(logits).all():
+        raise NumericalError(f"the model returned non-finite logits ({where}); refusing to report an accuracy")
+
+
+@torch.no_grad()
+def predict(
+    classifier: Callable[[torch.Tensor], torch.Tensor],
+    dataset: ImageClassificationDataset,
+    indices: Sequence[int],
+    batch_size: int,
+    device: torch.device | str,
+    progress: str | None = "clean",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted labels, true labels) for every index, in order."""
+    preds, labels = [], []
+    for batch in iterate_batches(dataset, indices, batch_size, device, progress=progress):
+        logits = classifier(batch.images)
+        check_finite_logits(logits, f"batch at position {batch.positions.start}")
+        preds.append(logits.argmax(dim=1).cpu())
+        labels.append(batch.labels.cpu())
+    return torch.cat(preds).numpy(), torch.cat(labels).numpy()
+
+
+def accuracy_summary(correct: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, float | int]:
+    """Accuracy with its binomial standard error and per-class accuracy (sample-size honesty)."""
+    n = int(correct.size)
+    acc = float(correct.mean()) if n else float("nan")
+    per_class = [float(correct[labels == c].mean()) if (labels == c).any() else None for c in range(n_classes)]
+    return {
+        "accuracy": acc,
+        "n_correct": int(correct.sum()),
+        "n": n,
+        "std_error": float(np.sqrt(acc * (1 - acc) / n)) if n else float("nan"),
+        "per_class_accuracy": per_class,
+    }

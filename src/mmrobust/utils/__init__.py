@@ -1,0 +1,1 @@
+"""Small helpers shared across subpackages (seeding, atomic files, environment versions)."""
