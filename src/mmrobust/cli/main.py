@@ -20,11 +20,14 @@ app.command("datasets")(datasets_command)
 
 
 def _register_optional_groups() -> None:
-    """Command groups added by later subsystems (proxy, train, study, demo) register themselves here."""
+    """Commands of later subsystems, one module each: a ``typer.Typer`` is a group, a function a command."""
     import importlib
 
     for module_name, attr, name in (
         ("mmrobust.cli.proxy_cmd", "proxy_app", "proxy"),
+        ("mmrobust.cli.train_cmd", "train_command", "train"),
+        ("mmrobust.cli.demo_cmd", "demo_command", "demo"),
+        ("mmrobust.cli.attacks_cmd", "attacks_command", "attacks"),
     ):
         try:
             module = importlib.import_module(module_name)
@@ -32,7 +35,11 @@ def _register_optional_groups() -> None:
             if exc.name == module_name:
                 continue
             raise
-        app.add_typer(getattr(module, attr), name=name)
+        target = getattr(module, attr)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
 
 
 _register_optional_groups()

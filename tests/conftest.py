@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny models built in code and the real data in ``../shared/data`` (skipped if absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+#: where the real CIFAR-10 / Tiny-ImageNet files live; override with MMROBUST_SHARED_DATA
+SHARED_DATA = Path(os.environ.get("MMROBUST_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _few_threads() -> None:
+    """Two cores on CI: keep torch from oversubscribing them."""
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture
+def tiny_model():
+    """A fresh random tiny CLIP (fp32, eval mode, CPU) — chance accuracy, for code paths only."""
+    from mmrobust.models.tiny import build_tiny
+
+    return build_tiny(seed=0)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (set MMROBUST_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cifar10_root(shared_data: Path) -> Path:
+    if not (shared_data / "cifar-10-batches-py").is_dir():
+        pytest.skip(f"CIFAR-10 not found under {shared_data}")
+    return shared_data
+
+
+@pytest.fixture(scope="session")
+def tinyimagenet_root(shared_data: Path) -> Path:
+    if not (shared_data / "tiny-imagenet-200").is_dir():
+        pytest.skip(f"Tiny-ImageNet-200 not found under {shared_data}")
+    return shared_data
