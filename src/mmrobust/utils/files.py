@@ -47,6 +47,8 @@ def check_writable(path: str | os.PathLike) -> Path:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ReportError(f"cannot create output directory {parent}: {exc.strerror or exc}") from None
+    if not parent.is_dir():
+        raise ReportError(f"output path {path} is not writable: {parent} is not a directory")
     if not os.access(parent, os.W_OK):
         raise ReportError(f"output path {path} is not writable (no write permission on {parent})")
     return path
@@ -55,7 +57,10 @@ def check_writable(path: str | os.PathLike) -> Path:
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
     """Call ``writer(tmp_path)`` then rename tmp_path onto ``path``; remove the temp file on failure."""
     path = check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
