@@ -9,6 +9,7 @@ interface, so a new attack never touches the loop.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -19,6 +20,15 @@ from ..models.base import VisionLanguageModel
 from ..eval.zeroshot import ZeroShotClassifier
 
 
+def batch_seed(seed: int, position: int, salt: str = "") -> int:
+    """A 63-bit seed derived from (run seed, batch start position, salt), stable across runs and machines.
+
+    Why: a resumed run must attack batch k exactly as an uninterrupted run did, whatever ran before it.
+    """
+    digest = hashlib.sha256(f"{int(seed)}|{int(position)}|{salt}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
 @dataclass
 class AttackContext:
     """What an attack may use; built once per evaluation run.
@@ -26,6 +36,8 @@ class AttackContext:
     ``classifier`` holds the clean class-prompt embeddings (encoded once); ``prompts[c][t]`` are the clean
     prompts behind them. ``options`` carries the user's attack options (eps as a fraction, norm, steps,
     alpha, restarts, text_words, mlm, ...) exactly as parsed by the CLI, so every attack sees one source.
+    ``attack_images``/``attack_labels`` (optional): a few clean labelled images (pixels in [0, 1]) that
+    task-aware text attacks may use to pick prompts that hurt accuracy (``text_goal=zero-shot-margin``).
     """
 
     model: VisionLanguageModel
@@ -37,6 +49,8 @@ class AttackContext:
     seed: int = 0
     progress: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    attack_images: torch.Tensor | None = None
+    attack_labels: torch.Tensor | None = None
 
 
 @dataclass
@@ -56,7 +70,9 @@ class EvalAttack(ABC):
     """One named attack in an evaluation run.
 
     Lifecycle: ``prepare(ctx)`` once, then ``attack_batch(images, labels)`` per batch (in order, possibly
-    resumed mid-way after ``load_state_dict``), then ``describe()`` for the report.
+    resumed mid-way after ``load_state_dict``), then ``describe()`` for the report. Before each batch the
+    loop calls :meth:`begin_batch` with the batch's position; attacks draw their randomness from
+    :meth:`batch_generator` so every batch is reproducible on its own (resume gives identical results).
     """
 
     #: name as typed on the CLI ("pgd", "bert-attack", "co-attack", ...)
@@ -82,3 +98,20 @@ class EvalAttack(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (called after :meth:`prepare` on resume)."""
+
+    # -------------------------------------------------------------- optional hooks (defaults suffice)
+    def begin_batch(self, position: int) -> None:
+        """Called by the loop before :meth:`attack_batch`; ``position`` = the batch's first index position."""
+        self.batch_position = int(position)
+
+    def batch_generator(self, device: torch.device | str = "cpu") -> torch.Generator:
+        """A generator seeded from (ctx.seed, current batch position, attack name): per-batch determinism."""
+        seed = getattr(getattr(self, "ctx", None), "seed", 0)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(batch_seed(seed, getattr(self, "batch_position", 0), self.name))
+        return generator
+
+    def threat_model(self) -> dict[str, Any] | None:
+        """``{"norm": "Linf"|"L2", "eps": float}`` for attacks that perturb images (the loop then checks every
+        adversarial image is inside that ball and in [0, 1]); ``None`` for attacks that leave images alone."""
+        return None

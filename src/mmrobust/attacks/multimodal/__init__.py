@@ -1,1 +1,2 @@
-"""multimodal attacks."""
+"""Multimodal attacks: adversarial class prompts + PGD images, independent (``sep``) or cooperating
+(``co-attack``). See :mod:`.base`."""

@@ -1,0 +1,196 @@
+"""Adversarial class prompts for zero-shot evaluation (shared by the text and multimodal eval attacks).
+
+As in the study, the class prompts are attacked **once per run** (not per image): every prompt
+``prompts[c][t]`` gets at most N words changed, and the classifier is rebuilt from the adversarial
+prompts. The work happens lazily on first use, so a resumed run that restores the saved prompts
+(:meth:`ClassPromptAttack.load_state_dict`) never re-runs the attack.
+
+Options read from the parsed CLI options dict:
+
+================  ==================================================================================
+text_words        words changed per prompt (default 1; < 1 is an error, never a silent no-op)
+text_candidates   candidates per word (default 10)
+mlm               masked LM for bert-attack (hub id or folder; default bert-base-uncased)
+text_goal         "embedding-kl" (default, the study's), "embedding-cos", or "zero-shot-margin"
+                  (task-aware: needs ``ctx.attack_images``/``attack_labels``)
+text_goal_images  at most this many clean images per class for zero-shot-margin (default 8)
+seed              seeds the typo generator
+================  ==================================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ...data.templates import validate_templates
+from ...errors import ConfigError
+from ...eval.zeroshot import ZeroShotClassifier
+from ..protocol import AttackContext
+from .attacked_text import TextAttackResult
+from .attacker import TextAttacker, eval_mode
+from .goals import Goal, ZeroShotMarginGoal
+from .recipes import RECIPES, build_text_attack, validate_budget
+
+DEFAULT_GOAL_IMAGES_PER_CLASS = 8
+
+
+def int_option(options: dict[str, Any], key: str, default: int) -> int:
+    value = options.get(key)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"option {key} must be an integer, got {value!r}") from None
+
+
+def text_budget(options: dict[str, Any]) -> tuple[int, int]:
+    """(words per prompt, candidates per word), validated at construction so bad input fails before any work."""
+    words = int_option(options, "text_words", 1)
+    candidates = int_option(options, "text_candidates", 10)
+    validate_budget(words, candidates)
+    return words, candidates
+
+
+def goal_images(ctx: AttackContext, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``per_class`` clean images of each class from ``ctx.attack_images`` (the first ones, in order)."""
+    images, labels = getattr(ctx, "attack_images", None), getattr(ctx, "attack_labels", None)
+    if images is None or labels is None or len(images) == 0:
+        raise ConfigError(
+            "text_goal=zero-shot-margin needs a few clean labelled images in the attack context "
+            "(AttackContext.attack_images / attack_labels); use text_goal=embedding-kl otherwise"
+        )
+    labels = torch.as_tensor(labels).long().cpu()
+    keep, seen = [], {}
+    for i, label in enumerate(labels.tolist()):
+        if seen.get(label, 0) < per_class:
+            keep.append(i)
+            seen[label] = seen.get(label, 0) + 1
+    index = torch.tensor(keep)
+    return images[index], labels[index]
+
+
+class ClassPromptAttack:
+    """Attacks ``ctx.prompts`` with a text-attack recipe and keeps the adversarial classifier."""
+
+    def __init__(self, recipe: str, options: dict[str, Any]) -> None:
+        if recipe not in RECIPES:
+            raise ConfigError(f"unknown text-attack recipe {recipe!r}; known: {', '.join(RECIPES)}")
+        self.recipe = recipe
+        self.options = dict(options)
+        self.words, self.candidates = text_budget(self.options)
+        self.goal_name = str(self.options.get("text_goal") or "embedding-kl")
+        self.goal_images_per_class = int_option(self.options, "text_goal_images", DEFAULT_GOAL_IMAGES_PER_CLASS)
+        self.mlm = self.options.get("mlm")
+        self.seed = int_option(self.options, "seed", 0)
+        self.results: list[TextAttackResult] | None = None
+        self.attacker_description: dict[str, Any] = {}
+        self._classifier: ZeroShotClassifier | None = None
+
+    # ------------------------------------------------------------------ running
+    def prepare(self, ctx: AttackContext) -> None:
+        if not ctx.prompts or not ctx.prompts[0]:
+            raise ConfigError("text attack: there are no class prompts to attack (empty class or template list)")
+        validate_templates(ctx.templates)  # a template without '{}' is an error here too, not a silent no-op
+        self.ctx = ctx
+        if self.options.get("seed") is None:
+            self.seed = int(ctx.seed)  # the run's seed drives the typo generator unless the options say otherwise
+        self.results = None
+        self._classifier = None
+
+    def _goal(self) -> str | Goal:
+        if self.goal_name != ZeroShotMarginGoal.name:
+            return self.goal_name
+        ctx = self.ctx
+        images, labels = goal_images(ctx, self.goal_images_per_class)
+        with eval_mode(ctx.model), torch.no_grad():
+            features = torch.cat([
+                ctx.model.encode_image(images[s : s + 64].to(ctx.device), normalize=True)
+                for s in range(0, len(images), 64)
+            ])
+        return ZeroShotMarginGoal(ctx.model, features, labels.to(ctx.device), len(ctx.prompts), len(ctx.prompts[0]))
+
+    def build_attacker(self) -> TextAttacker:
+        return build_text_attack(
+            self.recipe, self.ctx.model, max_words=self.words, candidates=self.candidates,
+            mlm=self.mlm, goal=self._goal(), seed=self.seed,
+        )
+
+    def ensure(self) -> None:
+        """Run the attack if it has not run (nor been restored) yet."""
+        if self.results is not None:
+            return
+        attacker = self.build_attacker()
+        flat = [p for per_class in self.ctx.prompts for p in per_class]
+        self.results = attacker.attack(flat, progress=self.ctx.progress)
+        self.attacker_description = attacker.describe()
+
+    # ------------------------------------------------------------------ results
+    @property
+    def adversarial_prompts(self) -> list[list[str]]:
+        self.ensure()
+        per_class = len(self.ctx.prompts[0])
+        flat = [r.perturbed for r in self.results]
+        return [flat[c * per_class : (c + 1) * per_class] for c in range(len(self.ctx.prompts))]
+
+    @property
+    def classifier(self) -> ZeroShotClassifier:
+        """The zero-shot classifier on the adversarial prompts (encoded once)."""
+        if self._classifier is None:
+            with eval_mode(self.ctx.model), torch.no_grad():
+                self._classifier = self.ctx.classifier.with_prompts(self.adversarial_prompts)
+        return self._classifier
+
+    def describe(self) -> dict[str, Any]:
+        self.ensure()
+        per_class = len(self.ctx.prompts[0])
+        prompts = [
+            {"class": self.ctx.classes[i // per_class] if i // per_class < len(self.ctx.classes) else i // per_class,
+             "template_index": i % per_class, **r.to_dict()}
+            for i, r in enumerate(self.results)
+        ]
+        n_changed = sum(1 for r in self.results if r.n_changed > 0)
+        block: dict[str, Any] = {
+            "text_attack": self.recipe,
+            "text_words": self.words,
+            "text_candidates": self.candidates,
+            "text_goal": self.goal_name,
+            "mlm": self.mlm if self.recipe == "bert-attack" else None,
+            "attacker": self.attacker_description,
+            "n_prompts": len(self.results),
+            "n_prompts_changed": n_changed,
+            "words_changed": sum(r.n_changed for r in self.results),
+            "queries": sum(r.queries for r in self.results),
+            "n_prompts_truncated": sum(1 for r in self.results if r.truncated),
+            "prompts": prompts,
+        }
+        warnings = []
+        if n_changed == 0:
+            warnings.append(
+                "the text attack changed no prompt (no acceptable candidate improved the goal): "
+                "its accuracy is the clean accuracy, not a robustness measurement"
+            )
+        if block["n_prompts_truncated"]:
+            warnings.append(f"{block['n_prompts_truncated']} prompt(s) exceed the model's context and were truncated")
+        block["warnings"] = warnings
+        return block
+
+    def state_dict(self) -> dict[str, Any]:
+        self.ensure()
+        return {"recipe": self.recipe, "results": [r.to_dict() for r in self.results],
+                "attacker": self.attacker_description}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = [TextAttackResult.from_dict(r) for r in state.get("results", [])]
+        flat = [p for per_class in self.ctx.prompts for p in per_class]
+        if [r.original for r in saved] != flat:
+            raise ConfigError(
+                "the saved adversarial prompts do not match this run's class prompts "
+                "(classes or templates changed since the interrupted run); start a new run"
+            )
+        self.results = saved
+        self.attacker_description = dict(state.get("attacker", {}))
+        self._classifier = None
+

@@ -1,0 +1,71 @@
+"""Recipes: the published/built-in text attacks as a few lines wiring goal, transformation, constraints
+and search. Recombine the parts directly for anything else (see :class:`~.attacker.TextAttacker`).
+
+=============  ==========================================================================================
+``bert-attack`` the study's BERT-Attack: masked-LM top-k (k=10, logit >= 0.3), stop words and ``##``
+                pieces filtered, greedy by [UNK]-importance, at most N words, embedding-KL goal
+``embed-sub``   the same search with nearest neighbours in a word-embedding table (no extra model)
+``typo``        the same search with seeded one-character edits (swap, drop, insert, keyboard)
+=============  ==========================================================================================
+"""
+
+from __future__ import annotations
+
+from .attacker import TextAttacker
+from .constraints import MinWordLengthConstraint, default_word_constraints
+from .goals import Goal, make_goal
+from .mlm import MaskedLanguageModel
+from .search import GreedyWordImportanceSearch
+from .transformations import CharacterEditSwap, EmbeddingNeighbourSwap, MaskedLMSwap
+from ...errors import ConfigError
+from ...models.base import VisionLanguageModel
+
+RECIPES = ("bert-attack", "embed-sub", "typo")
+
+#: the study's masked LM (needs network or a local copy)
+DEFAULT_MLM = "bert-base-uncased"
+
+
+def validate_budget(max_words: int, candidates: int) -> None:
+    """A budget of 0 words would silently evaluate the clean model under an attack's name: refuse it."""
+    if int(max_words) < 1:
+        raise ConfigError(f"text attack: words to change must be >= 1 (got {max_words}); 0 would be no attack")
+    if int(candidates) < 1:
+        raise ConfigError(f"text attack: candidates per word must be >= 1 (got {candidates})")
+
+
+def build_text_attack(
+    recipe: str,
+    model: VisionLanguageModel,
+    *,
+    max_words: int = 1,
+    candidates: int = 10,
+    mlm: "str | MaskedLanguageModel | None" = None,
+    goal: "str | Goal" = "embedding-kl",
+    seed: int = 0,
+    mlm_threshold: float = 0.3,
+) -> TextAttacker:
+    """A ready :class:`TextAttacker` for ``recipe`` against ``model``.
+
+    ``goal`` is a name ("embedding-kl" = the study's, "embedding-cos", "pair-similarity") or a
+    :class:`~.goals.Goal` such as :class:`~.goals.ZeroShotMarginGoal`. ``mlm`` (bert-attack only) is a
+    hub id, a local folder or an already loaded :class:`~.mlm.MaskedLanguageModel`; default
+    ``bert-base-uncased``.
+    """
+    recipe = recipe.lower().strip()
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown text-attack recipe {recipe!r}; known: {', '.join(RECIPES)}")
+    validate_budget(max_words, candidates)
+    constraints = default_word_constraints()
+    options: dict = {"max_words": int(max_words), "candidates": int(candidates)}
+    if recipe == "bert-attack":
+        loaded = mlm if isinstance(mlm, MaskedLanguageModel) else MaskedLanguageModel.load(mlm or DEFAULT_MLM, model.device)
+        transformation = MaskedLMSwap(loaded, k=candidates, threshold=mlm_threshold)
+    elif recipe == "embed-sub":
+        transformation = EmbeddingNeighbourSwap.from_model(model, k=candidates)
+    else:
+        transformation = CharacterEditSwap(k=candidates, seed=seed)
+        constraints.append(MinWordLengthConstraint(3))
+        options["seed"] = int(seed)
+    search = GreedyWordImportanceSearch(max_words=max_words)
+    return TextAttacker(model, make_goal(goal, model), transformation, constraints, search, recipe=recipe, options=options)
