@@ -28,12 +28,35 @@ def eval_command(
         None, "--logit-scale", help="Fix the temperature (the study evaluates at 100); default: the model's."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    attack: Optional[str] = typer.Option(
+        None, "--attack", "-a",
+        help="Comma-separated attacks (see `mmrobust attacks`), e.g. pgd,apgd,square. Every attack attacks every batch.",
+    ),
+    eps: Optional[float] = typer.Option(
+        None, "--eps", help="Budget K: K/255 for --norm linf (e.g. 4 = 4/255); the raw L2 radius for --norm l2."
+    ),
+    norm: str = typer.Option("linf", "--norm", help="Threat model of image attacks: linf or l2."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Attack iterations (default 10)."),
+    alpha: Optional[float] = typer.Option(
+        None, "--alpha", help="PGD step size, same units as --eps (default eps/4)."
+    ),
+    restarts: int = typer.Option(1, "--restarts", help="Random restarts of PGD/APGD/Square (per-example worst kept)."),
+    square_queries: Optional[int] = typer.Option(None, "--square-queries", help="Query budget of Square (default 1000)."),
+    text_words: int = typer.Option(1, "--text-words", help="Text attacks: words changed per prompt."),
+    mlm: Optional[str] = typer.Option(None, "--mlm", help="Text attacks: masked language model spec (BERT-Attack)."),
+    text_candidates: int = typer.Option(10, "--text-candidates", help="Text attacks: substitution candidates per word."),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue an interrupted attack run from <output>.state.json."
+    ),
+    no_sanity: bool = typer.Option(False, "--no-sanity", help="Skip the robustness sanity checks (report says so)."),
 ) -> None:
-    """Evaluate zero-shot classification and write one JSON report."""
+    """Evaluate zero-shot classification (clean, or under attacks) and write one JSON report."""
     config = EvalConfig(
         model=model, dataset=dataset, data_root=data_root, split=split, n_samples=n_samples,
         batch_size=batch_size, device=device, seed=seed, templates=templates, output=output,
-        logit_scale=logit_scale, progress=not quiet,
+        logit_scale=logit_scale, progress=not quiet, attacks=attack, eps=eps, norm=norm, steps=steps,
+        alpha=alpha, restarts=restarts, square_queries=square_queries, text_words=text_words, mlm=mlm,
+        text_candidates=text_candidates, resume=resume, sanity=not no_sanity,
     )
     report = run_evaluation(config)
     clean = report["metrics"]["clean"]
@@ -42,4 +65,13 @@ def eval_command(
         f"(n={report['n_samples']}, seed={report['seed']}): clean accuracy "
         f"{100 * clean['accuracy']:.2f}% ± {100 * clean['std_error']:.2f}"
     )
+    for name, block in report["metrics"].get("attacks", {}).items():
+        typer.echo(f"  {name:<12} robust accuracy {100 * block['accuracy']:.2f}%  "
+                   f"(success rate {100 * (block['attack_success_rate'] or 0):.1f}% of correct, {block['seconds']:.1f}s)")
+    if "worst_case" in report["metrics"]:
+        typer.echo(f"  worst case   robust accuracy {100 * report['metrics']['worst_case']['accuracy']:.2f}%")
+        if report.get("unreliable"):
+            typer.echo(f"  UNRELIABLE: failed sanity checks {', '.join(report['sanity']['failed'])}", err=True)
+        elif report.get("sanity", {}).get("ran"):
+            typer.echo(f"  sanity checks passed: {', '.join(report['sanity']['checks_run'])}")
     typer.echo(f"report: {output}")

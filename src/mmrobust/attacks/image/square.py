@@ -1,0 +1,120 @@
+"""Square Attack (Andriushchenko et al., ECCV 2020), L-inf: a score-based black-box attack.
+
+Written from the paper's algorithm: start from vertical stripes of +-eps, then repeatedly pick a random
+square window (side shrinking on the paper's schedule), set it to a random +-eps value per channel and
+keep the change if the margin loss went down. It never looks at gradients, so it is the control that
+tells a robust model from a gradient-masked one: if Square beats PGD, the white-box numbers are wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ...errors import ConfigError
+from .base import Classifier, ImageAttack, check_positive, check_steps, random_uniform
+from .losses import margin_loss
+
+#: (fraction of the query budget in 1/10000, divisor of p_init) — the paper's halving schedule
+_P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128),
+               (8000, 256))
+
+
+def square_fraction(p_init: float, iteration: int, n_queries: int) -> float:
+    """Fraction of the pixels the square covers at ``iteration`` (rescaled to a 10 000 query budget)."""
+    it = int(iteration / max(n_queries, 1) * 10000)
+    for bound, divisor in _P_SCHEDULE:
+        if it <= bound:
+            return p_init / divisor
+    return p_init / 512
+
+
+class Square(ImageAttack):
+    """``Square(classifier, eps, n_queries=1000)(images, labels)``: L-inf random-search attack.
+
+    Only ``norm="Linf"`` is implemented (L2 Square is a gap). One query = one forward pass per example.
+    ``queries_used`` after a call holds the mean number of queries per example.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        eps: float,
+        n_queries: int = 1000,
+        norm: str = "Linf",
+        p_init: float = 0.05,
+        targeted: bool = False,
+        restarts: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(classifier, eps, norm, targeted, generator)
+        if self.norm != "Linf":
+            raise ConfigError("the Square attack is implemented for linf only (use --norm linf)")
+        self.n_queries = check_steps(n_queries, "n_queries")
+        self.restarts = check_steps(restarts, "restarts")
+        self.p_init = check_positive("p_init", p_init)
+        self.queries_used = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "n_queries": self.n_queries, "p_init": self.p_init, "restarts": self.restarts,
+                "loss": "margin"}
+
+    def _randint(self, high: int, like: torch.Tensor) -> int:
+        return int(random_uniform((1,), self.generator, like).item() * high) if high > 0 else 0
+
+    def _random_sign(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        return torch.where(random_uniform(shape, self.generator, like) < 0.5, -1.0, 1.0)
+
+    @torch.no_grad()
+    def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        if self.targeted and targets is None:
+            targets = self._default_targets(images, labels)
+        if not self.targeted:
+            targets = None
+        best = images.clone()
+        done = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
+        queries = torch.zeros(images.shape[0], device=images.device)
+        for restart in range(self.restarts):
+            todo = (~done).nonzero().squeeze(1)
+            if todo.numel() == 0:
+                break
+            t = None if targets is None else targets[todo]
+            adv, success, used = self._one_run(images[todo], labels[todo], t)
+            take = success if restart else torch.ones_like(success)
+            best[todo[take]] = adv[take]
+            done[todo[success]] = True
+            queries[todo] += used
+        self.queries_used = float(queries.mean()) if queries.numel() else 0.0
+        return best
+
+    def _margin(self, x: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        """Minimised; < 0 means success."""
+        return -margin_loss(self._logits(x), labels, targets)
+
+    def _one_run(self, images, labels, targets):
+        n, c, h, w = images.shape
+        eps = self.eps
+        stripes = self._random_sign((n, c, 1, w), images) * eps
+        adv = (images + stripes).clamp(0, 1)
+        margin = self._margin(adv, labels, targets)
+        used = torch.ones(n, device=images.device)
+        for i in range(self.n_queries - 1):
+            active = (margin >= 0).nonzero().squeeze(1)
+            if active.numel() == 0:
+                break
+            p = square_fraction(self.p_init, i, self.n_queries)
+            side = min(max(int(round(math.sqrt(p * h * w))), 1), h - 1 if h > 1 else 1)
+            top, left = self._randint(h - side, images), self._randint(w - side, images)
+            x_act, adv_act = images[active], adv[active]
+            delta = adv_act - x_act
+            window = self._random_sign((active.numel(), c, 1, 1), images) * eps
+            delta[:, :, top : top + side, left : left + side] = window
+            candidate = (x_act + delta).clamp(0, 1)
+            new_margin = self._margin(candidate, labels[active], None if targets is None else targets[active])
+            used[active] += 1
+            better = new_margin < margin[active]
+            adv[active[better]] = candidate[better]
+            margin[active[better]] = new_margin[better]
+        return adv, margin < 0, used

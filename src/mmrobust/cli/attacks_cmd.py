@@ -1,0 +1,24 @@
+"""``mmrobust attacks``: the attacks ``mmrobust eval --attack`` accepts, with their modality."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from ..attacks.registry import list_attacks
+from .errors import user_errors_exit
+
+
+@user_errors_exit
+def attacks_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List the available attacks (name, modality, description)."""
+    rows = list_attacks()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for row in rows:
+        typer.echo(f"{row['name']:<{width}}  {row['modality']:<10}  {row['description']}")

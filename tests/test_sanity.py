@@ -1,0 +1,104 @@
+"""Sanity checks: a gradient-masked model must be flagged unreliable; honest runs pass; skipped checks say so."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmrobust.attacks.protocol import AttackContext, BatchOutcome, EvalAttack
+from mmrobust.data import load_dataset
+from mmrobust.eval.resume import EvalState
+from mmrobust.eval.robust import prepare_attacks, run_attacks
+from mmrobust.eval.run import EvalConfig, run_evaluation
+from mmrobust.eval.sanity import run_sanity_checks
+from mmrobust.eval.zeroshot import ZeroShotClassifier, build_prompts
+from robust_test_models import masked_digits_model, prototype_digits_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def evaluate(model, tmp_path, **kwargs):
+    config = EvalConfig(model="test", dataset="digits", n_samples=64, batch_size=32, attacks="pgd,square", eps=16,
+                        steps=10, square_queries=100, progress=False, output=str(tmp_path / "r.json"))
+    for key, value in kwargs.items():
+        setattr(config, key, value)
+    return run_evaluation(config, model=model)
+
+
+def test_masked_gradient_model_is_flagged_unreliable(tmp_path, capsys):
+    report = evaluate(masked_digits_model(), tmp_path)
+    assert report["unreliable"] is True and report["sanity"]["unreliable"] is True
+    assert "gradients" in report["sanity"]["failed"]
+    assert report["sanity"]["checks"]["gradients"]["zero_fraction"] == 1.0
+    assert "UNRELIABLE" in capsys.readouterr().err
+
+
+def test_honest_model_passes_every_check(tmp_path, capsys):
+    report = evaluate(prototype_digits_model(), tmp_path)
+    sanity = report["sanity"]
+    assert report["unreliable"] is False, sanity["failed"]
+    assert set(sanity["checks_run"]) == {"robust_le_clean", "threat_model", "gradients", "steps_monotone",
+                                         "eps_monotone", "large_eps", "square_vs_whitebox", "batch_size"}
+    assert sanity["checks"]["large_eps"]["accuracy"] <= 0.05
+    assert "UNRELIABLE" not in capsys.readouterr().err
+
+
+def test_l2_runs_skip_square_with_a_reason(tmp_path):
+    report = evaluate(prototype_digits_model(), tmp_path, attacks="pgd", norm="l2", eps=2.0)
+    assert "square_vs_whitebox" in report["sanity"]["checks_skipped"]
+    assert "large_eps" in report["sanity"]["checks_run"]
+
+
+def test_no_sanity_claims_nothing(tmp_path):
+    report = evaluate(prototype_digits_model(), tmp_path, attacks="fgsm", sanity=False)
+    assert report["sanity"]["ran"] is False and report["unreliable"] is None
+
+
+class _IdentityTextAttack(EvalAttack):
+    name, modality = "fake-text", "text"
+
+    def attack_batch(self, images, labels):
+        with torch.no_grad():
+            return BatchOutcome(correct=(self.ctx.classifier(images).argmax(1) == labels).cpu())
+
+
+class _HelpfulAttack(EvalAttack):
+    """A broken 'attack' that makes every prediction correct: robust > clean must be caught."""
+
+    name, modality = "helpful", "text"
+
+    def attack_batch(self, images, labels):
+        return BatchOutcome(correct=torch.ones(len(labels), dtype=torch.bool))
+
+
+def _text_only_sanity(attacks):
+    model = prototype_digits_model()
+    ds = load_dataset("digits")
+    clf = ZeroShotClassifier.from_prompts(model, ds.classes, ds.templates)
+    ctx = AttackContext(model, clf, ds.classes, ds.templates, build_prompts(ds.classes, ds.templates),
+                        torch.device("cpu"), progress=False, options={"eps": None, "norm": "Linf"})
+    state = EvalState(config_hash="x")
+    prepare_attacks(attacks, ctx, state)
+    indices = list(range(40))
+    run_attacks(ctx, attacks, ds, indices, 20, state)
+    return run_sanity_checks(ctx, attacks, state, ds, indices, 20)
+
+
+def test_text_only_runs_say_which_checks_ran():
+    sanity = _text_only_sanity([_IdentityTextAttack()])
+    assert sanity["checks_run"] == ["robust_le_clean"]
+    for name in ("gradients", "large_eps", "steps_monotone", "eps_monotone", "batch_size", "square_vs_whitebox",
+                 "threat_model"):
+        assert name in sanity["checks_skipped"]
+    assert sanity["unreliable"] is False
+
+
+def test_an_attack_that_raises_accuracy_is_caught():
+    sanity = _text_only_sanity([_HelpfulAttack()])
+    assert sanity["failed"] == ["robust_le_clean"] and sanity["unreliable"] is True
