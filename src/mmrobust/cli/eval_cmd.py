@@ -45,6 +45,16 @@ def eval_command(
     text_words: int = typer.Option(1, "--text-words", help="Text attacks: words changed per prompt."),
     mlm: Optional[str] = typer.Option(None, "--mlm", help="Text attacks: masked language model spec (BERT-Attack)."),
     text_candidates: int = typer.Option(10, "--text-candidates", help="Text attacks: substitution candidates per word."),
+    text_attack: Optional[str] = typer.Option(
+        None, "--text-attack", help="Text recipe inside sep/co-attack: bert-attack, embed-sub or typo."
+    ),
+    text_goal: str = typer.Option(
+        "embedding-kl", "--text-goal",
+        help="Text attacks' goal: embedding-kl (the study's, label-free), embedding-cos, or zero-shot-margin (task-aware).",
+    ),
+    text_goal_images: int = typer.Option(
+        8, "--text-goal-images", help="zero-shot-margin: clean images per class the attacker may look at."
+    ),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue an interrupted attack run from <output>.state.json."
     ),
@@ -56,7 +66,8 @@ def eval_command(
         batch_size=batch_size, device=device, seed=seed, templates=templates, output=output,
         logit_scale=logit_scale, progress=not quiet, attacks=attack, eps=eps, norm=norm, steps=steps,
         alpha=alpha, restarts=restarts, square_queries=square_queries, text_words=text_words, mlm=mlm,
-        text_candidates=text_candidates, resume=resume, sanity=not no_sanity,
+        text_candidates=text_candidates, text_attack=text_attack, text_goal=text_goal,
+        text_goal_images=text_goal_images, resume=resume, sanity=not no_sanity,
     )
     report = run_evaluation(config)
     clean = report["metrics"]["clean"]

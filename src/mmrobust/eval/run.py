@@ -18,7 +18,7 @@ import torch
 
 from ..data import load_dataset, resolve_templates, subsample_indices
 from ..data.sampling import indices_sha256
-from ..errors import ConfigError
+from ..errors import ConfigError, MMRobustError
 from ..models import load_model
 from ..models.base import VisionLanguageModel
 from ..utils.device import resolve_device
@@ -64,6 +64,12 @@ class EvalConfig:
     text_words: int = 1
     mlm: str | None = None
     text_candidates: int = 10
+    #: text recipe used inside multimodal attacks (default: bert-attack with --mlm, else embed-sub)
+    text_attack: str | None = None
+    #: "embedding-kl" (the study's, label-free), "embedding-cos" or "zero-shot-margin" (task-aware)
+    text_goal: str = "embedding-kl"
+    #: zero-shot-margin: clean labelled images per class the text attack may look at
+    text_goal_images: int = 8
     resume: bool = True
     sanity: bool = True
 
@@ -107,8 +113,40 @@ def attack_options(config: EvalConfig) -> dict[str, Any]:
     if int(config.text_candidates) < 1:
         raise ConfigError(f"--text-candidates must be at least 1, got {config.text_candidates}")
     options.update(steps=config.steps, restarts=int(config.restarts), square_queries=config.square_queries,
-                   text_words=int(config.text_words), mlm=config.mlm, text_candidates=int(config.text_candidates))
+                   text_words=int(config.text_words), mlm=config.mlm, text_candidates=int(config.text_candidates),
+                   text_goal=config.text_goal, text_goal_images=int(config.text_goal_images))
+    if config.text_attack is not None:
+        options["text_attack"] = config.text_attack
     return options
+
+
+def goal_image_set(config: EvalConfig, dataset, eval_indices, per_class: int) -> tuple[Any, Any, dict[str, Any]]:
+    """Clean labelled images a task-aware text attack may use to choose its words.
+
+    Why another split: the attacker choosing prompts from the very images it is scored on would be an
+    optimistic (transductive) attack; the train split is used when the dataset has one, else the evaluation
+    images themselves — the report says which.
+    """
+    import numpy as np
+
+    source, split = dataset, dataset.split
+    if dataset.split != "train":
+        try:
+            source, split = load_dataset(config.dataset, config.data_root, "train"), "train"
+        except MMRobustError:
+            source, split = dataset, dataset.split
+    labels = np.asarray(source.labels)
+    candidates = np.arange(len(labels)) if source is not dataset else np.asarray(eval_indices)
+    rng = np.random.default_rng(config.seed)
+    chosen = []
+    for c in range(len(dataset.classes)):
+        members = candidates[labels[candidates] == c]
+        chosen.extend(rng.permutation(members)[:per_class].tolist())
+    chosen.sort()
+    images = torch.stack([source[int(i)][0] for i in chosen]) if chosen else torch.empty(0)
+    targets = torch.tensor([int(labels[i]) for i in chosen], dtype=torch.long)
+    return images, targets, {"split": split, "n": len(chosen), "per_class": per_class,
+                             "from_evaluation_images": source is dataset}
 
 
 def build_attacks(names: list[str], options: dict[str, Any]) -> list:
@@ -223,6 +261,10 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     ctx = AttackContext(model=model, classifier=classifier, classes=list(dataset.classes), templates=list(templates),
                         prompts=prompts, device=device, seed=config.seed, progress=config.progress,
                         options=dict(options))
+    if options.get("text_goal") == "zero-shot-margin" and any(a.modality != "image" for a in attacks):
+        ctx.attack_images, ctx.attack_labels, goal_info = goal_image_set(
+            config, dataset, indices, int(options.get("text_goal_images") or 8))
+        report["text_goal_images"] = goal_info
     digest = config_hash({
         "model": config.model, "weights": weights_fingerprint(model), "dataset": dataset.describe(),
         "templates": list(templates), "indices": indices_sha256(indices), "batch_size": config.batch_size,

@@ -1,0 +1,16 @@
+"""The task-aware text goal reaches the text attacks from the CLI config, with images from another split."""
+
+from __future__ import annotations
+
+from mmrobust.eval.run import EvalConfig, run_evaluation
+
+
+def test_zero_shot_margin_goal_uses_train_images(tmp_path) -> None:
+    config = EvalConfig(model="tiny", dataset="digits", n_samples=20, batch_size=20, attacks="typo",
+                        text_goal="zero-shot-margin", text_goal_images=2, output=str(tmp_path / "r.json"),
+                        progress=False)
+    report = run_evaluation(config)
+    info = report["text_goal_images"]
+    assert info == {"split": "train", "n": 20, "per_class": 2, "from_evaluation_images": False}
+    assert report["attack_options"]["text_goal"] == "zero-shot-margin"
+    assert report["metrics"]["by_modality"]["text"] <= report["metrics"]["by_modality"]["clean"]
