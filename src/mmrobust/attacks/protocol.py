@@ -51,6 +51,9 @@ class AttackContext:
     options: dict[str, Any] = field(default_factory=dict)
     attack_images: torch.Tensor | None = None
     attack_labels: torch.Tensor | None = None
+    #: run-scoped results attacks may share (e.g. the adversarial class prompts, which ``embed-sub``,
+    #: ``sep`` and ``co-attack`` in one run would otherwise each compute); owned by this context only
+    shared: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass

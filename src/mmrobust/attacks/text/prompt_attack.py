@@ -122,10 +122,16 @@ class ClassPromptAttack:
         """Run the attack if it has not run (nor been restored) yet."""
         if self.results is not None:
             return
+        key = ("class-prompt-attack", self.recipe, self.words, self.candidates, self.goal_name,
+               self.goal_images_per_class, self.mlm, self.seed)
+        if key in self.ctx.shared:  # the same text attack already ran in this evaluation (e.g. for sep)
+            self.results, self.attacker_description = self.ctx.shared[key]
+            return
         attacker = self.build_attacker()
         flat = [p for per_class in self.ctx.prompts for p in per_class]
         self.results = attacker.attack(flat, progress=self.ctx.progress)
         self.attacker_description = attacker.describe()
+        self.ctx.shared[key] = (self.results, self.attacker_description)
 
     # ------------------------------------------------------------------ results
     @property
