@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import torch
@@ -193,6 +194,9 @@ class VisionLanguageModel(nn.Module, ABC):
             return next(self.parameters()).device
         except StopIteration:
             return self.pixel_mean.device
+
+    def write_checkpoint_files(self, folder: Path) -> None:
+        """Backend files a checkpoint needs besides weights and config (e.g. tokenizer files); none by default."""
 
     def checkpoint_config(self) -> dict[str, Any]:
         """How to rebuild this model's architecture when loading an mmrobust checkpoint of it."""

@@ -60,9 +60,7 @@ def save_checkpoint(model: VisionLanguageModel, folder: str | Path, metadata: di
     vocab = getattr(model, "vocab_file", None)
     if vocab is not None and Path(vocab).resolve() != (folder / VOCAB_NAME).resolve():
         atomic_write(folder / VOCAB_NAME, lambda tmp: shutil.copyfile(vocab, tmp))
-    write_extra = getattr(model, "write_checkpoint_files", None)
-    if write_extra is not None:  # backend files besides the weights (configs, tokenizer files)
-        write_extra(folder)
+    model.write_checkpoint_files(folder)
     config.update(
         {
             "format": FORMAT,

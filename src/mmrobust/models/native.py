@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .base import TextTokens, Tokenizer, VisionLanguageModel
@@ -21,6 +22,9 @@ from .towers import build_image_tower, build_text_tower
 #: CLIP's pixel statistics (OpenAI), the default normalisation of mmrobust's own models
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+#: resize modes NativeCLIP handles itself (see :meth:`NativeCLIP.preprocess`)
+ANTIALIASED_RESIZE_MODES = ("area", "bicubic-aa", "bilinear-aa")
 
 
 class NativeCLIP(VisionLanguageModel):
@@ -54,6 +58,26 @@ class NativeCLIP(VisionLanguageModel):
         self.vocab_file = Path(vocab_file) if vocab_file is not None else default_vocab_file()
         self._tokenizer = WordPieceTokenizer(self.vocab_file, context_length=tok_cfg.get("context_length", 32))
         self.max_logit_scale = float(config.get("max_logit_scale", 100.0))
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """As the base class, plus two anti-aliased resize modes for models trained on downscaled photos.
+
+        ``"area"`` (box filter) and ``"bicubic-aa"`` / ``"bilinear-aa"`` (``antialias=True``) avoid the
+        aliasing plain bicubic produces when shrinking e.g. 64 px Tiny-ImageNet images to 32 px; they are
+        differentiable, so attacks still see through them. Other modes behave exactly as before.
+        """
+        if self.resize_mode not in ANTIALIASED_RESIZE_MODES:
+            return super().preprocess(images)
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape N x 3 x H x W, got {tuple(images.shape)}")
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            size = (self.image_size, self.image_size)
+            if self.resize_mode == "area":
+                images = F.interpolate(images, size=size, mode="area")
+            else:
+                mode = self.resize_mode.removesuffix("-aa")
+                images = F.interpolate(images, size=size, mode=mode, align_corners=False, antialias=True)
+        return (images - self.pixel_mean) / self.pixel_std
 
     def _encode_normalized_images(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.image_projection(self.image_tower(pixels))
