@@ -28,6 +28,7 @@ def _register_optional_groups() -> None:
         ("mmrobust.cli.train_cmd", "train_command", "train"),
         ("mmrobust.cli.demo_cmd", "demo_command", "demo"),
         ("mmrobust.cli.attacks_cmd", "attacks_command", "attacks"),
+        ("mmrobust.cli.study_cmd", "study_app", "study"),
     ):
         try:
             module = importlib.import_module(module_name)
