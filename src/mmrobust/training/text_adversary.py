@@ -1,0 +1,33 @@
+"""The training-time text attack: perturb the distinct captions of a batch against the current text encoder.
+
+Uses the evaluation toolkit's text recipes (``embed-sub`` offline by default, ``bert-attack`` with a masked
+LM, ``typo``) with the reference's untargeted goal: push the caption's embedding away from the clean one
+(``embedding-kl``), using no label and no image.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..errors import ConfigError
+from ..models.base import VisionLanguageModel
+from .config import TrainConfig
+from .objectives.base import TextAdversary
+
+
+def build_text_adversary(config: TrainConfig, model: VisionLanguageModel) -> TextAdversary:
+    """``adversary(texts) -> perturbed texts`` for ``config.text_attack`` on ``model`` (which keeps training)."""
+    try:
+        from ..attacks.text.recipes import build_text_attack
+    except ImportError as exc:  # the text-attack package is optional at import time
+        raise ConfigError(f"--method {config.method} needs the text attacks, which are unavailable: {exc}") from None
+    attacker = build_text_attack(
+        config.text_attack, model, max_words=config.text_words, candidates=config.text_candidates,
+        goal="embedding-kl", seed=config.seed,
+    )
+
+    def adversary(texts: Sequence[str]) -> list[str]:
+        results = attacker.attack(list(texts))
+        return [result.perturbed for result in results]
+
+    return adversary

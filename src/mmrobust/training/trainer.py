@@ -1,0 +1,409 @@
+"""The fine-tuning loop shared by every defense: data order, attacks, update, checks, checkpoints, logs.
+
+One step: load this rank's slice of the global batch -> the objective crafts adversarial inputs -> every
+parameter gradient is cleared -> the objective's loss is checked for NaN/inf and back-propagated ->
+gradients are averaged over ranks and clipped -> AdamW step. The model stays in eval mode throughout:
+CLIP's towers have no dropout or batch norm, and for towers that do (the proxies' CNNs) adversarial batch
+statistics would drift the running averages and make a data-parallel run differ from a single process.
+
+Everything random is a function of the run's seed and the step's position (epoch order, attack noise),
+so a run killed at any point and resumed from its last checkpoint ends with the same weights as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data import load_dataset, resolve_templates, subsample_indices
+from ..data.base import ImageClassificationDataset
+from ..data.sampling import indices_sha256
+from ..errors import ConfigError, NumericalError
+from ..eval.zeroshot import build_prompts
+from ..models import load_model, save_checkpoint
+from ..models.base import VisionLanguageModel
+from ..utils.environment import environment_versions
+from ..utils.files import atomic_write, write_json_atomic
+from ..utils.seeding import seed_everything
+from .batching import epoch_order, global_batches, shard, training_indices
+from .checkpointing import (
+    Position,
+    check_same_model,
+    has_checkpoint,
+    load_model_weights,
+    model_fingerprint,
+    read_latest,
+    restore_rng_state,
+    rng_state,
+    save_training_checkpoint,
+)
+from .config import TrainConfig, eps_label
+from .distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    average_gradients,
+    broadcast_parameters,
+    setup_distributed,
+)
+from .evaluation import evaluate_model
+from .objectives import OBJECTIVES, Objective, ObjectiveContext, TrainBatch
+from .param_selection import TrainableSelection, select_trainable
+from .visual_prompt import PromptedModel, fold_prompt_into_model
+
+LOG_NAME = "log.jsonl"
+REPORT_NAME = "report.json"
+FINAL_NAME = "final"
+
+
+@dataclass
+class StepInfo:
+    """Passed to a step hook after every optimizer step (progress displays, tests that kill a run)."""
+
+    epoch: int
+    step_in_epoch: int
+    global_step: int
+    loss: float
+    output_dir: Path
+
+
+StepHook = Callable[[StepInfo], None]
+
+
+def step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
+    """The seed of one step's attack noise: a pure function of the position (restorable, per rank)."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(step), int(rank), 0xA77]).generate_state(1)[0])
+
+
+class Trainer:
+    """Runs one :class:`TrainConfig`; :meth:`run` returns the final report (also written to disk)."""
+
+    def __init__(
+        self, config: TrainConfig, dist_ctx: DistributedContext | None = None, step_hook: StepHook | None = None
+    ) -> None:
+        self.config = config.validate()
+        self.output_dir = Path(config.output_dir)
+        self.step_hook = step_hook
+        self.dist = dist_ctx or setup_distributed(config.device)
+        self.history: list[dict[str, Any]] = []
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ setup
+    def _prepare_output_dir(self) -> None:
+        exists = has_checkpoint(self.output_dir)
+        if self.config.resume and not exists:
+            raise ConfigError(f"--resume: no training checkpoint in {self.output_dir}")
+        if not self.config.resume and (exists or (self.output_dir / REPORT_NAME).exists()):
+            raise ConfigError(
+                f"{self.output_dir} already holds a training run; pass --resume to continue it or choose another "
+                "--output-dir"
+            )
+        if self.dist.is_main:
+            try:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create --output-dir {self.output_dir}: {exc.strerror or exc}") from None
+        self.dist.barrier()
+
+    def _load_data(self) -> None:
+        cfg = self.config
+        self.train_set: ImageClassificationDataset = load_dataset(cfg.dataset, cfg.data_root, cfg.train_split)
+        self.eval_set: ImageClassificationDataset = load_dataset(cfg.dataset, cfg.data_root, cfg.eval_split)
+        if self.eval_set.split == self.train_set.split:
+            raise ConfigError(
+                f"--eval-split {self.eval_set.split!r} is the training split; evaluate on held-out images"
+            )
+        if list(self.train_set.classes) != list(self.eval_set.classes):
+            raise ConfigError(f"{cfg.dataset}: train and eval splits have different class lists")
+        self.templates = resolve_templates(cfg.templates, self.train_set.templates)
+        self.caption_template = self.templates[0]
+        self.train_indices = training_indices(self.train_set.labels, cfg.n_train, cfg.shots, cfg.seed)
+        n_eval = None if cfg.n_eval is None else min(cfg.n_eval, len(self.eval_set))
+        self.eval_indices = subsample_indices(len(self.eval_set), n_eval, cfg.seed)
+        if len(self.train_indices) < self.dist.world_size:
+            raise ConfigError(f"{len(self.train_indices)} training images cannot be split over "
+                              f"{self.dist.world_size} processes")
+
+    def _build_model(self) -> None:
+        cfg = self.config
+        base = load_model(cfg.model, device=str(self.dist.device))
+        try:
+            base.checkpoint_config()
+        except NotImplementedError:
+            raise ConfigError(
+                f"model {cfg.model!r} cannot be saved as an mmrobust checkpoint, so its fine-tune could not be "
+                "reloaded; use a model backend that supports checkpoints"
+            ) from None
+        objective_cls = OBJECTIVES[cfg.method]
+        original = None
+        if objective_cls.needs_original:
+            original = copy.deepcopy(base).eval()
+            for param in original.parameters():
+                param.requires_grad_(False)
+        self.selection: TrainableSelection = select_trainable(base, cfg.train_mode, cfg.last_k, cfg.prompt_size)
+        self.model: VisionLanguageModel = self.selection.model.eval()
+        self.fingerprint = model_fingerprint(self.model)
+        text_adversary = None
+        # Built from the weights *before* a resume loads the checkpoint, like an uninterrupted run (the
+        # embed-sub neighbour table is a snapshot of the token embeddings taken here).
+        if objective_cls.needs_text_attack:
+            from .text_adversary import build_text_adversary
+
+            text_adversary = build_text_adversary(cfg, self.model)
+        context = ObjectiveContext(
+            model=self.model,
+            classes=self.train_set.classes,
+            class_prompts=build_prompts(self.train_set.classes, self.templates),
+            caption_template=self.caption_template,
+            config=cfg,
+            trains_text=self.selection.trains_text,
+            original=original,
+            text_adversary=text_adversary,
+        )
+        self.objective: Objective = objective_cls(context)
+        self.optimizer = torch.optim.AdamW(
+            self.selection.parameters, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.adam_eps,
+            weight_decay=cfg.weight_decay,
+        )
+
+    def export_model(self) -> VisionLanguageModel:
+        """The model as a plain checkpointable model (a visual prompt folded into the weights)."""
+        if isinstance(self.model, PromptedModel):
+            return fold_prompt_into_model(self.model)
+        return self.model
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self, position: Position, accumulators: dict[str, float]) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(),
+            "model_fingerprint": self.fingerprint,
+            "config": self.config.to_dict(),
+            "history": self.history,
+            "epoch_accumulators": accumulators,
+        }
+        if isinstance(self.model, PromptedModel):
+            state["prompt"] = {k: v.detach().cpu() for k, v in self.model.prompt.state_dict().items()}
+        return state
+
+    def _save(self, position: Position, accumulators: dict[str, float]) -> Path | None:
+        folder = None
+        if self.dist.is_main:
+            folder = save_training_checkpoint(
+                self.output_dir, self.export_model(), self._state(position, accumulators), position,
+                keep=self.config.keep_checkpoints,
+            )
+        self.dist.barrier()
+        return folder
+
+    def _resume(self) -> tuple[Position, dict[str, float]]:
+        folder, state = read_latest(self.output_dir)
+        check_same_model(state, self.fingerprint, folder)
+        different = self.config.differences(state.get("config", {}))
+        if different:
+            raise ConfigError(
+                f"--resume: the checkpoint in {self.output_dir} was made with other options ({', '.join(different)}); "
+                "use the same options or another --output-dir"
+            )
+        if isinstance(self.model, PromptedModel):
+            self.model.prompt.load_state_dict(state["prompt"])
+        else:
+            load_model_weights(self.model, folder)
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_rng_state(state["rng"])
+        self.history = list(state.get("history", []))
+        position = Position(**state["position"])
+        return position, dict(state.get("epoch_accumulators", {}))
+
+    def _write_log(self) -> None:
+        """Rewrite ``log.jsonl`` from the history (a resumed run drops epochs it is about to redo)."""
+        if not self.dist.is_main:
+            return
+        text = "".join(json.dumps(entry, default=str) + "\n" for entry in self.history)
+        atomic_write(self.output_dir / LOG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    # ------------------------------------------------------------------ one step
+    def _load_batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        items = [self.train_set[i] for i in indices]
+        images = torch.stack([img for img, _ in items]).to(self.dist.device)
+        labels = torch.tensor([label for _, label in items], device=self.dist.device)
+        return images, labels
+
+    def _step(self, position: Position, global_batch: list[int]) -> dict[str, float]:
+        cfg = self.config
+        local = shard(global_batch, self.dist.rank, self.dist.world_size)
+        images, labels = self._load_batch(local)
+        generator = torch.Generator().manual_seed(
+            step_seed(cfg.seed, position.epoch, position.step_in_epoch, self.dist.rank)
+        )
+        batch = TrainBatch(images, labels, generator)
+        adversarial = self.objective.adversarial_inputs(batch)
+        # Phase boundary: nothing an attack left in .grad may reach the update.
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self.objective.loss(batch, adversarial)
+        where = (f"epoch {position.epoch + 1}, step {position.step_in_epoch + 1} (global step "
+                 f"{position.global_step + 1}), batch of training images {local[:8]}{'...' if len(local) > 8 else ''}")
+        finite = bool(torch.isfinite(terms.loss.detach()))
+        if self.dist.enabled:  # every rank must stop together, or the others hang in the next all-reduce
+            finite = all_reduce_sum([0.0 if finite else 1.0], self.dist)[0] == 0
+        if not finite:
+            raise NumericalError(
+                f"the {cfg.method} loss is {float(terms.loss.detach())}"
+                f"{f' on rank {self.dist.rank}' if self.dist.enabled else ''} at {where}; stopped before updating the weights "
+                "(the last checkpoint is untouched); try a smaller --lr"
+            )
+        # Scale by this rank's share of the global batch so the rank-average is the global-batch mean.
+        share = len(local) * self.dist.world_size / len(global_batch)
+        (terms.loss * share).backward()
+        params = self.selection.parameters
+        average_gradients(params, self.dist)
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        if not torch.isfinite(grad_norm):
+            raise NumericalError(
+                f"the {cfg.method} gradient norm is {float(grad_norm)} at {where}; stopped before updating the weights"
+            )
+        self.optimizer.step()
+        return {"loss": float(terms.loss.detach()) * len(local), "n": float(len(local)),
+                **{k: v * len(local) for k, v in terms.parts.items()}, "grad_norm": float(grad_norm)}
+
+    # ------------------------------------------------------------------ the run
+    def _evaluate(self, epoch: int) -> dict[str, Any]:
+        cfg = self.config
+        pgd_eps = cfg.effective_eval_eps if cfg.eval_attack == "pgd" else None
+        t0 = time.perf_counter()
+        result = evaluate_model(
+            self.model, self.eval_set, self.eval_indices, self.templates, batch_size=cfg.eval_batch_size,
+            ctx=self.dist, pgd_eps=pgd_eps, pgd_steps=cfg.eval_steps, seed=cfg.seed * 1000 + epoch,
+            progress=cfg.progress and self.dist.is_main,
+        )
+        result["eval_s"] = round(time.perf_counter() - t0, 3)
+        return result
+
+    def setup(self) -> None:
+        """Load data and model, build the objective and optimizer, restore a checkpoint if resuming."""
+        cfg = self.config
+        self._t_start = time.perf_counter()
+        self._prepare_output_dir()
+        seed_everything(cfg.seed)
+        self._load_data()
+        self._build_model()
+        self.position, self.accumulators = Position(), {}
+        if cfg.resume:
+            self.position, self.accumulators = self._resume()
+        broadcast_parameters(self.selection.parameters, self.dist)
+        self.timings["setup_s"] = round(time.perf_counter() - self._t_start, 3)
+
+    def run(self) -> dict[str, Any]:
+        """Train from the current position to ``epochs``, checkpointing and evaluating after every epoch."""
+        cfg = self.config
+        if not hasattr(self, "position"):
+            self.setup()
+        t_start = self._t_start
+        position, accumulators = self.position, self.accumulators
+        t_train = time.perf_counter()
+        last_folder: Path | None = None
+        for epoch in range(position.epoch, cfg.epochs):
+            batches = global_batches(epoch_order(self.train_indices, cfg.seed, epoch), cfg.batch_size,
+                                     self.dist.world_size)
+            start = position.step_in_epoch if epoch == position.epoch else 0
+            if start == 0:
+                accumulators = {}
+            t_epoch = time.perf_counter()
+            bar = tqdm(range(start, len(batches)), desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+                       unit="step", disable=not (cfg.progress and self.dist.is_main), leave=False)
+            for step in bar:
+                position = Position(epoch, step, position.global_step)
+                numbers = self._step(position, batches[step])
+                for key, value in numbers.items():
+                    accumulators[key] = accumulators.get(key, 0.0) + value
+                position = Position(epoch, step + 1, position.global_step + 1)
+                bar.set_postfix(loss=f"{numbers['loss'] / max(numbers['n'], 1):.4f}")
+                if self.step_hook is not None:
+                    self.step_hook(StepInfo(epoch, step, position.global_step, numbers["loss"] / numbers["n"],
+                                            self.output_dir))
+                every = cfg.checkpoint_every_steps
+                if every and position.global_step % every == 0 and step + 1 < len(batches):
+                    last_folder = self._save(position, accumulators)
+            entry = self._epoch_entry(epoch, len(batches), accumulators, time.perf_counter() - t_epoch)
+            self.history = [h for h in self.history if h["epoch"] < epoch + 1] + [entry]
+            position = Position(epoch + 1, 0, position.global_step)
+            last_folder = self._save(position, {})
+            self._write_log()
+            accumulators = {}
+        self.timings["train_s"] = round(time.perf_counter() - t_train, 3)
+        return self._finish(position, last_folder, t_start)
+
+    def _epoch_entry(self, epoch: int, n_steps: int, acc: dict[str, float], seconds: float) -> dict[str, Any]:
+        keys = [k for k in acc if k not in ("n", "grad_norm")]
+        sums = all_reduce_sum([acc.get("n", 0.0)] + [acc[k] for k in keys], self.dist)
+        n = max(sums[0], 1.0)
+        entry: dict[str, Any] = {"epoch": epoch + 1, "steps": n_steps, "n_images": int(sums[0])}
+        entry.update({f"train_{k}": v / n for k, v in zip(keys, sums[1:])})
+        entry["grad_norm_mean"] = acc.get("grad_norm", 0.0) / max(n_steps, 1)
+        entry["logit_scale"] = float(self.model.logit_scale.detach())
+        entry["train_s"] = round(seconds, 3)
+        entry["eval"] = self._evaluate(epoch)
+        if self.dist.is_main and self.config.progress:
+            ev = entry["eval"]
+            robust = f", PGD {100 * ev['pgd_accuracy']:.2f}%" if "pgd_accuracy" in ev else ""
+            tqdm.write(f"epoch {epoch + 1}: loss {entry.get('train_loss', float('nan')):.4f}, held-out clean "
+                       f"{100 * ev['clean_accuracy']:.2f}%{robust} (n={ev['n']})")
+        return entry
+
+    def _finish(self, position: Position, last_folder: Path | None, t_start: float) -> dict[str, Any]:
+        cfg = self.config
+        final_dir = self.output_dir / FINAL_NAME
+        report: dict[str, Any] = {
+            "mmrobust_report_version": 1,
+            "task": "adversarial_fine_tuning" if cfg.method != "clean" else "fine_tuning",
+            "method": cfg.method,
+            "config": cfg.to_dict(),
+            "model": self.model.describe(),
+            "trainable": self.selection.describe(),
+            "objective": self.objective.describe(),
+            "threat_model": {"norm": "Linf", "eps": eps_label(cfg.eps), "eps_float": cfg.eps,
+                             "alpha": eps_label(cfg.alpha), "steps": cfg.steps},
+            "data": {
+                "train": {**self.train_set.describe(), "n_used": len(self.train_indices),
+                          "indices_sha256": indices_sha256(self.train_indices)},
+                "eval": {**self.eval_set.describe(), "n_used": len(self.eval_indices),
+                         "indices_sha256": indices_sha256(self.eval_indices)},
+                "templates": list(self.templates),
+                "caption_template": self.caption_template,
+            },
+            "distributed": {"world_size": self.dist.world_size, "backend_device": str(self.dist.device)},
+            "history": self.history,
+            "final_eval": self.history[-1]["eval"] if self.history else None,
+            "global_steps": position.global_step,
+            "final_checkpoint": str(final_dir),
+            "resumed": cfg.resume,
+            "versions": environment_versions(),
+        }
+        if self.dist.is_main:
+            save_checkpoint(self.export_model(), final_dir, metadata={"training_report": REPORT_NAME,
+                                                                      "method": cfg.method,
+                                                                      "train_mode": cfg.train_mode})
+            self.timings["total_s"] = round(time.perf_counter() - t_start, 3)
+            report["timings"] = dict(self.timings)
+            write_json_atomic(self.output_dir / REPORT_NAME, report)
+        self.dist.barrier()
+        return report
+
+
+def train(config: TrainConfig, step_hook: StepHook | None = None) -> dict[str, Any]:
+    """Run one fine-tuning (single process, or one rank under torchrun) and return its report."""
+    dist_ctx = setup_distributed(config.device)
+    try:
+        return Trainer(config, dist_ctx, step_hook).run()
+    finally:
+        dist_ctx.close()
