@@ -18,6 +18,9 @@ def eval_command(
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder holding the dataset files."),
     split: Optional[str] = typer.Option(None, "--split", help="Dataset split (default: the dataset's test split)."),
     n_samples: Optional[int] = typer.Option(None, "--n-samples", "-n", help="Evaluate a fixed random subset of N images."),
+    n_classes: Optional[int] = typer.Option(
+        None, "--n-classes", help="K-way task on a fixed (seeded) subset of K classes and their images."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per batch."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: best available)."),
     seed: int = typer.Option(0, "--seed", help="Seed for sub-sampling and any randomness; recorded."),
@@ -67,7 +70,7 @@ def eval_command(
         logit_scale=logit_scale, progress=not quiet, attacks=attack, eps=eps, norm=norm, steps=steps,
         alpha=alpha, restarts=restarts, square_queries=square_queries, text_words=text_words, mlm=mlm,
         text_candidates=text_candidates, text_attack=text_attack, text_goal=text_goal,
-        text_goal_images=text_goal_images, resume=resume, sanity=not no_sanity,
+        text_goal_images=text_goal_images, resume=resume, sanity=not no_sanity, classes=n_classes,
     )
     report = run_evaluation(config)
     clean = report["metrics"]["clean"]

@@ -24,6 +24,7 @@ from ..models.base import VisionLanguageModel
 from ..utils.device import resolve_device
 from ..utils.files import check_writable
 from ..utils.seeding import seed_everything
+from .class_subset import select_classes
 from .classification import accuracy_summary, predict
 from .report import new_report, write_report
 from .zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_prompts
@@ -72,6 +73,8 @@ class EvalConfig:
     text_goal_images: int = 8
     resume: bool = True
     sanity: bool = True
+    #: evaluate on a deterministic subset of this many classes (k-way task, images of those classes only)
+    classes: int | None = None
 
 
 def _finite_number(name: str, value: Any) -> float:
@@ -133,6 +136,7 @@ def goal_image_set(config: EvalConfig, dataset, eval_indices, per_class: int) ->
     if dataset.split != "train":
         try:
             source, split = load_dataset(config.dataset, config.data_root, "train"), "train"
+            source = select_classes(source, config.classes, config.seed)
         except MMRobustError:
             source, split = dataset, dataset.split
     labels = np.asarray(source.labels)
@@ -204,7 +208,7 @@ def run_evaluation(
         model = load_model(config.model, device=str(device))
     else:
         model = model.to(device).eval()
-    dataset = load_dataset(config.dataset, config.data_root, config.split)
+    dataset = select_classes(load_dataset(config.dataset, config.data_root, config.split), config.classes, config.seed)
     templates = resolve_templates(config.templates, dataset.templates)
     indices = subsample_indices(len(dataset), config.n_samples, config.seed)
     t_load = time.perf_counter()

@@ -1,0 +1,138 @@
+"""A study is a grid of cells; each finished cell is one JSON file, so an interrupted study resumes.
+
+A cell file is written atomically after its work is done and carries the hash of everything the cell's
+numbers depend on. On the next invocation a cell whose file exists *and* whose hash matches is read back
+instead of recomputed; a changed option changes the hash and the cell is recomputed (its file replaced).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from ..utils.environment import environment_versions
+from ..utils.files import write_json_atomic
+
+CELL_FORMAT = "mmrobust-study-cell"
+
+
+@dataclass
+class Cell:
+    """One point of a study's grid: a file-safe ``key`` and the parameters that distinguish it."""
+
+    key: str
+    params: dict[str, Any]
+    #: the model spec (as the user typed it) whose pinned weights the cell starts from
+    model: str
+
+
+@dataclass
+class CellRecord:
+    """A finished cell: its parameters, result and whether it was read back from disk."""
+
+    cell: Cell
+    result: dict[str, Any]
+    config_hash: str
+    seconds: float
+    reused: bool
+
+
+@dataclass
+class GridOutcome:
+    records: list[CellRecord] = field(default_factory=list)
+
+    @property
+    def n_reused(self) -> int:
+        return sum(r.reused for r in self.records)
+
+    @property
+    def n_run(self) -> int:
+        return sum(not r.reused for r in self.records)
+
+
+def slug(text: Any) -> str:
+    """``"proxy:digits"`` -> ``"proxy-digits"``: safe in file names on every OS."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", str(text)).strip("-.") or "x"
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class CellStore:
+    """``DIR/cells/<key>.json`` files: read back when the hash matches, written atomically when done."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def path(self, cell: Cell) -> Path:
+        return self.folder / f"{cell.key}.json"
+
+    def load(self, cell: Cell, digest: str) -> dict[str, Any] | None:
+        """The saved record if it is complete and made with the same config; None otherwise."""
+        path = self.path(cell)
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        if not isinstance(record, dict) or record.get("format") != CELL_FORMAT or record.get("config_hash") != digest:
+            return None
+        if not isinstance(record.get("result"), dict):
+            return None
+        return record
+
+    def save(self, cell: Cell, digest: str, config: dict[str, Any], result: dict[str, Any], seconds: float) -> None:
+        write_json_atomic(self.path(cell), {
+            "format": CELL_FORMAT,
+            "key": cell.key,
+            "model": cell.model,
+            "params": cell.params,
+            "config_hash": digest,
+            "config": config,
+            "result": result,
+            "seconds": round(seconds, 3),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": environment_versions(),
+        })
+
+
+def run_grid(
+    cells: Sequence[Cell],
+    cell_config: Callable[[Cell], dict[str, Any]],
+    compute: Callable[[Cell, str], dict[str, Any]],
+    store: CellStore,
+    *,
+    desc: str,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> GridOutcome:
+    """Compute every cell not already on disk (``compute(cell, digest) -> result``), in order."""
+    keys = [c.key for c in cells]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate cell keys in {keys}")  # a programming error in a study, not user input
+    outcome = GridOutcome()
+    bar = tqdm(cells, desc=desc, unit="cell", disable=not progress)
+    for cell in bar:
+        bar.set_postfix_str(cell.key)
+        config = cell_config(cell)
+        digest = config_hash(config)
+        saved = store.load(cell, digest)
+        if saved is not None:
+            outcome.records.append(CellRecord(cell, saved["result"], digest, float(saved.get("seconds", 0.0)), True))
+            continue
+        if echo is not None and store.path(cell).exists():
+            echo(f"[{cell.key}] saved cell was made with other options; recomputing")
+        start = time.perf_counter()
+        result = compute(cell, digest)
+        seconds = time.perf_counter() - start
+        store.save(cell, digest, config, result, seconds)
+        outcome.records.append(CellRecord(cell, result, digest, seconds, False))
+    return outcome

@@ -1,0 +1,57 @@
+"""Study ``loss-ablation``: MMCoA's two loss terms, weighted (lambda_img, lambda_txt).
+
+(1, 0) keeps only the adversarial-image term (TeCoA-like, but with MMCoA's parameters), (0, 1) only the
+adversarial-text term, (0.5, 0.5) is MMCoA's default. Every cell has the same budget (images, epochs, lr,
+training PGD); a reference cell evaluates the model before fine-tuning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import ConfigError
+from .base import Study
+from .finetune_common import BASELINE_KEY, accuracy_columns, baseline_cell, describe_training
+from .grid import Cell
+from .options import StudyOptions, lambda_pair, parse_list
+from .plots import bar_plot
+from .runner import MODALITIES, StudyContext, baseline, train_and_evaluate
+from .tables import Column
+
+DEFAULT_LAMBDAS = "1:0,0:1,0.5:0.5"
+
+
+class LossAblationStudy(Study):
+    name = "loss-ablation"
+    title = "MMCoA loss ablation (lambda_img, lambda_txt)"
+    trains = True
+
+    def parse_args(self, raw: dict[str, Any], options: StudyOptions) -> dict[str, Any]:
+        if options.method != "mmcoa":
+            raise ConfigError(f"study loss-ablation ablates MMCoA's loss; --method must be mmcoa, got {options.method!r}")
+        pairs = parse_list(raw.get("lambdas", DEFAULT_LAMBDAS), "--lambdas", lambda_pair)
+        return {"lambdas": [list(p) for p in pairs], "baseline": bool(raw.get("baseline", True))}
+
+    def cells(self, ctx: StudyContext) -> list[Cell]:
+        model = ctx.options.models[0]
+        cells = [baseline_cell(ctx)] if ctx.args["baseline"] else []
+        for img, txt in ctx.args["lambdas"]:
+            cells.append(Cell(f"img={img:g}_txt={txt:g}", {"setting": f"img {img:g} / txt {txt:g}",
+                                                           "lambda_img": img, "lambda_txt": txt}, model))
+        return cells
+
+    def compute(self, ctx: StudyContext, cell: Cell, digest: str) -> dict[str, Any]:
+        if cell.key == BASELINE_KEY:
+            return baseline(ctx, cell, digest)
+        return train_and_evaluate(ctx, cell, digest, lambda_img=cell.params["lambda_img"],
+                                  lambda_txt=cell.params["lambda_txt"])
+
+    def columns(self, ctx: StudyContext) -> list[Column]:
+        return [Column("setting", "lambda", "text"), *accuracy_columns(ctx)]
+
+    def plot(self, ctx: StudyContext, rows: Sequence[dict[str, Any]], path: Path) -> None:
+        bars = [(r["setting"], [r.get(m) for m in MODALITIES], [bool(r.get("unreliable"))] * len(MODALITIES))
+                for r in rows]
+        bar_plot(path, list(MODALITIES), bars, ylabel="accuracy (%)",
+                 title=f"{ctx.options.models[0]} on {ctx.options.dataset}: {describe_training(ctx)}")

@@ -1,0 +1,187 @@
+"""The options every study shares, and the parsing of the comma-separated lists that define a study's grid.
+
+Why the options are split into groups: a cell's identity (its config hash) must change when anything that
+affects its numbers changes, and must *not* change when something irrelevant does (adding a value to
+``--eps`` must not re-run the cells already measured; changing the learning rate must not re-run an
+evaluation-only study). :meth:`StudyOptions.hash_fields` returns only the groups a study uses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
+
+from ..errors import ConfigError
+
+T = TypeVar("T")
+
+
+class BadValue(ValueError):
+    """Raised by the list-item converters below with a message meant for the user."""
+
+#: options that change what an evaluation measures
+EVAL_FIELDS = (
+    "dataset", "data_root", "split", "n_eval", "batch_size", "templates", "seed", "sanity", "eval_eps", "eval_steps",
+    "image_attack", "text_attack", "multimodal_attack", "text_words", "mlm", "text_goal",
+)
+#: options that change what a fine-tune produces
+TRAIN_FIELDS = (
+    "method", "epochs", "train_batch_size", "lr", "train_eps", "train_steps", "train_mode", "n_train",
+    "lambda_img", "lambda_txt", "train_text_attack",
+)
+#: attack names accepted per modality ("none" switches a modality off)
+NONE = "none"
+#: goals of the text attacks (as ``mmrobust eval --text-goal``)
+TEXT_GOALS = ("embedding-kl", "embedding-cos", "zero-shot-margin")
+
+
+@dataclass
+class StudyOptions:
+    """Options shared by the studies. Defaults are small and sized for ``proxy:digits`` on two CPU cores.
+
+    ``eval_eps`` / ``train_eps`` are k in k/255 (L-inf). The digits are 8 x 8 images upsampled, so small
+    budgets barely move the proxy: 16/255 is the demo's measured choice for fine-tuning studies.
+    ``device`` and ``progress`` never enter a cell's hash (a cell measured on one device is reused on
+    another; the cell JSON records where it ran).
+    """
+
+    output_dir: str
+    models: tuple[str, ...] = ("proxy:digits",)
+    dataset: str = "digits"
+    data_root: str | None = None
+    split: str | None = None
+    n_eval: int = 100
+    batch_size: int = 100
+    templates: str = "study"
+    seed: int = 0
+    device: str | None = None
+    progress: bool = True
+    sanity: bool = False
+    # --- evaluation attacks
+    eval_eps: float = 16.0
+    eval_steps: int = 10
+    image_attack: str = "pgd"
+    text_attack: str = "embed-sub"
+    multimodal_attack: str = "sep"
+    text_words: int = 1
+    mlm: str | None = None
+    #: "embedding-kl" (the study's, label-free) or "zero-shot-margin" / "embedding-cos" (see ``mmrobust eval``)
+    text_goal: str = "embedding-kl"
+    # --- fine-tuning (train-size, loss-ablation, params)
+    method: str = "mmcoa"
+    epochs: int = 1
+    train_batch_size: int = 32
+    lr: float = 1e-4
+    train_eps: float = 16.0
+    train_steps: int = 5
+    train_mode: str | None = None
+    n_train: int | None = 256
+    lambda_img: float = 0.5
+    lambda_txt: float = 0.5
+    train_text_attack: str = "embed-sub"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> "StudyOptions":
+        """Refuse bad values before any model is loaded, one line each."""
+        from ..attacks.registry import ATTACKS
+
+        if not self.models:
+            raise ConfigError("give at least one --model")
+        for name in ("n_eval", "batch_size", "eval_steps", "text_words", "epochs", "train_batch_size", "train_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        if self.n_train is not None and self.n_train < 1:
+            raise ConfigError(f"--n-train must be at least 1, got {self.n_train}")
+        for name in ("eval_eps", "train_eps"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 < value <= 255):
+                raise ConfigError(f"--{name.replace('_', '-')} is k in k/255 and must lie in (0, 255], got {value}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
+        if self.text_goal not in TEXT_GOALS:
+            raise ConfigError(f"unknown --text-goal {self.text_goal!r}; known: {', '.join(TEXT_GOALS)}")
+        for modality, name in (("image", self.image_attack), ("text", self.text_attack),
+                               ("multimodal", self.multimodal_attack)):
+            if name == NONE:
+                continue
+            known = [n for n, (_, m, _) in ATTACKS.items() if m == modality]
+            if name not in known:
+                raise ConfigError(f"unknown --{modality}-attack {name!r}; known: {', '.join(known + [NONE])}")
+        return self
+
+    def attack_names(self) -> list[str]:
+        return [a for a in (self.image_attack, self.text_attack, self.multimodal_attack) if a != NONE]
+
+    def hash_fields(self, *, training: bool) -> dict[str, Any]:
+        """The options a cell's numbers depend on (see the module docstring)."""
+        data = asdict(self)
+        keys = EVAL_FIELDS + (TRAIN_FIELDS if training else ())
+        return {k: data[k] for k in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["models"] = list(self.models)
+        return data
+
+
+def parse_list(text: str | Sequence[Any] | None, option: str, convert: Callable[[str], T]) -> list[T]:
+    """``"1,2, 4"`` -> ``[1, 2, 4]``; empty, unparsable or repeated values -> one ConfigError naming ``option``."""
+    if text is None:
+        raise ConfigError(f"{option} is empty; give a comma-separated list")
+    parts = [str(p).strip() for p in (text.split(",") if isinstance(text, str) else text)]
+    parts = [p for p in parts if p]
+    if not parts:
+        raise ConfigError(f"{option} is empty; give a comma-separated list")
+    values: list[T] = []
+    for part in parts:
+        try:
+            values.append(convert(part))
+        except (TypeError, ValueError) as exc:
+            detail = str(exc) if isinstance(exc, BadValue) else f"{part!r} is not a valid value"
+            raise ConfigError(f"{option}: {detail}") from None
+    if len(set(map(repr, values))) != len(values):
+        raise ConfigError(f"{option} lists a value twice: {text!r}")
+    return values
+
+
+def positive_int(text: str) -> int:
+    value = float(text)
+    if not value.is_integer() or value < 1:
+        raise BadValue(f"{text!r} is not a positive integer")
+    return int(value)
+
+
+def eps_value(text: str) -> float:
+    """k in k/255 (``"4"`` or ``"4/255"``), in (0, 255]."""
+    text = text.strip()
+    if text.endswith("/255"):
+        text = text[: -len("/255")]
+    value = float(text)
+    if not (math.isfinite(value) and 0 < value <= 255):
+        raise BadValue(f"{text!r} must be k in k/255 with 0 < k <= 255")
+    return value
+
+
+def choice(known: Sequence[str]) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        value = text.strip().lower()
+        if value not in known:
+            raise BadValue(f"unknown value {text!r}; known: {', '.join(known)}")
+        return value
+
+    return convert
+
+
+def lambda_pair(text: str) -> tuple[float, float]:
+    """``"0.5:0.5"`` -> (lambda_img, lambda_txt); both non-negative, not both zero."""
+    left, sep, right = text.partition(":")
+    if not sep:
+        raise BadValue(f"{text!r} is not IMG:TXT (e.g. 1:0, 0:1, 0.5:0.5)")
+    pair = (float(left), float(right))
+    if not all(math.isfinite(v) and v >= 0 for v in pair):
+        raise BadValue(f"{text!r}: weights must be non-negative numbers")
+    if pair == (0.0, 0.0):
+        raise BadValue(f"{text!r}: both weights are 0, MMCoA would have no loss")
+    return pair

@@ -1,0 +1,260 @@
+"""What every study does around its grid: pin the models, evaluate or fine-tune one cell, write the outputs.
+
+The evaluation of a cell is :func:`mmrobust.eval.run.run_evaluation` (the loop behind ``mmrobust eval``) and
+the fine-tuning :func:`mmrobust.training.train` (behind ``mmrobust train``), so a study's number is the
+number those commands would print for the same options.
+
+Layout of a study folder::
+
+    DIR/models/<model>/      the pinned base weights (every cell starts from exactly these)
+    DIR/cells/<key>.json     one finished cell (resume unit)
+    DIR/reports/<key>-<hash>.json   the full evaluation report of a cell (sanity checks, per-example results)
+    DIR/runs/<key>-<hash>/   a cell's fine-tuning run (checkpoints, log, report, final/); the hash covers
+                             only what training depends on, so a new evaluation option re-uses the run
+    DIR/table.csv, DIR/table.json, DIR/plot.png
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ..utils.environment import environment_versions
+from ..utils.files import check_writable
+from .grid import Cell, CellStore, GridOutcome, config_hash, run_grid, slug
+from .options import NONE, TRAIN_FIELDS, StudyOptions
+
+#: accuracy columns of an evaluation, in the order tables show them
+MODALITIES = ("clean", "image", "text", "multimodal", "worst_case")
+
+
+@dataclass
+class PinnedModel:
+    """A model spec as typed, and the checkpoint the study actually uses (with its weights' sha256)."""
+
+    spec: str
+    pinned_spec: str
+    folder: Path
+    weights_sha256: str
+
+
+@dataclass
+class StudyContext:
+    """Everything a study's cells need: options, the study's own parsed arguments, folders, pinned models."""
+
+    name: str
+    options: StudyOptions
+    args: dict[str, Any]
+    out: Path
+    echo: Callable[[str], None] = print
+    pinned: dict[str, PinnedModel] = field(default_factory=dict)
+    trains: bool = False
+    _datasets: dict[Any, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- data
+    def eval_dataset(self, classes: int | None = None):
+        """The evaluation split (optionally its k-class view), loaded once per k."""
+        from ..data import load_dataset
+        from ..eval.class_subset import select_classes
+
+        key = ("eval", classes)
+        if key not in self._datasets:
+            if ("eval", None) not in self._datasets:
+                o = self.options
+                self._datasets[("eval", None)] = load_dataset(o.dataset, o.data_root, o.split)
+            self._datasets[key] = select_classes(self._datasets[("eval", None)], classes, self.options.seed)
+        return self._datasets[key]
+
+    def n_eval_for(self, classes: int | None = None) -> int:
+        """``--n-eval`` capped at the images available (a 2-class subset of digits has ~90)."""
+        return min(self.options.n_eval, len(self.eval_dataset(classes)))
+
+    # ---------------------------------------------------------------- cells
+    def cell_config(self, cell: Cell) -> dict[str, Any]:
+        """What a cell's numbers depend on: its parameters, the shared options it uses, the base weights."""
+        return {
+            "study": self.name,
+            "params": cell.params,
+            "model": cell.model,
+            "weights_sha256": self.pinned[cell.model].weights_sha256,
+            "options": self.options.hash_fields(training=self.trains),
+        }
+
+    def training_hash(self, cell: Cell) -> str:
+        """What a cell's fine-tuned weights depend on: a changed evaluation option (budget, attack, text goal)
+        re-evaluates the same checkpoint instead of training it again."""
+        o = self.options
+        return config_hash({
+            "params": cell.params, "model": cell.model, "weights_sha256": self.pinned[cell.model].weights_sha256,
+            "data": {"dataset": o.dataset, "data_root": o.data_root, "templates": o.templates, "seed": o.seed,
+                     "n_eval": o.n_eval, "batch_size": o.batch_size},
+            "training": {k: v for k, v in o.to_dict().items() if k in TRAIN_FIELDS},
+        })
+
+    def run_dir(self, cell: Cell) -> Path:
+        return self.out / "runs" / f"{cell.key}-{self.training_hash(cell)[:8]}"
+
+    def report_path(self, cell: Cell, digest: str) -> Path:
+        return self.out / "reports" / f"{cell.key}-{digest[:8]}.json"
+
+
+# -------------------------------------------------------------------------------------------- models
+def pin_model(spec: str, folder: Path, device: str | None = None) -> PinnedModel:
+    """Save ``spec``'s weights once under ``folder`` (reused on resume; refused if it holds another model).
+
+    Why: a ``proxy:`` spec names a recipe and ``ckpt:`` a folder that may be overwritten; a study that
+    runs for hours must not mix two models, and the pinned copy lets anyone re-run one cell later.
+    """
+    from ..models import load_model, save_checkpoint
+    from ..models.checkpoint import is_checkpoint, read_checkpoint_config
+
+    if is_checkpoint(folder):
+        config = read_checkpoint_config(folder)
+        pinned_from = config.get("metadata", {}).get("pinned_from")
+        if pinned_from != spec:
+            raise ConfigError(f"{folder} holds a pinned copy of {pinned_from!r}, not {spec!r}; use another --output-dir")
+    else:
+        model = load_model(spec, device=device)
+        save_checkpoint(model, folder, metadata={"pinned_from": spec})
+        config = read_checkpoint_config(folder)
+    return PinnedModel(spec, f"ckpt:{folder}", folder, str(config["weights_sha256"]))
+
+
+# -------------------------------------------------------------------------------------------- evaluation
+def evaluate(
+    ctx: StudyContext,
+    spec: str,
+    report_path: Path,
+    *,
+    eps: float | None = None,
+    classes: int | None = None,
+) -> dict[str, Any]:
+    """Clean / image / text / multimodal / worst-case accuracy of ``spec`` as one table row (fractions)."""
+    from ..eval.run import EvalConfig, run_evaluation
+
+    o = ctx.options
+    names = o.attack_names()
+    report = run_evaluation(EvalConfig(
+        model=spec, dataset=o.dataset, data_root=o.data_root, split=o.split, n_samples=ctx.n_eval_for(classes),
+        batch_size=o.batch_size, device=o.device, seed=o.seed, templates=o.templates, output=str(report_path),
+        progress=o.progress, attacks=names or None, eps=(o.eval_eps if eps is None else eps) if names else None,
+        steps=o.eval_steps, text_words=o.text_words, mlm=o.mlm, text_goal=o.text_goal,
+        text_attack=None if o.text_attack == NONE else o.text_attack,
+        sanity=o.sanity, resume=True, classes=classes,
+    ))
+    return row_from_report(report, report_path)
+
+
+def row_from_report(report: dict[str, Any], report_path: Path | None = None) -> dict[str, Any]:
+    """The numbers a table needs from an evaluation report, with its reliability verdict."""
+    metrics = report["metrics"]
+    modal = metrics.get("by_modality") or {"clean": metrics["clean"]["accuracy"]}
+    row: dict[str, Any] = {m: modal.get(m) for m in MODALITIES}
+    row["n"] = report["n_samples"]
+    row["n_classes"] = report["dataset"]["n_classes"]
+    if "class_subset" in report["dataset"]:
+        row["class_names"] = list(report["dataset"]["classes"])
+    row["clean_std_error"] = metrics["clean"].get("std_error")
+    row["attacks"] = {name: block["accuracy"] for name, block in metrics.get("attacks", {}).items()}
+    sanity = report.get("sanity") or {}
+    row["unreliable"] = report.get("unreliable")
+    row["sanity_failed"] = list(sanity.get("failed") or [])
+    row["sanity_ran"] = bool(sanity.get("ran"))
+    row["report"] = str(report_path) if report_path is not None else None
+    return row
+
+
+def reliability(row: dict[str, Any]) -> str:
+    """``ok`` (checks passed), ``UNRELIABLE (...)`` (a check failed) or ``unchecked`` (checks not run)."""
+    if row.get("unreliable"):
+        return f"UNRELIABLE ({', '.join(row.get('sanity_failed') or []) or 'sanity'})"
+    if row.get("sanity_ran") and row.get("unreliable") is False:
+        return "ok"
+    return "unchecked"
+
+
+# -------------------------------------------------------------------------------------------- training
+def fine_tune(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> dict[str, Any]:
+    """Fine-tune the cell's pinned model (reusing a finished run, resuming an interrupted one)."""
+    from ..training import TrainConfig, train
+    from ..training.checkpointing import has_checkpoint
+
+    o = ctx.options
+    run_dir = ctx.run_dir(cell)
+    report_file = run_dir / "report.json"
+    if report_file.is_file() and (run_dir / "final" / "mmrobust.json").is_file():
+        return json.loads(report_file.read_text(encoding="utf-8"))
+    settings: dict[str, Any] = dict(
+        method=o.method, epochs=o.epochs, batch_size=o.train_batch_size, lr=o.lr, train=o.train_mode,
+        eps=o.train_eps / 255.0, alpha=max(o.train_eps / 4.0, 1.0) / 255.0, steps=o.train_steps,
+        text_attack=o.train_text_attack, lambda_img=o.lambda_img, lambda_txt=o.lambda_txt, templates=o.templates,
+        n_train=o.n_train, shots=None,
+    )
+    settings.update(overrides)
+    config = TrainConfig(
+        model=ctx.pinned[cell.model].pinned_spec, dataset=o.dataset, output_dir=str(run_dir), data_root=o.data_root,
+        n_eval=ctx.n_eval_for(None), eval_batch_size=o.batch_size, seed=o.seed, device=o.device,
+        progress=o.progress, resume=has_checkpoint(run_dir), **settings,
+    )
+    return train(config)
+
+
+def train_and_evaluate(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> dict[str, Any]:
+    """One fine-tuning cell: train, then evaluate the final checkpoint with the study's attacks."""
+    report = fine_tune(ctx, cell, digest, **overrides)
+    row = evaluate(ctx, f"ckpt:{report['final_checkpoint']}", ctx.report_path(cell, digest))
+    trainable = report["trainable"]
+    row.update(
+        method=report["method"],
+        train_mode=trainable["mode"],
+        trained_parameters=trainable["n_trainable_parameters"],
+        total_parameters=trainable["n_total_parameters"],
+        trained_fraction=trainable["trainable_fraction"],
+        n_train_images=report["data"]["train"]["n_used"],
+        train_steps=report["global_steps"],
+        train_s=(report.get("timings") or {}).get("train_s"),
+        checkpoint=report["final_checkpoint"],
+    )
+    return row
+
+
+def baseline(ctx: StudyContext, cell: Cell, digest: str) -> dict[str, Any]:
+    """The reference cell of a fine-tuning study: the pinned model, not fine-tuned."""
+    row = evaluate(ctx, ctx.pinned[cell.model].pinned_spec, ctx.report_path(cell, digest))
+    row.update(method="none", train_mode="none", trained_parameters=0, n_train_images=0, train_steps=0)
+    return row
+
+
+# -------------------------------------------------------------------------------------------- the run
+def prepare(ctx: StudyContext) -> None:
+    """Create the study folder and pin the models (before any cell runs)."""
+    try:
+        ctx.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create --output-dir {ctx.out}: {exc.strerror or exc}") from None
+    check_writable(ctx.out / "table.json")
+    for spec in ctx.options.models:
+        if spec not in ctx.pinned:
+            ctx.pinned[spec] = pin_model(spec, ctx.out / "models" / slug(spec), ctx.options.device)
+
+
+def run_cells(ctx: StudyContext, cells: list[Cell], compute: Callable[[Cell, str], dict[str, Any]]) -> GridOutcome:
+    return run_grid(cells, ctx.cell_config, compute, CellStore(ctx.out / "cells"), desc=f"study {ctx.name}",
+                    progress=ctx.options.progress, echo=ctx.echo)
+
+
+def study_metadata(ctx: StudyContext, outcome: GridOutcome, started: float) -> dict[str, Any]:
+    return {
+        "study": ctx.name,
+        "config": ctx.options.to_dict(),
+        "args": ctx.args,
+        "seed": ctx.options.seed,
+        "models": {spec: {"pinned": p.pinned_spec, "weights_sha256": p.weights_sha256} for spec, p in ctx.pinned.items()},
+        "cells": {"total": len(outcome.records), "reused": outcome.n_reused, "computed": outcome.n_run},
+        "seconds": round(time.perf_counter() - started, 1),
+        "versions": environment_versions(),
+    }
