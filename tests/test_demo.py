@@ -27,9 +27,10 @@ def test_demo_writes_table_json_csv_and_plot(tmp_path: Path) -> None:
     config = DemoConfig(
         output_dir=str(tmp_path / "demo"), model="tiny", methods=("clean", "tecoa", "mmcoa"), train_eps=8, eval_eps=8,
         train_steps=1, eval_steps=2, epochs=1, batch_size=8, lr=1e-3, n_train=16, n_eval=16, eval_batch_size=16,
-        progress=False,
+        progress=False, sanity=False,
     )
     result = run_demo(config, echo=lines.append)
+    assert all(row["checks"] == "unchecked" for row in result["rows"])  # never "ok" without the checks
     assert [row["method"] for row in result["rows"]] == ["none", "clean", "tecoa", "mmcoa"]
     for row in result["rows"]:
         for column in COLUMNS:

@@ -40,8 +40,9 @@ class DemoConfig:
       at 8/255, 68 % at 16/255 and 7.5 % at 32/255 — 16/255 bites while leaving room to see a defense.
     * the study's single template "This is a photo of a {}" for captions, class prompts and evaluation
       (the proxy was trained with it; one template also keeps the text attack cheap).
-    * 768 training images, 2 epochs, batch 128 (12 steps), lr 1e-4, everything trained (``--train full``):
-      about 6 minutes on 2 busy CPU cores, dominated by MMCoA's per-step caption attack.
+    * all 1,347 digits/train images, 4 epochs, batch 128 (44 steps), lr 1e-4, everything trained
+      (``--train full``), scored on all 450 digits/test images: about 2 minutes on 2 idle CPU cores
+      (measured 1 min 59 s with sanity checks on), up to ~3x longer on a busy machine.
     """
 
     output_dir: str = "mmrobust-demo"
@@ -52,15 +53,22 @@ class DemoConfig:
     eval_eps: float = 16.0
     train_steps: int = 5
     eval_steps: int = 10
-    epochs: int = 2
+    epochs: int = 4
     batch_size: int = 128
     lr: float = 1e-4
     train: str = "full"
     templates: str = "study"
-    n_train: int | None = 768
-    n_eval: int = 200
+    n_train: int | None = None
+    n_eval: int = 450
     eval_batch_size: int = 100
     text_attack: str = "embed-sub"
+    #: goal of the *evaluation* text attack. The study's label-free embedding-KL goal is easy to evade after
+    #: fine-tuning (measured: it switches to edits like "photo -> photographer" that leave the class intact
+    #: and reports ~98 % text accuracy where the task-aware goal finds ~20 %), so the demo scores with the
+    #: task-aware zero-shot-margin goal, the stronger attack; training keeps the study's goal.
+    eval_text_goal: str = "zero-shot-margin"
+    #: run the robustness sanity checks on every evaluated model (a defense is where gradient masking hides)
+    sanity: bool = True
     seed: int = 0
     device: str | None = None
     progress: bool = True
@@ -96,7 +104,7 @@ def evaluate(spec: str, config: DemoConfig, output: Path) -> dict[str, Any]:
         batch_size=config.eval_batch_size, device=config.device, seed=config.seed, output=str(output),
         templates=config.templates,
         attacks=list(EVAL_ATTACKS), eps=config.eval_eps, steps=config.eval_steps, progress=config.progress,
-        sanity=False, resume=False,
+        text_goal=config.eval_text_goal, sanity=config.sanity, resume=False,
     ))
     return report
 
@@ -113,7 +121,8 @@ def fine_tune(method: str, spec: str, config: DemoConfig, output_dir: Path) -> d
 
 def row_from_report(method: str, report: dict[str, Any], train_report: dict[str, Any] | None) -> dict[str, Any]:
     modal = report["metrics"]["by_modality"]
-    row: dict[str, Any] = {"method": method, **{c: modal[c] for c in COLUMNS}, "n": report["n_samples"]}
+    row: dict[str, Any] = {"method": method, **{c: modal[c] for c in COLUMNS}, "n": report["n_samples"],
+                           "checks": reliability_label(report)}
     if train_report is not None:
         row["trained_parameters"] = train_report["trainable"]["n_trainable_parameters"]
         row["train_steps"] = train_report["global_steps"]
@@ -121,18 +130,27 @@ def row_from_report(method: str, report: dict[str, Any], train_report: dict[str,
     return row
 
 
+def reliability_label(report: dict[str, Any]) -> str:
+    """``ok``, ``UNRELIABLE (checks)`` or ``unchecked``: a robust accuracy is only as good as its checks."""
+    if report.get("unreliable") is None:
+        return "unchecked"
+    if report["unreliable"]:
+        return "UNRELIABLE (" + ", ".join(report.get("sanity", {}).get("failed", [])) + ")"
+    return "ok"
+
+
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """Fixed-width text table: rows = methods, columns = accuracies in percent."""
-    header = f"{'method':<8}" + "".join(f"{COLUMN_TITLES[c]:>13}" for c in COLUMNS)
+    header = f"{'method':<8}" + "".join(f"{COLUMN_TITLES[c]:>13}" for c in COLUMNS) + "  checks"
     lines = [header, "-" * len(header)]
     for row in rows:
         cells = "".join(f"{100 * row[c]:>12.1f}%" if row[c] is not None else f"{'-':>13}" for c in COLUMNS)
-        lines.append(f"{row['method']:<8}{cells}")
+        lines.append(f"{row['method']:<8}{cells}  {row.get('checks', '')}")
     return "\n".join(lines)
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    fields = ["method", *COLUMNS, "n", "trained_parameters", "train_steps", "train_s"]
+    fields = ["method", *COLUMNS, "checks", "n", "trained_parameters", "train_steps", "train_s"]
 
     def _write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
@@ -173,7 +191,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     echo(f"mmrobust demo: {config.model} on {config.dataset}; attacks: PGD L-inf eps {eps_label(config.eval_eps / 255)} "
-         f"({config.eval_steps} steps), embed-sub (1 word of the class prompts), sep (both); "
+         f"({config.eval_steps} steps), embed-sub (1 word of the class prompts, goal {config.eval_text_goal}), "
+         f"sep (both); sanity checks {'on' if config.sanity else 'OFF'}; "
          f"n={config.n_eval} held-out images")
     echo(f"fine-tuning budget per method: {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, "
          f"--train {config.train}, training PGD eps {eps_label(config.train_eps / 255)} x {config.train_steps} steps")

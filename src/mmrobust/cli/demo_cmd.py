@@ -16,10 +16,17 @@ def demo_command(
     methods: str = typer.Option("clean,tecoa,mmcoa", "--methods", help="Fine-tuning methods to compare (comma-separated)."),
     eps: float = typer.Option(16.0, "--eps", help="Evaluation PGD radius k (k/255); digits are upsampled 8x8, so 1/255 does not bite."),
     train_eps: float = typer.Option(16.0, "--train-eps", help="Training PGD radius k (k/255)."),
-    epochs: int = typer.Option(2, "--epochs", help="Fine-tuning epochs per method (equal budgets)."),
-    n_train: int = typer.Option(768, "--n-train", help="Training images per method (a fixed random subset of digits/train)."),
-    n_eval: int = typer.Option(200, "--n-eval", help="Held-out test images scored per model."),
+    epochs: int = typer.Option(4, "--epochs", help="Fine-tuning epochs per method (equal budgets)."),
+    n_train: Optional[int] = typer.Option(
+        None, "--n-train", help="Training images per method (a fixed random subset of digits/train; default all)."
+    ),
+    n_eval: int = typer.Option(450, "--n-eval", help="Held-out test images scored per model (digits/test has 450)."),
     lr: float = typer.Option(1e-4, "--lr", help="AdamW learning rate for every method."),
+    text_goal: str = typer.Option(
+        "zero-shot-margin", "--text-goal",
+        help="Goal of the evaluation text attack: zero-shot-margin (task-aware, stronger) or embedding-kl (the study's).",
+    ),
+    sanity: bool = typer.Option(True, "--sanity/--no-sanity", help="Robustness sanity checks on every evaluation."),
     seed: int = typer.Option(0, "--seed", help="Seed for data order, attacks and sub-sampling."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: best available)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -30,6 +37,7 @@ def demo_command(
     config = DemoConfig(
         output_dir=output_dir, model=model, methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
         eval_eps=eps, train_eps=train_eps, epochs=epochs, n_train=n_train, n_eval=n_eval, lr=lr, seed=seed, device=device,
+        eval_text_goal=text_goal, sanity=sanity,
         progress=not quiet,
     )
     run_demo(config, echo=typer.echo)
