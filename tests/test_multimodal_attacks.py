@@ -16,14 +16,6 @@ EPS = 4 / 255  # where, on this classifier, neither PGD alone nor the text attac
 OPTIONS = {"eps": EPS, "steps": 5, "alpha": EPS / 2, "text_words": 1}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def setup():
     return make_setup()

@@ -104,15 +104,6 @@ def run_eval_attack(name, setup, **options):
     return attack, outcome.correct.float().mean().item()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Toy-sized encodes are dominated by thread hand-offs on a shared 2-core box: run them on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def setup():
     return make_setup()

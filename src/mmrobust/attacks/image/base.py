@@ -228,6 +228,14 @@ class ImageAttack:
         pred = logits.argmax(dim=1)
         return pred == targets if targets is not None else pred != labels
 
+    def _resolve_targets(
+        self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """None for untargeted attacks; the given targets, or the highest-scoring wrong classes, otherwise."""
+        if not self.targeted:
+            return None
+        return self._default_targets(images, labels) if targets is None else targets
+
     def _default_targets(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The highest-scoring wrong class of each clean image."""
         with torch.no_grad():

@@ -69,10 +69,7 @@ class Square(ImageAttack):
 
     @torch.no_grad()
     def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
-        if self.targeted and targets is None:
-            targets = self._default_targets(images, labels)
-        if not self.targeted:
-            targets = None
+        targets = self._resolve_targets(images, labels, targets)
         best = images.clone()
         done = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
         queries = torch.zeros(images.shape[0], device=images.device)
