@@ -12,8 +12,9 @@ import shutil
 import sys
 import time
 from importlib import metadata
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -109,10 +110,38 @@ def _build(
     device_name: str | None,
     log: Callable[[str], None],
 ) -> Path:
+    device = resolve_device(device_name)
+    with fixed_cpu_threads(recipe.threads if device.type == "cpu" else None):
+        return _build_with_threads(recipe, entry, data_root, progress, device, log)
+
+
+@contextmanager
+def fixed_cpu_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with exactly ``threads`` intra-op threads (None: leave as is), then restore.
+
+    Why: fp32 sums depend on how work is split across threads, so a build is reproducible bit for bit
+    only at a fixed thread count; the recipe fixes it and the manifest records it.
+    """
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _build_with_threads(
+    recipe: ProxyRecipe,
+    entry: CacheEntry,
+    data_root: Any,
+    progress: bool,
+    device: torch.device,
+    log: Callable[[str], None],
+) -> Path:
     t0 = time.perf_counter()
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     _check_data_root(recipe, data_root)
-    device = resolve_device(device_name)
     train = load_arrays(recipe.dataset, recipe.train_split, data_root, entry.array_dir, progress)
     eval_sets, skipped = _load_eval_sets(recipe, data_root, entry, progress, log)
     t_data = time.perf_counter()
@@ -179,7 +208,7 @@ def _build(
             "device": str(device),
             "training_precision": result.precision,
             "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(),  # the recipe's fixed count during the build
             "load_avg_start": list(load_start) if load_start else None,
             "load_avg_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         },

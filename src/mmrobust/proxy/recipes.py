@@ -17,7 +17,7 @@ from ..data.templates import CLIP_CIFAR_TEMPLATES, CLIP_GENERAL_TEMPLATES, DIGIT
 from ..errors import ConfigError
 
 #: bump when the training code changes what a recipe produces (part of the cache key)
-RECIPE_FORMAT_VERSION = 1
+RECIPE_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,11 @@ class ProxyRecipe:
     #: images of each eval set scored after every epoch (progress signal; the final score uses all)
     epoch_eval_images: int
     budget_minutes: float
+    #: torch intra-op threads for the whole build. Why fixed: fp32 reductions differ between thread counts,
+    #: so a build that picked its threads from the load gave different weights for the same recipe and seed.
+    #: One thread is also the fastest choice on a shared 2-core machine (two descheduled threads wait on
+    #: each other: 3-8x slower per step under load 7, measured).
+    threads: int = 1
     format_version: int = RECIPE_FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -4,7 +4,7 @@ Each step: a batch of augmented images, one random prompt per class from the pre
 learned temperature x cosine, cross-entropy on the true class (optionally softened towards classes whose
 names MiniLM finds similar). After every epoch the full training state (weights, optimizer, RNG) is saved
 atomically, so an interrupted build resumes at the next epoch and gives the same weights as an uninterrupted
-one (bit for bit at equal thread counts; tested).
+one (bit for bit: the build fixes the recipe's thread count; tested).
 """
 
 from __future__ import annotations
@@ -82,18 +82,6 @@ def _soft_targets(model: NativeCLIP, bank: PromptBank, recipe: ProxyRecipe) -> t
         neighbours = torch.softmax(similarity / float(config["temperature"]), dim=1)
         alpha = float(config["alpha"])
         return (1 - alpha) * torch.eye(bank.n_classes, device=means.device) + alpha * neighbours
-
-
-def pick_cpu_threads(current: int, max_threads: int) -> int:
-    """Threads for the next epoch: all cores when the machine is otherwise idle, one when it is shared.
-
-    Why: on a CPU shared with other jobs, torch's multi-threaded kernels wait on descheduled threads;
-    measured on the 2-core build machine under load 7, one thread ran a step 3-8x faster than two.
-    """
-    if max_threads <= 1 or not hasattr(os, "getloadavg"):
-        return max(1, max_threads)
-    others = os.getloadavg()[0] - current  # the 1-min load includes this process's own threads
-    return max_threads if others < 0.5 else 1
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
@@ -180,13 +168,10 @@ def train_proxy(
     run.soft_targets = _soft_targets(model, bank, recipe)
     run.fast = recipe.fast_training and bf16_autocast_supported(model.device)
     result.precision = "bf16-autocast+channels_last" if run.fast else "fp32"
-    max_threads = torch.get_num_threads()
     if run.fast:
         model.image_tower.to(memory_format=torch.channels_last)
     try:
         for epoch in range(result.resumed_from_epoch, recipe.epochs):
-            if model.device.type == "cpu":
-                torch.set_num_threads(pick_cpu_threads(torch.get_num_threads(), max_threads))
             t0 = time.perf_counter()
             record = _train_epoch(run, epoch, progress)
             scores = evaluate(model)
@@ -206,7 +191,6 @@ def train_proxy(
                 f"train acc {100 * record['train_accuracy']:.1f}% {evals} ({record['seconds']:.0f}s, "
                 f"{record['torch_threads']} thread(s), load {record['load_avg_1min'][0]:.1f})")
     finally:
-        torch.set_num_threads(max_threads)
         model.image_tower.to(memory_format=torch.contiguous_format)
     for param in model.parameters():
         param.requires_grad_(True)
