@@ -42,7 +42,7 @@ VARIANTS = {"a": "mmrobust PGD (ZeroShotClassifier)", "b": "re-encode prompts ev
 
 
 def build(args):
-    from mmrobust.eval.zeroshot import ZeroShotClassifier, build_prompts
+    from mmrobust.models.zeroshot import ZeroShotClassifier, build_prompts
     from mmrobust.models.native import NativeCLIP
 
     with torch.random.fork_rng(devices=[]):

@@ -39,7 +39,7 @@ from mmrobust.attacks.text.recipes import build_text_attack
 from mmrobust.data import templates as template_sets
 from mmrobust.data.registry import load_dataset
 from mmrobust.data.sampling import subsample_indices
-from mmrobust.eval.zeroshot import build_prompts, encode_class_prompts
+from mmrobust.models.zeroshot import build_prompts, encode_class_prompts
 from mmrobust.utils.files import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import torch
 
 import torchvision_shim  # noqa: F401  (before anything imports torchvision)
 from mmrobust.errors import ModelLoadError
-from mmrobust.eval.zeroshot import ZeroShotClassifier
+from mmrobust.models.zeroshot import ZeroShotClassifier
 from mmrobust.models import load_model, save_checkpoint
 
 CLASSES = ["cat", "dog", "the airplane", "small red truck"]

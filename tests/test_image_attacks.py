@@ -12,7 +12,7 @@ from mmrobust.attacks.image import APGD, FGSM, PGD, Square
 from mmrobust.attacks.image.apgd import apgd_checkpoints
 from mmrobust.data import load_dataset
 from mmrobust.errors import ConfigError, NumericalError
-from mmrobust.eval.zeroshot import ZeroShotClassifier
+from mmrobust.models.zeroshot import ZeroShotClassifier
 from robust_test_models import prototype_digits_model
 
 

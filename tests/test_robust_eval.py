@@ -16,7 +16,7 @@ from mmrobust.data import load_dataset
 from mmrobust.eval.resume import EvalState
 from mmrobust.eval.robust import prepare_attacks, run_attacks, summarize
 from mmrobust.eval.run import EvalConfig, run_evaluation
-from mmrobust.eval.zeroshot import ZeroShotClassifier, build_prompts
+from mmrobust.models.zeroshot import ZeroShotClassifier, build_prompts
 from mmrobust.models.checkpoint import save_checkpoint
 from mmrobust.models.tiny import build_tiny
 from robust_test_models import prototype_digits_model

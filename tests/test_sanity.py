@@ -11,7 +11,7 @@ from mmrobust.eval.resume import EvalState
 from mmrobust.eval.robust import prepare_attacks, run_attacks
 from mmrobust.eval.run import EvalConfig, run_evaluation
 from mmrobust.eval.sanity import run_sanity_checks
-from mmrobust.eval.zeroshot import ZeroShotClassifier, build_prompts
+from mmrobust.models.zeroshot import ZeroShotClassifier, build_prompts
 from robust_test_models import masked_digits_model, prototype_digits_model
 
 

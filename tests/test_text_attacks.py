@@ -21,7 +21,7 @@ from mmrobust.attacks.text.recipes import build_text_attack
 from mmrobust.attacks.text.transformations import CharacterEditSwap, EmbeddingNeighbourSwap
 from mmrobust.attacks.text.words import split_words
 from mmrobust.errors import ConfigError, ModelLoadError
-from mmrobust.eval.zeroshot import ZeroShotClassifier, build_prompts, encode_class_prompts
+from mmrobust.models.zeroshot import ZeroShotClassifier, build_prompts, encode_class_prompts
 from mmrobust.models.base import TextTokens, VisionLanguageModel
 from mmrobust.models.tiny import build_tiny
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from mmrobust.errors import ConfigError
-from mmrobust.eval.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_prompts, encode_class_prompts
+from mmrobust.models.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_prompts, encode_class_prompts
 
 CLASSES = ["cat", "dog", "ship"]
 TEMPLATES = ["a photo of a {}.", "a blurry photo of the {}."]

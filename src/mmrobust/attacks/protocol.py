@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 
 from ..models.base import VisionLanguageModel
-from ..eval.zeroshot import ZeroShotClassifier
+from ..models.zeroshot import ZeroShotClassifier
 
 
 def batch_seed(seed: int, position: int, salt: str = "") -> int:

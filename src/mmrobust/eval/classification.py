@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.base import ImageClassificationDataset
-from ..errors import NumericalError
+from ..models.zeroshot import check_finite_logits
 
 
 @dataclass
@@ -45,11 +45,6 @@ def iterate_batches(
         images = torch.stack([img for img, _ in items]).to(device)
         labels = torch.tensor([label for _, label in items], device=device)
         yield Batch(range(start, stop), images, labels)
-
-
-def check_finite_logits(logits: torch.Tensor, where: str) -> None:
-    if not torch.isfinite(logits).all():
-        raise NumericalError(f"the model returned non-finite logits ({where}); refusing to report an accuracy")
 
 
 @torch.no_grad()

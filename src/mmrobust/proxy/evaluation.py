@@ -1,6 +1,6 @@
 """Zero-shot scoring of a proxy on held-out arrays, the way ``mmrobust eval`` scores it.
 
-Class embeddings come from :func:`~mmrobust.eval.zeroshot.encode_class_prompts` through the model's own
+Class embeddings come from :func:`~mmrobust.models.zeroshot.encode_class_prompts` through the model's own
 ``encode_text`` (the public path), and images go through ``encode_image`` on [0, 1] pixels, so the number
 in the manifest is the number a user reproduces with the eval CLI (same templates, same resize).
 """
@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 
 from ..data.templates import resolve_templates
-from ..eval.zeroshot import build_prompts, encode_class_prompts
+from ..models.zeroshot import build_prompts, encode_class_prompts
 from ..models.base import VisionLanguageModel
 from .arrays import ImageArrays
 from .recipes import EvalSet

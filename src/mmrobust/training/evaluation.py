@@ -15,7 +15,7 @@ import torch
 from ..attacks.image.pgd import PGD
 from ..data.base import ImageClassificationDataset
 from ..eval.classification import accuracy_summary, check_finite_logits, iterate_batches
-from ..eval.zeroshot import ZeroShotClassifier
+from ..models.zeroshot import ZeroShotClassifier
 from ..models.base import VisionLanguageModel
 from .config import eps_label
 from .distributed import DistributedContext, gather_sharded, shard_strided

@@ -29,7 +29,7 @@ from ..data import load_dataset, resolve_templates, subsample_indices
 from ..data.base import ImageClassificationDataset
 from ..data.sampling import indices_sha256
 from ..errors import ConfigError, NumericalError
-from ..eval.zeroshot import build_prompts
+from ..models.zeroshot import build_prompts
 from ..models import load_model, save_checkpoint
 from ..models.base import VisionLanguageModel
 from ..utils.environment import environment_versions

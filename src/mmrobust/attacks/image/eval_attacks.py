@@ -75,7 +75,7 @@ class ImageEvalAttack(EvalAttack):
         adv = attack(images, labels)
         with torch.no_grad():
             logits = self.ctx.classifier(adv)
-        from ...eval.classification import check_finite_logits
+        from ...models.zeroshot import check_finite_logits
 
         check_finite_logits(logits, f"{self.name} adversarial images")
         extra = {}

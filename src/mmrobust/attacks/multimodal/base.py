@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from ...errors import ConfigError
-from ...eval.classification import check_finite_logits
-from ...eval.zeroshot import ZeroShotClassifier
+from ...models.zeroshot import check_finite_logits
+from ...models.zeroshot import ZeroShotClassifier
 from ..image.eval_attacks import image_options, threat_model_description
 from ..image.pgd import PGD
 from ..protocol import AttackContext, BatchOutcome, EvalAttack

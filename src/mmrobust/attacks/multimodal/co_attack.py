@@ -10,7 +10,7 @@ adversarial image and per-image adversarial captions.
 
 from __future__ import annotations
 
-from ...eval.zeroshot import ZeroShotClassifier
+from ...models.zeroshot import ZeroShotClassifier
 from .base import MultimodalEvalAttack
 
 

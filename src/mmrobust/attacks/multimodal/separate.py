@@ -7,7 +7,7 @@ adversarial prompts. The two perturbations never see each other.
 
 from __future__ import annotations
 
-from ...eval.zeroshot import ZeroShotClassifier
+from ...models.zeroshot import ZeroShotClassifier
 from .base import MultimodalEvalAttack
 
 

@@ -130,7 +130,7 @@ class ZeroShotMarginGoal(Goal):
     """Class prompts scored by the zero-shot errors they cause on a small set of clean images.
 
     Texts are the flattened class prompts ``prompts[c][t]`` (index ``c * T + t``); the class embedding of
-    ``c`` is the normalised mean of its T prompt embeddings (as in :mod:`mmrobust.eval.zeroshot`). A
+    ``c`` is the normalised mean of its T prompt embeddings (as in :mod:`mmrobust.models.zeroshot`). A
     candidate for prompt (c, t) only changes column c of the logits, so one matrix product scores every
     candidate against every image: images of class c lose when c's column drops, images of other classes
     lose when it rises above their own class (the prompt "steals" them).

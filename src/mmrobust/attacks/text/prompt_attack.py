@@ -26,7 +26,7 @@ import torch
 
 from ...data.templates import validate_templates
 from ...errors import ConfigError
-from ...eval.zeroshot import ZeroShotClassifier
+from ...models.zeroshot import ZeroShotClassifier
 from ..protocol import AttackContext
 from .attacked_text import TextAttackResult
 from .attacker import TextAttacker, eval_mode

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ...attacks.image.pgd import PGD
-from ...eval.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, encode_class_prompts
+from ...models.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, encode_class_prompts
 from ...models.base import VisionLanguageModel
 from ..config import TrainConfig
 from ..pairs import CaptionBatch, class_captions

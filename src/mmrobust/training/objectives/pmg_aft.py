@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ...eval.zeroshot import encode_class_prompts
+from ...models.zeroshot import encode_class_prompts
 from .base import LossTerms, Objective, ObjectiveContext, TrainBatch, kl_divergence
 
 

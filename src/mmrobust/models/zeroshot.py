@@ -14,8 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.templates import validate_templates
-from ..errors import ConfigError
-from ..models.base import VisionLanguageModel
+from ..errors import ConfigError, NumericalError
+from .base import VisionLanguageModel
+
+
+def check_finite_logits(logits: torch.Tensor, where: str) -> None:
+    """Refuse to score non-finite logits: an accuracy computed from NaN is a silent lie."""
+    if not torch.isfinite(logits).all():
+        raise NumericalError(f"the model returned non-finite logits ({where}); refusing to report an accuracy")
 
 
 def build_prompts(classes: Sequence[str], templates: Sequence[str]) -> list[list[str]]:
