@@ -34,8 +34,8 @@ class AttackContext:
     """What an attack may use; built once per evaluation run.
 
     ``classifier`` holds the clean class-prompt embeddings (encoded once); ``prompts[c][t]`` are the clean
-    prompts behind them. ``options`` carries the user's attack options (eps as a fraction, norm, steps,
-    alpha, restarts, text_words, mlm, ...) exactly as parsed by the CLI, so every attack sees one source.
+    prompts behind them. Each attack holds its own typed options (:mod:`.options`); the context carries
+    only what the run shares.
     ``attack_images``/``attack_labels`` (optional): a few clean labelled images (pixels in [0, 1]) that
     task-aware text attacks may use to pick prompts that hurt accuracy (``text_goal=zero-shot-margin``).
     """
@@ -48,7 +48,6 @@ class AttackContext:
     device: torch.device
     seed: int = 0
     progress: bool = True
-    options: dict[str, Any] = field(default_factory=dict)
     attack_images: torch.Tensor | None = None
     attack_labels: torch.Tensor | None = None
     #: run-scoped results attacks may share (e.g. the adversarial class prompts, which ``embed-sub``,

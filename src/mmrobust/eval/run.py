@@ -27,18 +27,21 @@ from ..utils.seeding import seed_everything
 from .class_subset import select_classes
 from .classification import accuracy_summary, predict
 from .report import new_report, write_report
-from .zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_prompts
+from ..models.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_prompts
 
-#: --eps K above this is certainly a mistake (K is in 1/255 units for Linf; 255 = the whole range)
-MAX_EPS_INPUT = 255.0
+#: EvalConfig fields that are attack options (None = the attack's own default, see mmrobust.attacks.options)
+ATTACK_FIELDS = ("norm", "eps", "steps", "alpha", "restarts", "square_queries", "targeted", "target_classes",
+                 "text_attack", "text_words", "text_candidates", "mlm", "text_goal", "text_goal_images")
 
 
 @dataclass
 class EvalConfig:
     """Everything a zero-shot evaluation depends on; all of it lands in the report.
 
-    Attack options: ``eps`` is K as typed (K/255 for linf, the raw L2 radius for l2), ``alpha`` likewise
-    (default eps/4), ``steps`` default 10. Text options are passed through to text attacks unchanged.
+    Attacks: ``attacks`` (names or "a,b") and/or ``preset`` (:mod:`mmrobust.attacks.presets`); the attack
+    options below override the preset's. Units: ``eps`` and ``alpha`` are fractions of the [0, 1] pixel range
+    for L-inf (``eps=4/255``) and raw radii for L2 — the CLI alone reads K/255. ``None`` = the attack's
+    default (:mod:`mmrobust.attacks.options`: eps 1/255, one step-size rule, all other classes as targets).
     """
 
     model: str
@@ -56,25 +59,57 @@ class EvalConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     # --- attacks (None/empty = clean only)
     attacks: str | list[str] | None = None
+    preset: str | None = None
+    norm: str | None = None
     eps: float | None = None
-    norm: str = "linf"
     steps: int | None = None
     alpha: float | None = None
-    restarts: int = 1
+    restarts: int | None = None
     square_queries: int | None = None
-    text_words: int = 1
-    mlm: str | None = None
-    text_candidates: int = 10
+    #: attack each other class in turn (APGD-T's scheme) with PGD, FGSM or Square
+    targeted: bool = False
+    #: targeted attacks: at most this many wrong classes (None = all other classes of the task)
+    target_classes: int | None = None
     #: text recipe used inside multimodal attacks (default: bert-attack with --mlm, else embed-sub)
     text_attack: str | None = None
+    text_words: int | None = None
+    text_candidates: int | None = None
+    mlm: str | None = None
     #: "embedding-kl" (the study's, label-free), "embedding-cos" or "zero-shot-margin" (task-aware)
-    text_goal: str = "embedding-kl"
+    text_goal: str | None = None
     #: zero-shot-margin: clean labelled images per class the text attack may look at
-    text_goal_images: int = 8
+    text_goal_images: int | None = None
     resume: bool = True
     sanity: bool = True
     #: evaluate on a deterministic subset of this many classes (k-way task, images of those classes only)
     classes: int | None = None
+
+    def attack_values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ATTACK_FIELDS}
+
+    def resolve_attacks(self) -> tuple[list[str], dict[str, Any]]:
+        """(attack names, their option values) after the preset and the user's values are merged."""
+        from ..attacks.presets import resolve
+
+        return resolve(self.preset, self.attacks, self.attack_values())
+
+    def validate(self) -> "EvalConfig":
+        """The run-level options (attack options are validated by each attack's options class)."""
+        check_run_options(self.batch_size, self.seed, self.n_samples, self.classes)
+        if self.logit_scale is not None:
+            scale = _finite_number("--logit-scale", self.logit_scale)
+            if scale <= 0:
+                raise ConfigError(f"--logit-scale must be positive (it multiplies cosine similarities), got {scale}")
+        return self
+
+
+def check_run_options(batch_size: int, seed: int, n_samples: int | None, classes: int | None) -> None:
+    for name, value, low in (("--batch-size", batch_size, 1), ("--seed", seed, 0), ("--n-samples", n_samples, 1),
+                             ("--n-classes", classes, 1)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or int(value) != value or value < low:
+            raise ConfigError(f"{name} must be an integer of at least {low}, got {value}")
 
 
 def _finite_number(name: str, value: Any) -> float:
@@ -85,42 +120,6 @@ def _finite_number(name: str, value: Any) -> float:
     if not math.isfinite(value):
         raise ConfigError(f"{name} must be finite, got {value}")
     return value
-
-
-def attack_options(config: EvalConfig) -> dict[str, Any]:
-    """The option dict every attack sees (eps/alpha converted to fractions), validated."""
-    from ..attacks.image.base import normalize_norm
-
-    norm = normalize_norm(config.norm)
-    options: dict[str, Any] = {"norm": norm, "eps": None, "eps_input": None, "alpha": None, "alpha_input": None}
-    if config.eps is not None:
-        k = _finite_number("--eps", config.eps)
-        if k <= 0:
-            raise ConfigError(f"--eps must be positive, got {config.eps}")
-        if k > MAX_EPS_INPUT:
-            raise ConfigError(f"--eps {config.eps} is absurd (at most {MAX_EPS_INPUT:g}; for linf K means K/255)")
-        options["eps_input"] = k
-        options["eps"] = k / 255.0 if norm == "Linf" else k
-    if config.alpha is not None:
-        a = _finite_number("--alpha", config.alpha)
-        if a <= 0:
-            raise ConfigError(f"--alpha must be positive, got {config.alpha}")
-        options["alpha_input"] = a
-        options["alpha"] = a / 255.0 if norm == "Linf" else a
-    if config.steps is not None and (int(config.steps) != config.steps or config.steps < 1):
-        raise ConfigError(f"--steps must be an integer of at least 1, got {config.steps}")
-    if int(config.restarts) < 1:
-        raise ConfigError(f"--restarts must be at least 1, got {config.restarts}")
-    if int(config.text_words) < 1:
-        raise ConfigError(f"--text-words must be at least 1, got {config.text_words}")
-    if int(config.text_candidates) < 1:
-        raise ConfigError(f"--text-candidates must be at least 1, got {config.text_candidates}")
-    options.update(steps=config.steps, restarts=int(config.restarts), square_queries=config.square_queries,
-                   text_words=int(config.text_words), mlm=config.mlm, text_candidates=int(config.text_candidates),
-                   text_goal=config.text_goal, text_goal_images=int(config.text_goal_images))
-    if config.text_attack is not None:
-        options["text_attack"] = config.text_attack
-    return options
 
 
 def goal_image_set(config: EvalConfig, dataset, eval_indices, per_class: int) -> tuple[Any, Any, dict[str, Any]]:
@@ -153,22 +152,6 @@ def goal_image_set(config: EvalConfig, dataset, eval_indices, per_class: int) ->
                              "from_evaluation_images": source is dataset}
 
 
-def build_attacks(names: list[str], options: dict[str, Any]) -> list:
-    """Instantiate the named attacks (validating their options before any model is loaded)."""
-    from ..attacks.registry import ATTACKS, build_attack
-
-    attacks = []
-    for name in names:
-        try:
-            attacks.append(build_attack(name, options))
-        except ModuleNotFoundError as exc:
-            module = ATTACKS[name][0].partition(":")[0]
-            if exc.name and module.startswith(exc.name):
-                raise ConfigError(f"attack {name!r} is not available in this installation ({module} missing)") from None
-            raise
-    return attacks
-
-
 def weights_fingerprint(model: VisionLanguageModel) -> str:
     """A cheap fingerprint of the weights (per-tensor sums), so a resume state never mixes two models."""
     digest = hashlib.sha256()
@@ -192,14 +175,14 @@ def run_evaluation(
     """
     if config.output is not None:
         check_writable(config.output)  # fail before the work, not after it
-    if config.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {config.batch_size}")
-    from ..attacks.registry import parse_attack_list
+    config.validate()
+    names, options = config.resolve_attacks()
+    if names:
+        from ..attacks.registry import build_attacks
 
-    names = (parse_attack_list(",".join(config.attacks)) if isinstance(config.attacks, list)
-             else parse_attack_list(config.attacks))
-    options = attack_options(config) if names else {}
-    attacks = build_attacks(names, options) if names else []
+        attacks = build_attacks(names, options)
+    else:
+        attacks = []
 
     t0 = time.perf_counter()
     seed_everything(config.seed)
@@ -256,6 +239,7 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
                  attacks, after_batch) -> None:
     """Attack loop + sanity checks; fills ``report`` in place."""
     from ..attacks.image.eval_attacks import threat_model_description
+    from ..attacks.options import TextOptions
     from ..attacks.protocol import AttackContext
     from .resume import StateFile, config_hash, state_path_for
     from .robust import prepare_attacks, run_attacks, summarize
@@ -263,11 +247,10 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
 
     prompts = build_prompts(dataset.classes, templates)
     ctx = AttackContext(model=model, classifier=classifier, classes=list(dataset.classes), templates=list(templates),
-                        prompts=prompts, device=device, seed=config.seed, progress=config.progress,
-                        options=dict(options))
+                        prompts=prompts, device=device, seed=config.seed, progress=config.progress)
     if options.get("text_goal") == "zero-shot-margin" and any(a.modality != "image" for a in attacks):
-        ctx.attack_images, ctx.attack_labels, goal_info = goal_image_set(
-            config, dataset, indices, int(options.get("text_goal_images") or 8))
+        per_class = options.get("text_goal_images") or TextOptions.text_goal_images
+        ctx.attack_images, ctx.attack_labels, goal_info = goal_image_set(config, dataset, indices, int(per_class))
         report["text_goal_images"] = goal_info
     digest = config_hash({
         "model": config.model, "weights": weights_fingerprint(model), "dataset": dataset.describe(),
@@ -292,13 +275,13 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     report["metrics"] = metrics
     report["per_example"] = per_example
     report["attacks"] = [attack.describe() for attack in attacks]
-    image_like = [a for a in attacks if a.threat_model() is not None]
+    threat = next((a.threat_model() for a in attacks if a.threat_model() is not None), None)
     report["threat_model"] = (
-        {**threat_model_description(options["norm"], options["eps"]), "eps_input": options["eps_input"],
+        {**threat_model_description(threat["norm"], threat["eps"]),
          "perturbs": "pixels in [0, 1] at the dataset's native resolution, before the model's resize/normalise"}
-        if image_like and options.get("eps") is not None else None
+        if threat is not None else None
     )
-    report["attack_options"] = dict(options)
+    report["attack_options"] = {"preset": config.preset, **options}
     report["resume"] = {"enabled": config.resume, "config_hash": digest,
                         "state_file": str(state_path) if state_path else None,
                         "resumed_from_position": resumed_from}

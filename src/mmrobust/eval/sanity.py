@@ -56,11 +56,12 @@ def _slack(n: int, config: SanityConfig) -> float:
 class _Probe:
     """The probe examples and the helpers that attack them deterministically."""
 
-    def __init__(self, ctx: AttackContext, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> None:
+    def __init__(self, ctx: AttackContext, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 threat: dict[str, Any]) -> None:
         self.ctx, self.images, self.labels = ctx, images, labels
         self.batch_size = max(1, min(batch_size, images.shape[0]))
-        self.norm = ctx.options["norm"]
-        self.eps = float(ctx.options["eps"])
+        self.norm = threat["norm"]
+        self.eps = float(threat["eps"])
 
     def _batches(self, batch_size: int):
         for start in range(0, self.images.shape[0], batch_size):
@@ -83,8 +84,9 @@ class _Probe:
 
     def pgd(self, eps: float, steps: int, alpha: float | None = None, random_start: bool = True):
         from ..attacks.image.pgd import PGD
+        from ..attacks.options import default_step_size
 
-        alpha = alpha if alpha is not None else eps / 4
+        alpha = alpha if alpha is not None else default_step_size(eps, self.norm)
         return lambda gen: PGD(self.ctx.classifier, eps, alpha, steps, self.norm, random_start=random_start,
                                generator=gen, track_best=True)
 
@@ -155,11 +157,12 @@ def run_sanity_checks(
 
     perturbing = [a for a in attacks if a.threat_model() is not None]  # image and multimodal attacks
     probe_names = ["gradients", "steps_monotone", "eps_monotone", "large_eps", "square_vs_whitebox", "batch_size"]
-    if not perturbing or ctx.options.get("eps") is None:
+    if not perturbing:
         for name in probe_names:
             skipped[name] = "no image-perturbing attack in this run (these checks probe pixel-space attacks)"
     else:
-        _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, checks, skipped)
+        _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, checks, skipped,
+                      perturbing[0].threat_model())
 
     failed = [name for name, c in checks.items() if not c["passed"]]
     return {
@@ -175,10 +178,10 @@ def run_sanity_checks(
     }
 
 
-def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, checks, skipped) -> None:
+def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, checks, skipped, threat) -> None:
     n_probe = min(config.n_probe, len(indices))
     batch = next(iterate_batches(dataset, list(indices)[:n_probe], n_probe, ctx.device))
-    probe = _Probe(ctx, batch.images, batch.labels, batch_size)
+    probe = _Probe(ctx, batch.images, batch.labels, batch_size, threat)
     eps, norm = probe.eps, probe.norm
     slack = _slack(n_probe, config)
 
@@ -190,7 +193,7 @@ def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, che
 
     by_steps = [probe.attack_accuracy(probe.pgd(eps, s), "steps")[0] for s in config.probe_steps]
     checks["steps_monotone"] = _check(_non_increasing(by_steps, slack), steps=list(config.probe_steps),
-                                      accuracy=by_steps, alpha="eps/4")
+                                      accuracy=by_steps, alpha="the PGD step-size rule")
 
     by_eps = [probe.attack_accuracy(probe.pgd(eps * f, config.probe_attack_steps), "eps")[0]
               for f in config.eps_factors]
@@ -203,7 +206,9 @@ def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, che
                                  threshold=config.large_eps_max_accuracy,
                                  note="a huge budget must drive accuracy to about 0")
 
-    whitebox = [a for a in attacks if a.modality == "image" and a.name != "square"]
+    from ..attacks.registry import get_attack_spec
+
+    whitebox = [a for a in attacks if a.modality == "image" and get_attack_spec(a.name).white_box]
     if norm != "Linf":
         skipped["square_vs_whitebox"] = "Square is implemented for Linf only"
     elif not whitebox:

@@ -42,6 +42,11 @@ def apgd_checkpoints(steps: int) -> list[int]:
     return [w for w in points if 0 < w <= steps]
 
 
+def target_rank_limit(n_target_classes: int | None, n_classes: int) -> int:
+    """How many wrong classes a targeted attack tries: all other classes, or at most ``n_target_classes``."""
+    return n_classes - 1 if n_target_classes is None else min(n_target_classes, n_classes - 1)
+
+
 class APGD(ImageAttack):
     """``APGD(classifier, eps, steps=100, norm="Linf", loss="ce")(images, labels)``.
 
@@ -58,7 +63,7 @@ class APGD(ImageAttack):
         norm: str = "Linf",
         loss: str | Callable = "ce",
         targeted: bool = False,
-        n_target_classes: int = 9,
+        n_target_classes: int | None = None,
         restarts: int = 1,
         rho: float = 0.75,
         momentum: float = 0.75,
@@ -68,7 +73,8 @@ class APGD(ImageAttack):
         super().__init__(classifier, eps, norm, targeted, generator)
         self.steps = check_steps(steps)
         self.restarts = check_steps(restarts, "restarts")
-        self.n_target_classes = check_steps(n_target_classes, "n_target_classes")
+        #: None = every other class of the task (APGD-T's targets; AutoAttack's 9 on 10-class CIFAR-10)
+        self.n_target_classes = None if n_target_classes is None else check_steps(n_target_classes, "n_target_classes")
         self.rho = check_positive("rho", rho)
         self.momentum = check_positive("momentum", momentum)
         self.random_start = bool(random_start)
@@ -105,7 +111,7 @@ class APGD(ImageAttack):
         else:
             with torch.no_grad():
                 ranked = self._logits(images).argsort(dim=1, descending=True)
-            for rank in range(1, min(self.n_target_classes, ranked.shape[1] - 1) + 1):
+            for rank in range(1, target_rank_limit(self.n_target_classes, ranked.shape[1]) + 1):
                 self._attempt(images, labels, ranked[:, rank], False, adv, done, filled)
         return adv
 

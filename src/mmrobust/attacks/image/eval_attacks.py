@@ -1,9 +1,10 @@
 """Image attacks as :class:`~mmrobust.attacks.protocol.EvalAttack` objects for ``mmrobust eval --attack``.
 
-The factories named in :mod:`mmrobust.attacks.registry` (``make_pgd`` ...) take the parsed option dict
-(``eps`` as a fraction for Linf / a raw radius for L2, ``norm``, ``steps``, ``alpha``, ``restarts`` ...)
-and return an attack that, per batch, builds the pixel attack with a generator seeded from
-(seed, batch position) — so a resumed evaluation reproduces every batch exactly.
+The builders named in :mod:`mmrobust.attacks.registry` (``make_pgd`` ...) take the attack's validated
+options (:mod:`mmrobust.attacks.options`: ``eps`` as a fraction for Linf / a raw radius for L2) and return an
+attack that, per batch, builds the pixel attack with a generator seeded from (seed, batch position) — so a
+resumed evaluation reproduces every batch exactly. ``targeted`` wraps the attack in
+:class:`~.targeted.EachTarget` (every other class in turn, as APGD-T).
 """
 
 from __future__ import annotations
@@ -12,34 +13,14 @@ from typing import Any, Callable
 
 import torch
 
-from ...errors import ConfigError
+from ...models.zeroshot import check_finite_logits
+from ..options import APGDOptions, APGDTOptions, FGSMOptions, PGDOptions, SquareOptions
 from ..protocol import AttackContext, BatchOutcome, EvalAttack
 from .apgd import APGD
-from .base import ImageAttack, check_eps, check_positive, check_steps, normalize_norm
+from .base import ImageAttack
 from .pgd import FGSM, PGD
 from .square import Square
-
-#: defaults when the user does not say (documented in ``mmrobust eval --help``)
-DEFAULT_STEPS = 10
-DEFAULT_SQUARE_QUERIES = 1000
-DEFAULT_TARGET_CLASSES = 9
-
-
-def image_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Validated image-attack options with defaults filled in (eps is required)."""
-    if options.get("eps") is None:
-        raise ConfigError("image attacks need --eps")
-    norm = normalize_norm(options.get("norm") or "linf")
-    eps = check_eps(options["eps"], norm)
-    steps = check_steps(options.get("steps") if options.get("steps") is not None else DEFAULT_STEPS)
-    alpha = options.get("alpha")
-    alpha = eps / 4 if alpha is None else check_positive("alpha", alpha)
-    restarts = check_steps(options.get("restarts") if options.get("restarts") is not None else 1, "restarts")
-    queries = check_steps(options.get("square_queries") or DEFAULT_SQUARE_QUERIES, "square queries")
-    n_targets = check_steps(options.get("n_target_classes") or DEFAULT_TARGET_CLASSES, "APGD-T target classes")
-    return {"eps": eps, "norm": norm, "steps": steps, "alpha": alpha, "restarts": restarts,
-            "square_queries": queries, "n_target_classes": n_targets}
-
+from .targeted import EachTarget
 
 def threat_model_description(norm: str, eps: float) -> dict[str, Any]:
     """Both forms of eps: the fraction used internally and the k/255 (Linf) users type."""
@@ -75,11 +56,9 @@ class ImageEvalAttack(EvalAttack):
         adv = attack(images, labels)
         with torch.no_grad():
             logits = self.ctx.classifier(adv)
-        from ...models.zeroshot import check_finite_logits
-
         check_finite_logits(logits, f"{self.name} adversarial images")
         extra = {}
-        if isinstance(attack, Square) or hasattr(attack, "queries_used"):
+        if hasattr(attack, "queries_used"):
             extra["queries"] = float(getattr(attack, "queries_used", 0.0)) * images.shape[0]
         return BatchOutcome(correct=(logits.argmax(dim=1) == labels).cpu(), adv_images=adv, extra=extra)
 
@@ -94,8 +73,8 @@ class ImageEvalAttack(EvalAttack):
 class APGDEnsemble(ImageAttack):
     """APGD-CE then APGD-T on the examples APGD-CE left robust: AutoAttack's white-box pair, worst case."""
 
-    def __init__(self, classifier: Any, eps: float, steps: int, norm: str, restarts: int, n_target_classes: int,
-                 generator: torch.Generator | None) -> None:
+    def __init__(self, classifier: Any, eps: float, steps: int, norm: str, restarts: int,
+                 n_target_classes: int | None, generator: torch.Generator | None) -> None:
         super().__init__(classifier, eps, norm, False, generator)
         self.ce = APGD(classifier, eps, steps, norm, loss="ce", restarts=restarts, generator=generator)
         self.t = APGD(classifier, eps, steps, norm, targeted=True, n_target_classes=n_target_classes,
@@ -116,43 +95,47 @@ class APGDEnsemble(ImageAttack):
         return adv
 
 
-def _make(name: str, options: dict[str, Any], build: Callable[[dict[str, Any]], Callable], keys: tuple[str, ...]):
-    opts = image_options(options)
-    parameters = {key: opts[key] for key in keys}
-    builder = build(opts)
-    builder(lambda images: images, torch.Generator())  # validate now, before any model is loaded
-    return ImageEvalAttack(name, builder, opts["norm"], opts["eps"], parameters)
+Build = Callable[[Any, torch.Generator], ImageAttack]
 
 
-def make_pgd(options: dict[str, Any]) -> EvalAttack:
-    return _make("pgd", options, lambda o: lambda clf, gen: PGD(
-        clf, o["eps"], o["alpha"], o["steps"], o["norm"], random_start=True, restarts=o["restarts"], loss="ce",
-        generator=gen, track_best=True), ("steps", "alpha", "restarts"))
+def _make(name: str, options: Any, build: Build, keys: tuple[str, ...]) -> EvalAttack:
+    if getattr(options, "targeted", False):
+        inner = build
+        build = lambda clf, gen: EachTarget(lambda: inner(clf, gen), clf, options.eps, options.norm,  # noqa: E731
+                                            options.target_classes, gen)
+        keys = keys + ("targeted", "target_classes")
+    parameters = {key: getattr(options, key) for key in keys}
+    build(lambda images: images, torch.Generator())  # validate now, before any model is loaded
+    return ImageEvalAttack(name, build, options.norm, options.eps, parameters)
 
 
-def make_fgsm(options: dict[str, Any]) -> EvalAttack:
-    return _make("fgsm", options, lambda o: lambda clf, gen: FGSM(clf, o["eps"], o["norm"], generator=gen), ())
+def make_pgd(o: PGDOptions) -> EvalAttack:
+    return _make("pgd", o, lambda clf, gen: PGD(
+        clf, o.eps, o.alpha, o.steps, o.norm, random_start=True, restarts=o.restarts, loss="ce",
+        targeted=o.targeted, generator=gen, track_best=True), ("steps", "alpha", "restarts"))
 
 
-def make_apgd_ce(options: dict[str, Any]) -> EvalAttack:
-    return _make("apgd-ce", options, lambda o: lambda clf, gen: APGD(
-        clf, o["eps"], o["steps"], o["norm"], loss="ce", restarts=o["restarts"], generator=gen),
-        ("steps", "restarts"))
+def make_fgsm(o: FGSMOptions) -> EvalAttack:
+    return _make("fgsm", o, lambda clf, gen: FGSM(clf, o.eps, o.norm, targeted=o.targeted, generator=gen), ())
 
 
-def make_apgd_t(options: dict[str, Any]) -> EvalAttack:
-    return _make("apgd-t", options, lambda o: lambda clf, gen: APGD(
-        clf, o["eps"], o["steps"], o["norm"], targeted=True, n_target_classes=o["n_target_classes"],
-        restarts=o["restarts"], generator=gen), ("steps", "restarts", "n_target_classes"))
+def make_apgd_ce(o: APGDOptions) -> EvalAttack:
+    return _make("apgd-ce", o, lambda clf, gen: APGD(
+        clf, o.eps, o.steps, o.norm, loss="ce", restarts=o.restarts, generator=gen), ("steps", "restarts"))
 
 
-def make_apgd(options: dict[str, Any]) -> EvalAttack:
-    return _make("apgd", options, lambda o: lambda clf, gen: APGDEnsemble(
-        clf, o["eps"], o["steps"], o["norm"], o["restarts"], o["n_target_classes"], gen),
-        ("steps", "restarts", "n_target_classes"))
+def make_apgd_t(o: APGDTOptions) -> EvalAttack:
+    return _make("apgd-t", o, lambda clf, gen: APGD(
+        clf, o.eps, o.steps, o.norm, targeted=True, n_target_classes=o.target_classes,
+        restarts=o.restarts, generator=gen), ("steps", "restarts", "target_classes"))
 
 
-def make_square(options: dict[str, Any]) -> EvalAttack:
-    return _make("square", options, lambda o: lambda clf, gen: Square(
-        clf, o["eps"], n_queries=o["square_queries"], norm=o["norm"], restarts=o["restarts"], generator=gen),
-        ("square_queries", "restarts"))
+def make_apgd(o: APGDTOptions) -> EvalAttack:
+    return _make("apgd", o, lambda clf, gen: APGDEnsemble(
+        clf, o.eps, o.steps, o.norm, o.restarts, o.target_classes, gen), ("steps", "restarts", "target_classes"))
+
+
+def make_square(o: SquareOptions) -> EvalAttack:
+    return _make("square", o, lambda clf, gen: Square(
+        clf, o.eps, n_queries=o.square_queries, norm=o.norm, restarts=o.restarts, targeted=o.targeted,
+        generator=gen), ("square_queries", "restarts"))

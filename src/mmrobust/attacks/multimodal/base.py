@@ -5,10 +5,9 @@ image and text attacked independently) or the adversarial-prompt one (``co-attac
 perturbation is optimised against the perturbed text embeddings, so both perturbations cooperate).
 Either way the adversarial images are scored against the adversarial prompts.
 
-Options: everything :mod:`mmrobust.attacks.text.prompt_attack` reads (text_words, text_candidates,
-mlm, text_goal, ...), the image options of :func:`mmrobust.attacks.image.eval_attacks.image_options`
-(eps, norm, steps, alpha, restarts), and ``text_attack`` — the text recipe (default ``bert-attack`` when
-``mlm`` is given, else the offline ``embed-sub``).
+Options: :class:`~mmrobust.attacks.options.MultimodalOptions` — the PGD budget (eps, norm, steps, alpha,
+restarts), the text options, and ``text_attack`` — the text recipe (default ``bert-attack`` when ``mlm`` is
+given, else the offline ``embed-sub``).
 """
 
 from __future__ import annotations
@@ -17,25 +16,13 @@ from typing import Any
 
 import torch
 
-from ...errors import ConfigError
 from ...models.zeroshot import check_finite_logits
 from ...models.zeroshot import ZeroShotClassifier
-from ..image.eval_attacks import image_options, threat_model_description
+from ..image.eval_attacks import threat_model_description
 from ..image.pgd import PGD
 from ..protocol import AttackContext, BatchOutcome, EvalAttack
 from ..text.prompt_attack import ClassPromptAttack
-from ..text.recipes import RECIPES
-
-
-def text_recipe(options: dict[str, Any]) -> str:
-    """The text attack a multimodal attack uses: ``text_attack`` or, by default, bert-attack iff an MLM is given."""
-    recipe = options.get("text_attack")
-    if recipe in (None, ""):
-        return "bert-attack" if options.get("mlm") else "embed-sub"
-    recipe = str(recipe).lower()
-    if recipe not in RECIPES:
-        raise ConfigError(f"unknown text_attack {recipe!r} for a multimodal attack; known: {', '.join(RECIPES)}")
-    return recipe
+from ..options import MultimodalOptions
 
 
 class MultimodalEvalAttack(EvalAttack):
@@ -47,9 +34,9 @@ class MultimodalEvalAttack(EvalAttack):
     #: which prompts the PGD attacks, for the report
     pgd_against = "abstract"
 
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.image = image_options(options)
-        self.prompt_attack = ClassPromptAttack(text_recipe(options), options)
+    def __init__(self, options: MultimodalOptions) -> None:
+        self.options = options.validated()
+        self.prompt_attack = ClassPromptAttack(self.options.text_attack, self.options)
 
     def prepare(self, ctx: AttackContext) -> None:
         super().prepare(ctx)
@@ -60,9 +47,9 @@ class MultimodalEvalAttack(EvalAttack):
         raise NotImplementedError
 
     def attack_batch(self, images: torch.Tensor, labels: torch.Tensor) -> BatchOutcome:
-        o = self.image
-        pgd = PGD(self.pgd_target(), o["eps"], o["alpha"], o["steps"], o["norm"], random_start=True,
-                  restarts=o["restarts"], loss="ce", generator=self.batch_generator(), track_best=self.track_best)
+        o = self.options
+        pgd = PGD(self.pgd_target(), o.eps, o.alpha, o.steps, o.norm, random_start=True,
+                  restarts=o.restarts, loss="ce", generator=self.batch_generator(), track_best=self.track_best)
         adv = pgd(images, labels)
         with torch.no_grad():
             logits = self.prompt_attack.classifier(adv)
@@ -70,18 +57,18 @@ class MultimodalEvalAttack(EvalAttack):
         return BatchOutcome(correct=(logits.argmax(dim=1) == labels.to(logits.device)).cpu(), adv_images=adv)
 
     def describe(self) -> dict[str, Any]:
-        o = self.image
+        o = self.options
         return {
             "name": self.name,
             "modality": self.modality,
-            **threat_model_description(o["norm"], o["eps"]),
-            "steps": o["steps"], "alpha": o["alpha"], "restarts": o["restarts"],
+            **threat_model_description(o.norm, o.eps),
+            "steps": o.steps, "alpha": o.alpha, "restarts": o.restarts,
             "pgd_against": self.pgd_against,
             **self.prompt_attack.describe(),
         }
 
     def threat_model(self) -> dict[str, Any]:
-        return {"norm": self.image["norm"], "eps": self.image["eps"]}
+        return {"norm": self.options.norm, "eps": self.options.eps}
 
     def state_dict(self) -> dict[str, Any]:
         return self.prompt_attack.state_dict()

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..options import TextOptions
 from ..protocol import AttackContext, BatchOutcome, EvalAttack
 from .prompt_attack import ClassPromptAttack
 
@@ -21,7 +22,7 @@ class TextPromptEvalAttack(EvalAttack):
 
     modality = "text"
 
-    def __init__(self, name: str, recipe: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, recipe: str, options: TextOptions) -> None:
         self.name = name
         self.prompt_attack = ClassPromptAttack(recipe, options)
 
@@ -46,13 +47,13 @@ class TextPromptEvalAttack(EvalAttack):
         self.prompt_attack.load_state_dict(state)
 
 
-def make_bert_attack(options: dict[str, Any]) -> EvalAttack:
+def make_bert_attack(options: TextOptions) -> EvalAttack:
     return TextPromptEvalAttack("bert-attack", "bert-attack", options)
 
 
-def make_embed_sub(options: dict[str, Any]) -> EvalAttack:
+def make_embed_sub(options: TextOptions) -> EvalAttack:
     return TextPromptEvalAttack("embed-sub", "embed-sub", options)
 
 
-def make_typo(options: dict[str, Any]) -> EvalAttack:
+def make_typo(options: TextOptions) -> EvalAttack:
     return TextPromptEvalAttack("typo", "typo", options)

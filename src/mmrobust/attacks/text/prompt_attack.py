@@ -5,17 +5,8 @@ As in the study, the class prompts are attacked **once per run** (not per image)
 prompts. The work happens lazily on first use, so a resumed run that restores the saved prompts
 (:meth:`ClassPromptAttack.load_state_dict`) never re-runs the attack.
 
-Options read from the parsed CLI options dict:
-
-================  ==================================================================================
-text_words        words changed per prompt (default 1; < 1 is an error, never a silent no-op)
-text_candidates   candidates per word (default 10)
-mlm               masked LM for bert-attack (hub id or folder; default bert-base-uncased)
-text_goal         "embedding-kl" (default, the study's), "embedding-cos", or "zero-shot-margin"
-                  (task-aware: needs ``ctx.attack_images``/``attack_labels``)
-text_goal_images  at most this many clean images per class for zero-shot-margin (default 8)
-seed              seeds the typo generator
-================  ==================================================================================
+Options: :class:`~mmrobust.attacks.options.TextOptions` (words per prompt, candidates per word, masked LM,
+goal, goal images per class); the typo generator is seeded from the run's seed.
 """
 
 from __future__ import annotations
@@ -31,27 +22,8 @@ from ..protocol import AttackContext
 from .attacked_text import TextAttackResult
 from .attacker import TextAttacker, eval_mode
 from .goals import Goal, ZeroShotMarginGoal
-from .recipes import RECIPES, build_text_attack, validate_budget
-
-DEFAULT_GOAL_IMAGES_PER_CLASS = 8
-
-
-def int_option(options: dict[str, Any], key: str, default: int) -> int:
-    value = options.get(key)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"option {key} must be an integer, got {value!r}") from None
-
-
-def text_budget(options: dict[str, Any]) -> tuple[int, int]:
-    """(words per prompt, candidates per word), validated at construction so bad input fails before any work."""
-    words = int_option(options, "text_words", 1)
-    candidates = int_option(options, "text_candidates", 10)
-    validate_budget(words, candidates)
-    return words, candidates
+from ..options import TextOptions
+from .recipes import RECIPES, build_text_attack
 
 
 def goal_images(ctx: AttackContext, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,16 +47,16 @@ def goal_images(ctx: AttackContext, per_class: int) -> tuple[torch.Tensor, torch
 class ClassPromptAttack:
     """Attacks ``ctx.prompts`` with a text-attack recipe and keeps the adversarial classifier."""
 
-    def __init__(self, recipe: str, options: dict[str, Any]) -> None:
+    def __init__(self, recipe: str, options: TextOptions | None = None) -> None:
         if recipe not in RECIPES:
             raise ConfigError(f"unknown text-attack recipe {recipe!r}; known: {', '.join(RECIPES)}")
         self.recipe = recipe
-        self.options = dict(options)
-        self.words, self.candidates = text_budget(self.options)
-        self.goal_name = str(self.options.get("text_goal") or "embedding-kl")
-        self.goal_images_per_class = int_option(self.options, "text_goal_images", DEFAULT_GOAL_IMAGES_PER_CLASS)
-        self.mlm = self.options.get("mlm")
-        self.seed = int_option(self.options, "seed", 0)
+        options = (options or TextOptions()).validated()
+        self.words, self.candidates = options.text_words, options.text_candidates
+        self.goal_name = options.text_goal
+        self.goal_images_per_class = options.text_goal_images
+        self.mlm = options.mlm
+        self.seed = 0
         self.results: list[TextAttackResult] | None = None
         self.attacker_description: dict[str, Any] = {}
         self._classifier: ZeroShotClassifier | None = None
@@ -95,8 +67,7 @@ class ClassPromptAttack:
             raise ConfigError("text attack: there are no class prompts to attack (empty class or template list)")
         validate_templates(ctx.templates)  # a template without '{}' is an error here too, not a silent no-op
         self.ctx = ctx
-        if self.options.get("seed") is None:
-            self.seed = int(ctx.seed)  # the run's seed drives the typo generator unless the options say otherwise
+        self.seed = int(ctx.seed)  # the run's seed drives the typo generator
         self.results = None
         self._classifier = None
 
