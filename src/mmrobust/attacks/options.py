@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
 from .image.base import normalize_norm
+from .text.recipe_specs import RECIPE_NAMES, default_recipe
 
 #: the study's evaluation budget (L-inf), the default when no --eps is given
 STUDY_EPS = 1 / 255
@@ -94,9 +95,7 @@ def _choice(known: tuple[str, ...]) -> Callable[[str, Any], str]:
 
 
 def _text_recipe(name: str, value: Any) -> str | None:
-    from .text.recipes import RECIPES
-
-    return None if value in (None, "") else _choice(tuple(RECIPES))(name, value)
+    return None if value in (None, "") else _choice(RECIPE_NAMES)(name, value)
 
 
 def _optional_text(name: str, value: Any) -> str | None:
@@ -238,7 +237,7 @@ class MultimodalOptions(BudgetOptions, TextOptions):
         if values["alpha"] is None:
             values["alpha"] = default_step_size(values["eps"], values["norm"])
         if values["text_attack"] is None:
-            values["text_attack"] = "bert-attack" if values["mlm"] else "embed-sub"
+            values["text_attack"] = default_recipe(values["mlm"])
         return values
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from ..eval.run import EvalConfig, run_evaluation
 from .errors import user_errors_exit
+from .options import ATTACK, TEXT, pixels, with_options
 
 
 @user_errors_exit
+@with_options(ATTACK, TEXT)
 def eval_command(
     model: str = typer.Option(..., "--model", "-m", help="Model spec: tiny, proxy:NAME, open_clip:ARCH[:TAG], hf:ID, ckpt:DIR."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `mmrobust datasets`)."),
@@ -31,47 +33,24 @@ def eval_command(
         None, "--logit-scale", help="Fix the temperature (the study evaluates at 100); default: the model's."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    attack: Optional[str] = typer.Option(
-        None, "--attack", "-a",
-        help="Comma-separated attacks (see `mmrobust attacks`), e.g. pgd,apgd,square. Every attack attacks every batch.",
-    ),
-    eps: Optional[float] = typer.Option(
-        None, "--eps", help="Budget K: K/255 for --norm linf (e.g. 4 = 4/255); the raw L2 radius for --norm l2."
-    ),
-    norm: str = typer.Option("linf", "--norm", help="Threat model of image attacks: linf or l2."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Attack iterations (default 10)."),
-    alpha: Optional[float] = typer.Option(
-        None, "--alpha", help="PGD step size, same units as --eps (default eps/4)."
-    ),
-    restarts: int = typer.Option(1, "--restarts", help="Random restarts of PGD/APGD/Square (per-example worst kept)."),
-    square_queries: Optional[int] = typer.Option(None, "--square-queries", help="Query budget of Square (default 1000)."),
-    text_words: int = typer.Option(1, "--text-words", help="Text attacks: words changed per prompt."),
-    mlm: Optional[str] = typer.Option(None, "--mlm", help="Text attacks: masked language model spec (BERT-Attack)."),
-    text_candidates: int = typer.Option(10, "--text-candidates", help="Text attacks: substitution candidates per word."),
-    text_attack: Optional[str] = typer.Option(
-        None, "--text-attack", help="Text recipe inside sep/co-attack: bert-attack, embed-sub or typo."
-    ),
-    text_goal: str = typer.Option(
-        "embedding-kl", "--text-goal",
-        help="Text attacks' goal: embedding-kl (the study's, label-free), embedding-cos, or zero-shot-margin (task-aware).",
-    ),
-    text_goal_images: int = typer.Option(
-        8, "--text-goal-images", help="zero-shot-margin: clean images per class the attacker may look at."
-    ),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue an interrupted attack run from <output>.state.json."
     ),
     no_sanity: bool = typer.Option(False, "--no-sanity", help="Skip the robustness sanity checks (report says so)."),
+    **shared: Any,
 ) -> None:
     """Evaluate zero-shot classification (clean, or under attacks) and write one JSON report."""
+    norm = shared["norm"]
+    attack_values = {**shared, "eps": pixels(shared["eps"], norm, "--eps"),
+                     "alpha": pixels(shared["alpha"], norm, "--alpha")}
+    attacks = attack_values.pop("attack")
     config = EvalConfig(
         model=model, dataset=dataset, data_root=data_root, split=split, n_samples=n_samples,
         batch_size=batch_size, device=device, seed=seed, templates=templates, output=output,
-        logit_scale=logit_scale, progress=not quiet, attacks=attack, eps=eps, norm=norm, steps=steps,
-        alpha=alpha, restarts=restarts, square_queries=square_queries, text_words=text_words, mlm=mlm,
-        text_candidates=text_candidates, text_attack=text_attack, text_goal=text_goal,
-        text_goal_images=text_goal_images, resume=resume, sanity=not no_sanity, classes=n_classes,
+        logit_scale=logit_scale, progress=not quiet, attacks=attacks, resume=resume, sanity=not no_sanity,
+        classes=n_classes, **attack_values,
     )
+    announce_attacks(config.validate())
     report = run_evaluation(config)
     clean = report["metrics"]["clean"]
     typer.echo(
@@ -89,3 +68,26 @@ def eval_command(
         elif report.get("sanity", {}).get("ran"):
             typer.echo(f"  sanity checks passed: {', '.join(report['sanity']['checks_run'])}")
     typer.echo(f"report: {output}")
+
+
+def announce_attacks(config: EvalConfig) -> None:
+    """Print what will run before it runs: the attacks, the budget actually used, and the preset's note."""
+    from ..attacks.image.eval_attacks import threat_model_description
+    from ..attacks.presets import get_preset
+    from ..attacks.registry import ATTACKS
+    from ..attacks.options import default_eps
+
+    names, values = config.resolve_attacks()
+    if not names:
+        return
+    line = f"attacks: {', '.join(names)}"
+    if config.preset:
+        line += f" (preset {config.preset})"
+    if any(ATTACKS[n].modality != "text" for n in names):
+        eps = values.get("eps") or default_eps(values.get("norm") or "linf")
+        budget = threat_model_description("Linf" if (values.get("norm") or "linf").lower() in ("linf", "inf") else "L2", eps)
+        shown = f"{budget['eps_255']:g}/255 L-inf" if "eps_255" in budget else f"{eps:g} L2"
+        line += f"; eps {shown}" + ("" if config.eps is not None else " (default: the study's budget; set --eps)")
+    typer.echo(line)
+    if config.preset and get_preset(config.preset).note:
+        typer.echo(f"note: {get_preset(config.preset).note}")

@@ -79,8 +79,13 @@ def resolve_templates(choice: str | None, dataset_default: Sequence[str]) -> lis
         return list(NAMED_TEMPLATE_SETS[choice])
     path = Path(choice)
     if path.is_file():
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return validate_templates(lines)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"--templates {choice}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"--templates {choice}: cannot read it ({exc.strerror or exc})") from None
+        return validate_templates([line.strip() for line in text.splitlines() if line.strip()])
     raise ConfigError(
         f"unknown template set {choice!r}: use one of {sorted(NAMED_TEMPLATE_SETS)} or a file with one template per line"
     )

@@ -17,10 +17,13 @@ from .goals import Goal, make_goal
 from .mlm import MaskedLanguageModel
 from .search import GreedyWordImportanceSearch
 from .transformations import CharacterEditSwap, EmbeddingNeighbourSwap, MaskedLMSwap
+import importlib
+from typing import Any
+
 from ...errors import ConfigError
 from ...models.base import VisionLanguageModel
 
-RECIPES = ("bert-attack", "embed-sub", "typo")
+from .recipe_specs import RECIPE_NAMES as RECIPES, RECIPE_SPECS
 
 #: the study's masked LM (needs network or a local copy)
 DEFAULT_MLM = "bert-base-uncased"
@@ -56,16 +59,26 @@ def build_text_attack(
     if recipe not in RECIPES:
         raise ConfigError(f"unknown text-attack recipe {recipe!r}; known: {', '.join(RECIPES)}")
     validate_budget(max_words, candidates)
-    constraints = default_word_constraints()
+    module, _, function = RECIPE_SPECS[recipe].transformation.partition(":")
+    transformation, extra = getattr(importlib.import_module(module), function)(
+        model, candidates=candidates, mlm=mlm, seed=seed, mlm_threshold=mlm_threshold)
+    constraints = default_word_constraints() + list(extra)
     options: dict = {"max_words": int(max_words), "candidates": int(candidates)}
-    if recipe == "bert-attack":
-        loaded = mlm if isinstance(mlm, MaskedLanguageModel) else MaskedLanguageModel.load(mlm or DEFAULT_MLM, model.device)
-        transformation = MaskedLMSwap(loaded, k=candidates, threshold=mlm_threshold)
-    elif recipe == "embed-sub":
-        transformation = EmbeddingNeighbourSwap.from_model(model, k=candidates)
-    else:
-        transformation = CharacterEditSwap(k=candidates, seed=seed)
-        constraints.append(MinWordLengthConstraint(3))
+    if recipe == "typo":
         options["seed"] = int(seed)
     search = GreedyWordImportanceSearch(max_words=max_words)
     return TextAttacker(model, make_goal(goal, model), transformation, constraints, search, recipe=recipe, options=options)
+
+
+# ------------------------------------------------------------------ transformations named in recipe_specs
+def masked_lm_swap(model: VisionLanguageModel, *, candidates: int, mlm: Any, mlm_threshold: float, **_: Any):
+    loaded = mlm if isinstance(mlm, MaskedLanguageModel) else MaskedLanguageModel.load(mlm or DEFAULT_MLM, model.device)
+    return MaskedLMSwap(loaded, k=candidates, threshold=mlm_threshold), []
+
+
+def embedding_swap(model: VisionLanguageModel, *, candidates: int, **_: Any):
+    return EmbeddingNeighbourSwap.from_model(model, k=candidates), []
+
+
+def character_swap(model: VisionLanguageModel, *, candidates: int, seed: int, **_: Any):
+    return CharacterEditSwap(k=candidates, seed=seed), [MinWordLengthConstraint(3)]
