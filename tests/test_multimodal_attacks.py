@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from mmrobust.attacks.multimodal.base import text_recipe
+from mmrobust.attacks.options import MultimodalOptions
 from mmrobust.attacks.registry import build_attack
 from mmrobust.errors import ConfigError
 from test_text_attacks import context, make_setup, run_eval_attack
@@ -61,12 +61,11 @@ def test_multimodal_outcome_report_and_resume(setup):
 
 
 def test_text_recipe_choice_and_bad_options():
-    assert text_recipe({}) == "embed-sub"
-    assert text_recipe({"mlm": "bert-base-uncased"}) == "bert-attack"
-    assert text_recipe({"text_attack": "typo", "mlm": "x"}) == "typo"
-    with pytest.raises(ConfigError, match="text_attack"):
+    assert MultimodalOptions().validated().text_attack == "embed-sub"
+    assert MultimodalOptions(mlm="bert-base-uncased").validated().text_attack == "bert-attack"
+    assert MultimodalOptions(text_attack="typo", mlm="x").validated().text_attack == "typo"
+    with pytest.raises(ConfigError, match="--text-attack"):
         build_attack("sep", {**OPTIONS, "text_attack": "nonsense"})
     with pytest.raises(ConfigError, match="words"):
         build_attack("co-attack", {**OPTIONS, "text_words": 0})
-    with pytest.raises(ConfigError, match="eps"):
-        build_attack("sep", {"text_words": 1})
+    assert build_attack("sep", {"text_words": 1}).threat_model() == {"norm": "Linf", "eps": 1 / 255}  # the default

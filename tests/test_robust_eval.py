@@ -32,7 +32,7 @@ def _one_thread():
 
 def config(tmp_path: Path, **kwargs) -> EvalConfig:
     base = dict(model="test:prototype", dataset="digits", n_samples=48, batch_size=16, attacks="pgd,fgsm",
-                eps=16, steps=10, progress=False, output=str(tmp_path / "report.json"), sanity=False)
+                eps=16 / 255, steps=10, progress=False, output=str(tmp_path / "report.json"), sanity=False)
     return EvalConfig(**(base | kwargs))
 
 
@@ -87,13 +87,14 @@ class _FlipTextAttack(EvalAttack):
 
 def test_loop_groups_by_modality_and_runs_every_attack_on_every_batch():
     from mmrobust.attacks.image.eval_attacks import make_pgd
+    from mmrobust.attacks.options import PGDOptions
 
     model = prototype_digits_model()
     ds = load_dataset("digits")
     clf = ZeroShotClassifier.from_prompts(model, ds.classes, ds.templates)
     ctx = AttackContext(model, clf, ds.classes, ds.templates, build_prompts(ds.classes, ds.templates),
-                        torch.device("cpu"), seed=0, progress=False, options={"eps": 16 / 255, "norm": "Linf"})
-    attacks = [make_pgd({"eps": 16 / 255, "norm": "Linf", "steps": 5}), _FlipTextAttack()]
+                        torch.device("cpu"), seed=0, progress=False)
+    attacks = [make_pgd(PGDOptions(eps=16 / 255, steps=5).validated()), _FlipTextAttack()]
     state = EvalState(config_hash="x")
     prepare_attacks(attacks, ctx, state)
     indices = list(range(0, 60, 2))
@@ -123,7 +124,7 @@ def test_cli_attack_run_writes_a_report(runner, tmp_path):
     result = _cli(runner, out, "--attack", "fgsm", "--eps", "4")
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert report["metrics"]["attacks"]["fgsm"]["n"] == 4 and report["threat_model"]["eps_input"] == 4
+    assert report["metrics"]["attacks"]["fgsm"]["n"] == 4 and report["threat_model"]["eps_255"] == 4
     assert not (tmp_path / "r.json.state.json").exists()  # the state file goes once the report is written
 
 
@@ -135,8 +136,22 @@ def test_cli_attack_run_writes_a_report(runner, tmp_path):
     (["--attack", "pgd", "--eps", "4", "--norm", "l3"], "norm"),
     (["--attack", "pgdx", "--eps", "4"], "unknown attack"),
     (["--attack", "pgd", "--eps", "4", "--steps", "0"], "--steps"),
-    (["--attack", "pgd"], "--eps"),
     (["--attack", "square", "--eps", "1", "--norm", "l2"], "linf"),
+    (["--attack", ","], "empty entry"),
+    (["--attack", "pgd,,fgsm"], "empty entry"),
+    (["--attack", "embed-sub", "--eps", "4"], "--eps applies to none"),
+    (["--eps", "4"], "--eps applies to none"),
+    (["--attack", "pgd", "--square-queries", "5"], "--square-queries applies to none"),
+    (["--attack", "square", "--square-queries", "0"], "--square-queries"),
+    (["--attack", "embed-sub", "--text-goal-images", "0"], "--text-goal-images"),
+    (["--attack", "embed-sub", "--text-goal", "nope"], "--text-goal"),
+    (["--attack", "pgd", "--restarts", "0"], "--restarts"),
+    (["--attack", "apgd-t", "--target-classes", "0"], "--target-classes"),
+    (["--preset", "nope"], "--preset"),
+    (["--logit-scale", "-100"], "--logit-scale"),
+    (["--logit-scale", "0"], "--logit-scale"),
+    (["--seed", "-1"], "--seed"),
+    (["--batch-size", "0"], "--batch-size"),
 ])
 def test_cli_bad_attack_input_is_one_error_line_and_no_report(runner, tmp_path, args, needle):
     out = tmp_path / "r.json"
@@ -145,6 +160,16 @@ def test_cli_bad_attack_input_is_one_error_line_and_no_report(runner, tmp_path, 
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result.output
     assert not out.exists()
+
+
+def test_cli_default_budget_is_the_studys_and_is_printed(runner, tmp_path):
+    out = tmp_path / "r.json"
+    result = _cli(runner, out, "--attack", "pgd", "--steps", "1")
+    assert result.exit_code == 0, result.output
+    assert "eps 1/255 L-inf (default" in result.output
+    report = json.loads(out.read_text())
+    assert report["threat_model"]["eps"] == pytest.approx(1 / 255)
+    assert report["attacks"][0]["alpha"] == pytest.approx(1 / 255)  # the one step-size rule at the study's budget
 
 
 def test_cli_nan_logits_model_is_a_numerical_error(runner, tmp_path):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mmrobust.attacks.registry import parse_attack_list, values_read_by
+
 from mmrobust.attacks.protocol import AttackContext, BatchOutcome, EvalAttack
 from mmrobust.data import load_dataset
 from mmrobust.eval.resume import EvalState
 from mmrobust.eval.robust import prepare_attacks, run_attacks
-from mmrobust.eval.run import EvalConfig, run_evaluation
+from mmrobust.eval.run import ATTACK_FIELDS, EvalConfig, run_evaluation
 from mmrobust.eval.sanity import run_sanity_checks
 from mmrobust.models.zeroshot import ZeroShotClassifier, build_prompts
 from robust_test_models import masked_digits_model, prototype_digits_model
@@ -24,10 +26,11 @@ def _one_thread():
 
 
 def evaluate(model, tmp_path, **kwargs):
-    config = EvalConfig(model="test", dataset="digits", n_samples=64, batch_size=32, attacks="pgd,square", eps=16,
-                        steps=10, square_queries=100, progress=False, output=str(tmp_path / "r.json"))
-    for key, value in kwargs.items():
-        setattr(config, key, value)
+    attacks = kwargs.pop("attacks", "pgd,square")
+    given = dict(eps=16 / 255, steps=10, square_queries=100) | {k: v for k, v in kwargs.items() if k in ATTACK_FIELDS}
+    others = {k: v for k, v in kwargs.items() if k not in ATTACK_FIELDS}
+    config = EvalConfig(model="test", dataset="digits", n_samples=64, batch_size=32, progress=False, attacks=attacks,
+                        output=str(tmp_path / "r.json"), **others, **values_read_by(parse_attack_list(attacks), given))
     return run_evaluation(config, model=model)
 
 
@@ -82,7 +85,7 @@ def _text_only_sanity(attacks):
     ds = load_dataset("digits")
     clf = ZeroShotClassifier.from_prompts(model, ds.classes, ds.templates)
     ctx = AttackContext(model, clf, ds.classes, ds.templates, build_prompts(ds.classes, ds.templates),
-                        torch.device("cpu"), progress=False, options={"eps": None, "norm": "Linf"})
+                        torch.device("cpu"), progress=False)
     state = EvalState(config_hash="x")
     prepare_attacks(attacks, ctx, state)
     indices = list(range(40))

@@ -91,7 +91,7 @@ def make_setup(per_class: int = 3, noise: float = 0.02, hide_token_embedding: bo
 
 def context(model, classifier, prompts, options, images=None, labels=None, templates=TEMPLATES, classes=CLASSES):
     return AttackContext(model=model, classifier=classifier, classes=classes, templates=templates, prompts=prompts,
-                         device=torch.device("cpu"), seed=0, progress=False, options=options,
+                         device=torch.device("cpu"), seed=0, progress=False,
                          attack_images=images, attack_labels=labels)
 
 

@@ -82,6 +82,12 @@ def check_values_used(names: list[str], given: Mapping[str, Any]) -> None:
         raise ConfigError(f"{', '.join(flag(k) for k in unused)} applies to none of the selected attacks ({selected})")
 
 
+def values_read_by(names: list[str], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the values some selected attack reads: for programs that pass one fixed set of options (studies)."""
+    read = {f for n in names for f in ATTACKS[n].fields}
+    return {k: v for k, v in values.items() if k in read}
+
+
 def build_attacks(names: list[str], values: Mapping[str, Any]) -> list[EvalAttack]:
     """The named attacks, each with its own validated options taken from ``values``."""
     return [ATTACKS[name].make(values) for name in names]

@@ -100,12 +100,9 @@ class EvalConfig:
             scale = _finite_number("--logit-scale", self.logit_scale)
             if scale <= 0:
                 raise ConfigError(f"--logit-scale must be positive (it multiplies cosine similarities), got {scale}")
-        from ..attacks.options import options_for
-        from ..attacks.registry import ATTACKS
+        from ..attacks.registry import build_attacks
 
-        names, values = self.resolve_attacks()
-        for name in names:
-            options_for(ATTACKS[name].options, values)
+        build_attacks(*self.resolve_attacks())  # every attack validates its options (cheap: no model yet)
         return self
 
 
