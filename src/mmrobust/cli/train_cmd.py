@@ -6,18 +6,21 @@ Data-parallel: ``torchrun --nproc-per-node 2 -m mmrobust.cli.main train ...`` (g
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from ..training.config import METHODS, TRAIN_MODES, TrainConfig, eps_label, parse_eps
+from ..training.config import TRAIN_MODES, TrainConfig, eps_label, parse_eps
+from ..training.methods import METHOD_SPECS
 from .errors import user_errors_exit
+from .options import TEXT, with_options
 
 
 @user_errors_exit
+@with_options(TEXT)
 def train_command(
     model: str = typer.Option(..., "--model", "-m", help="Model to fine-tune: tiny, proxy:NAME, ckpt:DIR, ..."),
-    method: str = typer.Option(..., "--method", help=f"Defense: {', '.join(METHODS)}."),
+    method: str = typer.Option(..., "--method", help="Defense: " + "; ".join(f"{m.name} ({m.description})" for m in METHOD_SPECS.values()) + "."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Training dataset (see `mmrobust datasets`)."),
     output_dir: str = typer.Option(..., "--output-dir", "-o", help="Run folder: checkpoints, log.jsonl, report.json, final/."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder holding the dataset files."),
@@ -32,10 +35,9 @@ def train_command(
     last_k: int = typer.Option(4, "--last-k", help="With --train last-k: the last K parameter tensors of the image tower."),
     prompt_size: Optional[int] = typer.Option(None, "--prompt-size", help="With --train prompt: frame width in pixels (default: 30/224 of the input)."),
     eps: str = typer.Option("1", "--eps", help="Training PGD L-inf radius: k means k/255, or a fraction like 1/255."),
-    alpha: str = typer.Option("1", "--alpha", help="Training PGD step size (k/255)."),
+    alpha: Optional[str] = typer.Option(
+        None, "--alpha", help="Training PGD step size (k/255; default min(eps, max(eps/4, 1/255)), 1/255 at 1/255)."),
     steps: int = typer.Option(10, "--steps", help="Training PGD steps."),
-    text_attack: str = typer.Option("embed-sub", "--text-attack", help="Caption attack: embed-sub (offline), bert-attack (needs an MLM), typo."),
-    text_words: int = typer.Option(1, "--text-words", help="Words the caption attack may change."),
     lambda_img: float = typer.Option(0.5, "--lambda-img", help="MMCoA weight of the adversarial-image term."),
     lambda_txt: float = typer.Option(0.5, "--lambda-txt", help="MMCoA weight of the adversarial-text term."),
     targets: str = typer.Option("class", "--targets", help="Contrastive targets: class (same-class captions are positives) or instance (reference arange)."),
@@ -51,6 +53,7 @@ def train_command(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: best available)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output-dir from its last checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    **shared: Any,
 ) -> None:
     """Fine-tune a model with a defense and write a loadable checkpoint (OUTPUT_DIR/final) and a report."""
     from ..training import train
@@ -59,8 +62,8 @@ def train_command(
         model=model, method=method, dataset=dataset, output_dir=output_dir, data_root=data_root,
         train_split=train_split, eval_split=eval_split, epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, grad_clip=grad_clip, train=train_mode, last_k=last_k, prompt_size=prompt_size,
-        eps=parse_eps(eps, "--eps"), alpha=parse_eps(alpha, "--alpha"), steps=steps, text_attack=text_attack,
-        text_words=text_words, lambda_img=lambda_img, lambda_txt=lambda_txt, targets=targets, templates=templates,
+        eps=parse_eps(eps, "--eps"), alpha=None if alpha is None else parse_eps(alpha, "--alpha"), steps=steps,
+        **{k: v for k, v in shared.items() if v is not None}, lambda_img=lambda_img, lambda_txt=lambda_txt, targets=targets, templates=templates,
         n_train=n_train, shots=shots, n_eval=n_eval, eval_attack=eval_attack,
         eval_eps=None if eval_eps is None else parse_eps(eval_eps, "--eval-eps"), eval_steps=eval_steps,
         checkpoint_every_steps=checkpoint_every, seed=seed, device=device, resume=resume, progress=not quiet,

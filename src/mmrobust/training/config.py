@@ -29,21 +29,21 @@ from typing import Any
 
 from ..errors import ConfigError
 
-METHODS = ("clean", "tecoa", "text-at", "fare", "pmg-aft", "mmcoa")
+from ..attacks.options import TEXT_GOALS, default_step_size
+from ..attacks.text.recipe_specs import RECIPE_NAMES, default_recipe
+from .methods import METHOD_SPECS, get_method
+
+METHODS = tuple(METHOD_SPECS)
 TRAIN_MODES = ("full", "image", "text", "last-k", "prompt")
 TARGET_MODES = ("class", "instance")
-TEXT_ATTACKS = ("embed-sub", "bert-attack", "typo")
 EVAL_ATTACKS = ("none", "pgd")
+#: goals a training caption attack can use (zero-shot-margin needs labelled evaluation images)
+TRAIN_TEXT_GOALS = tuple(g for g in TEXT_GOALS if g != "zero-shot-margin")
 
-#: the parameters each method trains when ``--train`` is not given (see the module docstring)
-DEFAULT_TRAIN_MODE = {
-    "clean": "full",
-    "tecoa": "image",
-    "text-at": "text",
-    "fare": "image",
-    "pmg-aft": "image",
-    "mmcoa": "full",
-}
+
+def training_goal(goal: str | None) -> str:
+    """The text goal training uses for ``--text-goal goal``: the goal itself if label-free, else the study's."""
+    return goal if goal in TRAIN_TEXT_GOALS else "embedding-kl"
 
 
 def parse_eps(value: str | float | int, name: str = "--eps") -> float:
@@ -93,12 +93,16 @@ class TrainConfig:
     last_k: int = 4
     prompt_size: int | None = None
     eps: float = 1 / 255
-    alpha: float = 1 / 255
+    #: None = the one PGD step-size rule (:func:`mmrobust.attacks.options.default_step_size`): 1/255 at 1/255
+    alpha: float | None = None
     steps: int = 10
     attack_random_start: bool = True
-    text_attack: str = "embed-sub"
+    #: caption attack recipe; None = bert-attack with ``mlm``, else embed-sub (as everywhere)
+    text_attack: str | None = None
     text_words: int = 1
     text_candidates: int = 10
+    mlm: str | None = None
+    text_goal: str = "embedding-kl"
     lambda_img: float = 0.5
     lambda_txt: float = 0.5
     pmg_alpha: float = 1.0
@@ -123,7 +127,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ derived values
     @property
     def train_mode(self) -> str:
-        return self.train or DEFAULT_TRAIN_MODE[self.method]
+        return self.train or get_method(self.method).default_train
 
     @property
     def effective_eval_eps(self) -> float:
@@ -131,15 +135,20 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Refuse bad values up front, each with one line naming the option."""
-        self.method = self.method.lower()
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown --method {self.method!r}; known: {', '.join(METHODS)}")
+        self.method = get_method(self.method).name
         if self.train is not None and self.train not in TRAIN_MODES:
             raise ConfigError(f"unknown --train {self.train!r}; known: {', '.join(TRAIN_MODES)}")
         if self.targets not in TARGET_MODES:
             raise ConfigError(f"unknown --targets {self.targets!r}; known: {', '.join(TARGET_MODES)}")
-        if self.text_attack not in TEXT_ATTACKS:
-            raise ConfigError(f"unknown --text-attack {self.text_attack!r}; known: {', '.join(TEXT_ATTACKS)}")
+        if self.text_attack is None:
+            self.text_attack = default_recipe(self.mlm)
+        if self.text_attack not in RECIPE_NAMES:
+            raise ConfigError(f"unknown --text-attack {self.text_attack!r}; known: {', '.join(RECIPE_NAMES)}")
+        if self.text_goal not in TRAIN_TEXT_GOALS:
+            raise ConfigError(f"--text-goal {self.text_goal!r} cannot drive a training caption attack; "
+                              f"known: {', '.join(TRAIN_TEXT_GOALS)} (zero-shot-margin is an evaluation goal)")
+        if isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 0:
+            raise ConfigError(f"--seed must be an integer of at least 0, got {self.seed}")
         if self.eval_attack not in EVAL_ATTACKS:
             raise ConfigError(f"unknown --eval-attack {self.eval_attack!r}; known: {', '.join(EVAL_ATTACKS)}")
         for name in ("epochs", "batch_size", "steps", "eval_steps", "eval_batch_size", "text_words",
@@ -159,10 +168,13 @@ class TrainConfig:
             raise ConfigError("--lambda-img and --lambda-txt are both 0: MMCoA would have no loss")
         if not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"Adam betas must lie in [0, 1), got {self.betas}")
+        if self.alpha is None and 0 < self.eps <= 1:
+            self.alpha = default_step_size(self.eps, "linf")
         for name in ("eps", "alpha"):
             value = getattr(self, name)
-            if not (0 < value <= 1):
-                raise ConfigError(f"--{name} must be in (0, 1] as a fraction of the pixel range, got {value}")
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 1):
+                shown = eps_label(value) if isinstance(value, (int, float)) and math.isfinite(value) else repr(value)
+                raise ConfigError(f"--{name} must lie in (0, 255/255] of the pixel range, got {shown}")
         if self.eval_eps is not None and not (0 < self.eval_eps <= 1):
             raise ConfigError(f"--eval-eps must be in (0, 1], got {self.eval_eps}")
         if self.last_k < 1:
@@ -184,7 +196,7 @@ class TrainConfig:
         data["betas"] = list(self.betas)
         data["train_mode"] = self.train_mode
         data["eps_label"] = eps_label(self.eps)
-        data["alpha_label"] = eps_label(self.alpha)
+        data["alpha_label"] = eps_label(self.alpha) if self.alpha is not None else None
         data["eval_eps_label"] = eps_label(self.effective_eval_eps)
         return data
 

@@ -22,8 +22,11 @@ from .distributed import DistributedContext, gather_sharded, shard_strided
 
 
 def eval_pgd_alpha(eps: float, steps: int) -> float:
-    """Madry et al.'s step size 2.5 * eps / steps: enough to cross the ball and come back."""
-    return 2.5 * eps / steps
+    """The one PGD step-size rule (:func:`mmrobust.attacks.options.default_step_size`), as in ``mmrobust eval``,
+    so a per-epoch PGD score is the number ``eval --attack pgd`` would print for the same budget."""
+    from ..attacks.options import default_step_size
+
+    return default_step_size(eps, "linf")
 
 
 def evaluate_model(

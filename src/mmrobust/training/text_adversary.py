@@ -1,8 +1,9 @@
 """The training-time text attack: perturb the distinct captions of a batch against the current text encoder.
 
 Uses the evaluation toolkit's text recipes (``embed-sub`` offline by default, ``bert-attack`` with a masked
-LM, ``typo``) with the reference's untargeted goal: push the caption's embedding away from the clean one
-(``embedding-kl``), using no label and no image.
+LM, ``typo``) with a label-free goal (``--text-goal``; default the reference's ``embedding-kl``: push the caption's
+embedding away from the clean one), using no label and no image. ``--mlm`` gives BERT-Attack its masked LM
+(a local folder works offline).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def build_text_adversary(config: TrainConfig, model: VisionLanguageModel) -> Tex
         raise ConfigError(f"--method {config.method} needs the text attacks, which are unavailable: {exc}") from None
     attacker = build_text_attack(
         config.text_attack, model, max_words=config.text_words, candidates=config.text_candidates,
-        goal="embedding-kl", seed=config.seed,
+        mlm=config.mlm, goal=config.text_goal, seed=config.seed,
     )
 
     def adversary(texts: Sequence[str]) -> list[str]:

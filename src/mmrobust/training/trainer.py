@@ -56,7 +56,8 @@ from .distributed import (
     setup_distributed,
 )
 from .evaluation import evaluate_model
-from .objectives import OBJECTIVES, Objective, ObjectiveContext, TrainBatch
+from .methods import get_method
+from .objectives import Objective, ObjectiveContext, TrainBatch
 from .param_selection import TrainableSelection, select_trainable
 from .visual_prompt import PromptedModel, fold_prompt_into_model
 
@@ -143,7 +144,7 @@ class Trainer:
                 f"model {cfg.model!r} cannot be saved as an mmrobust checkpoint, so its fine-tune could not be "
                 "reloaded; use a model backend that supports checkpoints"
             ) from None
-        objective_cls = OBJECTIVES[cfg.method]
+        objective_cls = get_method(cfg.method).objective_class()
         original = None
         if objective_cls.needs_original:
             original = copy.deepcopy(base).eval()

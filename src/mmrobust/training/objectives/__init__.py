@@ -1,22 +1,11 @@
-"""Defense objectives, one module per method; adding a method = one module plus one line in OBJECTIVES."""
+"""Defense objectives, one module per method; the method registry is :mod:`mmrobust.training.methods`."""
 
 from __future__ import annotations
 
+from ..methods import METHOD_SPECS
 from .base import LossTerms, Objective, ObjectiveContext, TrainBatch
-from .clean import CleanFineTune
-from .fare import FARE
-from .mmcoa import MMCoA, TextAdversarialTraining
-from .pmg_aft import PMGAFT
-from .tecoa import TeCoA
 
-#: ``--method`` name -> objective class
-OBJECTIVES: dict[str, type[Objective]] = {
-    "clean": CleanFineTune,
-    "tecoa": TeCoA,
-    "text-at": TextAdversarialTraining,
-    "fare": FARE,
-    "pmg-aft": PMGAFT,
-    "mmcoa": MMCoA,
-}
+#: ``--method`` name -> objective class (derived from the method registry)
+OBJECTIVES: dict[str, type[Objective]] = {name: spec.objective_class() for name, spec in METHOD_SPECS.items()}
 
 __all__ = ["OBJECTIVES", "LossTerms", "Objective", "ObjectiveContext", "TrainBatch"]
