@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ConfigError
+from ..training.config import eps_label
 from .base import Study
 from .grid import Cell
 from .options import StudyOptions, parse_list, positive_int
@@ -80,4 +81,4 @@ class ClassesStudy(Study):
         o = ctx.options
         line_plot(path, series, xlabel="number of classes k", ylabel="accuracy drop (percentage points)",
                   title=f"{o.models[0]} on {o.dataset}: attack strength vs. classes "
-                        f"(eps {o.eval_eps:g}/255, {o.text_words} word(s), text goal {o.text_goal})", logx=len(xs) > 1 and xs[-1] / xs[0] >= 20)
+                        f"(eps {eps_label(o.eval_eps)}, {o.text_words} word(s), text goal {o.text_goal})", logx=len(xs) > 1 and xs[-1] / xs[0] >= 20)

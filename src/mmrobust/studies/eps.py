@@ -36,7 +36,8 @@ class EpsStudy(Study):
                 for model in ctx.options.models for eps in ctx.args["eps"]]
 
     def compute(self, ctx: StudyContext, cell: Cell, digest: str) -> dict[str, Any]:
-        return evaluate(ctx, ctx.pinned[cell.model].pinned_spec, ctx.report_path(cell, digest), eps=cell.params["eps"])
+        return evaluate(ctx, ctx.pinned[cell.model].pinned_spec, ctx.report_path(cell, digest),
+                        eps=cell.params["eps"] / 255)  # cells keep the K of K/255 users typed
 
     def columns(self, ctx: StudyContext) -> list[Column]:
         return [Column("model", "model", "text"), Column("eps", "eps (k/255)", "float"), Column("clean", "clean"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..training.config import eps_label
 from .grid import Cell
 from .runner import MODALITIES, StudyContext
 from .tables import Column
@@ -37,5 +38,5 @@ def baseline_lines(base: dict[str, Any] | None, modalities: Sequence[str] = MODA
 def describe_training(ctx: StudyContext) -> str:
     o = ctx.options
     return (f"{o.method}, {o.epochs} epoch(s), batch {o.train_batch_size}, lr {o.lr:g}, "
-            f"train eps {o.train_eps:g}/255 x {o.train_steps} steps; eval eps {o.eval_eps:g}/255, "
+            f"train eps {eps_label(o.train_eps)} x {o.train_steps} steps; eval eps {eps_label(o.eval_eps)}, "
             f"text goal {o.text_goal}")

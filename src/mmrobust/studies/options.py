@@ -12,6 +12,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
+from ..attacks.options import TEXT_GOALS
+from ..attacks.text.recipe_specs import RECIPE_NAMES, default_recipe
 from ..errors import ConfigError
 
 T = TypeVar("T")
@@ -23,25 +25,26 @@ class BadValue(ValueError):
 #: options that change what an evaluation measures
 EVAL_FIELDS = (
     "dataset", "data_root", "split", "n_eval", "batch_size", "templates", "seed", "sanity", "eval_eps", "eval_steps",
-    "image_attack", "text_attack", "multimodal_attack", "text_words", "mlm", "text_goal",
+    "image_attack", "text_attack", "multimodal_attack", "text_words", "text_candidates", "mlm", "text_goal",
 )
 #: options that change what a fine-tune produces
 TRAIN_FIELDS = (
     "method", "epochs", "train_batch_size", "lr", "train_eps", "train_steps", "train_mode", "n_train",
-    "lambda_img", "lambda_txt", "train_text_attack",
+    "lambda_img", "lambda_txt", "text_attack", "text_words", "text_candidates", "mlm", "text_goal",
 )
 #: attack names accepted per modality ("none" switches a modality off)
 NONE = "none"
-#: goals of the text attacks (as ``mmrobust eval --text-goal``)
-TEXT_GOALS = ("embedding-kl", "embedding-cos", "zero-shot-margin")
 
 
 @dataclass
 class StudyOptions:
     """Options shared by the studies. Defaults are small and sized for ``proxy:digits`` on two CPU cores.
 
-    ``eval_eps`` / ``train_eps`` are k in k/255 (L-inf). The digits are 8 x 8 images upsampled, so small
-    budgets barely move the proxy: 16/255 is the demo's measured choice for fine-tuning studies.
+    ``eval_eps`` / ``train_eps`` are fractions of the [0, 1] pixel range (L-inf; the CLI reads K/255). The
+    digits are 8 x 8 images upsampled, so small budgets barely move the proxy: 16/255 is the demo's measured
+    choice for fine-tuning studies. The text options mean what they mean in ``mmrobust eval`` and ``train``:
+    ``text_attack`` is the recipe of every text perturbation (the text column, sep's text part, the training
+    captions; None = bert-attack with ``mlm``, else embed-sub; "none" drops the text column).
     ``device`` and ``progress`` never enter a cell's hash (a cell measured on one device is reused on
     another; the cell JSON records where it ran).
     """
@@ -59,12 +62,13 @@ class StudyOptions:
     progress: bool = True
     sanity: bool = False
     # --- evaluation attacks
-    eval_eps: float = 16.0
+    eval_eps: float = 16 / 255
     eval_steps: int = 10
     image_attack: str = "pgd"
-    text_attack: str = "embed-sub"
+    text_attack: str | None = None
     multimodal_attack: str = "sep"
     text_words: int = 1
+    text_candidates: int = 10
     mlm: str | None = None
     #: "embedding-kl" (the study's, label-free) or "zero-shot-margin" / "embedding-cos" (see ``mmrobust eval``)
     text_goal: str = "embedding-kl"
@@ -73,31 +77,38 @@ class StudyOptions:
     epochs: int = 1
     train_batch_size: int = 32
     lr: float = 1e-4
-    train_eps: float = 16.0
+    train_eps: float = 16 / 255
     train_steps: int = 5
     train_mode: str | None = None
     n_train: int | None = 256
     lambda_img: float = 0.5
     lambda_txt: float = 0.5
-    train_text_attack: str = "embed-sub"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "StudyOptions":
         """Refuse bad values before any model is loaded, one line each."""
-        from ..attacks.registry import ATTACKS
+        from ..attacks.registry import names_of
+        from ..training.methods import get_method
 
+        if self.text_attack is None:
+            self.text_attack = default_recipe(self.mlm)
+        self.method = get_method(self.method).name
         if not self.models:
             raise ConfigError("give at least one --model")
-        for name in ("n_eval", "batch_size", "eval_steps", "text_words", "epochs", "train_batch_size", "train_steps"):
+        for name in ("n_eval", "batch_size", "eval_steps", "text_words", "text_candidates", "epochs",
+                     "train_batch_size", "train_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
         if self.n_train is not None and self.n_train < 1:
             raise ConfigError(f"--n-train must be at least 1, got {self.n_train}")
+        if isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 0:
+            raise ConfigError(f"--seed must be an integer of at least 0, got {self.seed}")
         for name in ("eval_eps", "train_eps"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and 0 < value <= 255):
-                raise ConfigError(f"--{name.replace('_', '-')} is k in k/255 and must lie in (0, 255], got {value}")
+            if not (math.isfinite(value) and 0 < value <= 1):
+                raise ConfigError(f"--{name.replace('_', '-')} must lie in (0, 255/255] of the pixel range, "
+                                  f"got {value * 255:g}/255")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"--lr must be a positive number, got {self.lr}")
         if self.text_goal not in TEXT_GOALS:
@@ -106,10 +117,15 @@ class StudyOptions:
                                ("multimodal", self.multimodal_attack)):
             if name == NONE:
                 continue
-            known = [n for n, (_, m, _) in ATTACKS.items() if m == modality]
+            known = names_of(modality)
             if name not in known:
                 raise ConfigError(f"unknown --{modality}-attack {name!r}; known: {', '.join(known + [NONE])}")
         return self
+
+    @property
+    def train_text_attack(self) -> str:
+        """The training caption recipe: ``text_attack`` (one meaning), or the default when the column is off."""
+        return default_recipe(self.mlm) if self.text_attack in (None, NONE) else self.text_attack
 
     def attack_names(self) -> list[str]:
         return [a for a in (self.image_attack, self.text_attack, self.multimodal_attack) if a != NONE]

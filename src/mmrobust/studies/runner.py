@@ -136,15 +136,18 @@ def evaluate(
     """Clean / image / text / multimodal / worst-case accuracy of ``spec`` as one table row (fractions)."""
     from ..eval.run import EvalConfig, run_evaluation
 
+    from ..attacks.registry import values_read_by
+
     o = ctx.options
     names = o.attack_names()
+    values = {"eps": o.eval_eps if eps is None else eps, "steps": o.eval_steps, "text_words": o.text_words,
+              "text_candidates": o.text_candidates, "mlm": o.mlm, "text_goal": o.text_goal,
+              "text_attack": None if o.text_attack == NONE else o.text_attack}
     report = run_evaluation(EvalConfig(
         model=spec, dataset=o.dataset, data_root=o.data_root, split=o.split, n_samples=ctx.n_eval_for(classes),
         batch_size=o.batch_size, device=o.device, seed=o.seed, templates=o.templates, output=str(report_path),
-        progress=o.progress, attacks=names or None, eps=(o.eval_eps if eps is None else eps) if names else None,
-        steps=o.eval_steps, text_words=o.text_words, mlm=o.mlm, text_goal=o.text_goal,
-        text_attack=None if o.text_attack == NONE else o.text_attack,
-        sanity=o.sanity, resume=True, classes=classes,
+        progress=o.progress, attacks=names or None, sanity=o.sanity, resume=True, classes=classes,
+        **values_read_by(names, values),
     ))
     return row_from_report(report, report_path)
 
@@ -181,6 +184,7 @@ def reliability(row: dict[str, Any]) -> str:
 def fine_tune(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> dict[str, Any]:
     """Fine-tune the cell's pinned model (reusing a finished run, resuming an interrupted one)."""
     from ..training import TrainConfig, train
+    from ..training.config import training_goal
     from ..training.checkpointing import has_checkpoint
 
     o = ctx.options
@@ -190,8 +194,8 @@ def fine_tune(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> d
         return json.loads(report_file.read_text(encoding="utf-8"))
     settings: dict[str, Any] = dict(
         method=o.method, epochs=o.epochs, batch_size=o.train_batch_size, lr=o.lr, train=o.train_mode,
-        eps=o.train_eps / 255.0, alpha=max(o.train_eps / 4.0, 1.0) / 255.0, steps=o.train_steps,
-        text_attack=o.train_text_attack, lambda_img=o.lambda_img, lambda_txt=o.lambda_txt, templates=o.templates,
+        eps=o.train_eps, steps=o.train_steps, text_attack=o.train_text_attack, mlm=o.mlm, text_words=o.text_words,
+        text_candidates=o.text_candidates, text_goal=training_goal(o.text_goal), lambda_img=o.lambda_img, lambda_txt=o.lambda_txt, templates=o.templates,
         n_train=o.n_train, shots=None,
     )
     settings.update(overrides)
