@@ -74,7 +74,7 @@ def test_eps_study_writes_outputs_and_resumes_only_missing_cells(tmp_path: Path,
     out = tmp_path / "eps"
     result = _run("eps", out, {"eps": "8,4"})
     rows = _check_outputs(out, result, 2)
-    assert sorted(calls) == [4.0, 8.0] and [r["eps"] for r in rows] == [4.0, 8.0]
+    assert sorted(calls) == [4 / 255, 8 / 255] and [r["eps"] for r in rows] == [4.0, 8.0]
     assert "eps (k/255)" in result["table"]
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
 

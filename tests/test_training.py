@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from mmrobust.training.methods import METHOD_SPECS
 import torch
 import torch.nn.functional as F
 
@@ -176,7 +178,7 @@ def test_update_equals_the_loss_alone_even_if_an_attack_leaks(tmp_path: Path, mo
 
 
 # ---------------------------------------------------------------------- objectives run end to end
-@pytest.mark.parametrize("method", ["clean", "tecoa", "mmcoa", "text-at", "fare", "pmg-aft"])
+@pytest.mark.parametrize("method", list(METHOD_SPECS))  # the registry: a new method is tested here unasked
 def test_every_method_trains_and_reports(tmp_path: Path, method: str) -> None:
     report = Trainer(tiny_config(tmp_path, method, eval_attack="pgd", eval_steps=2)).run()
     history = report["history"]
