@@ -25,7 +25,7 @@ def _single_thread():
 def test_demo_writes_table_json_csv_and_plot(tmp_path: Path) -> None:
     lines: list[str] = []
     config = DemoConfig(
-        output_dir=str(tmp_path / "demo"), model="tiny", methods=("clean", "tecoa", "mmcoa"), train_eps=8, eval_eps=8,
+        output_dir=str(tmp_path / "demo"), model="tiny", methods=("clean", "tecoa", "mmcoa"), train_eps=8 / 255, eval_eps=8 / 255,
         train_steps=1, eval_steps=2, epochs=1, batch_size=8, lr=1e-3, n_train=16, n_eval=16, eval_batch_size=16,
         progress=False, sanity=False,
     )
@@ -46,14 +46,16 @@ def test_demo_writes_table_json_csv_and_plot(tmp_path: Path) -> None:
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = "\n".join(lines)
     assert "worst-case" in text and "mmcoa" in text and "8/255" in text
-    assert (out / "runs" / "mmcoa" / "final" / "mmrobust.json").is_file()
+    assert len(list((out / "runs").glob("mmcoa-*/final/mmrobust.json"))) == 1  # the studies' run layout
 
 
 def test_format_table_and_bad_config() -> None:
     row = {"method": "none", "clean": 0.5, "image": 0.25, "text": None, "multimodal": 0.0, "worst_case": 0.0}
     text = format_table([row])
     assert "50.0%" in text and "25.0%" in text and " -" in text
-    with pytest.raises(ConfigError, match="unknown method"):
+    with pytest.raises(ConfigError, match="unknown --method"):
         DemoConfig(methods=("magic",)).validate()
-    with pytest.raises(ConfigError, match="k/255"):
+    with pytest.raises(ConfigError, match="255/255"):
         DemoConfig(eval_eps=0).validate()
+    with pytest.raises(ConfigError, match="255/255"):
+        DemoConfig(eval_eps=16).validate()  # K where a fraction belongs: refused, not silently 16 x the range

@@ -5,8 +5,9 @@ prompts) and multimodal (both) accuracy, fine-tunes with clean fine-tuning, TeCo
 (same images, epochs, batch size, learning rate and PGD), re-evaluates each fine-tuned model with the same
 attacks on the same held-out images, and writes one table (JSON, CSV, PNG) — the paper's comparison at toy scale.
 
-The evaluation is :func:`mmrobust.eval.run.run_evaluation` (the same loop as ``mmrobust eval --attack``);
-the fine-tuning is :func:`mmrobust.training.train` (the same as ``mmrobust train``).
+It is built on the studies' functions (:mod:`mmrobust.studies.runner`: pinned models, ``evaluate``,
+``fine_tune``, ``row_from_report``), so a demo row is the number a study cell with the same options gives;
+its attacks are the ``quick`` preset (:mod:`mmrobust.attacks.presets`).
 """
 
 from __future__ import annotations
@@ -18,24 +19,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .attacks.presets import PRESETS
+from .attacks.registry import ATTACKS
 from .errors import ConfigError
-from .models import load_model, save_checkpoint
-from .eval.run import EvalConfig, run_evaluation
-from .training import TrainConfig, train
+from .studies.grid import Cell, config_hash
+from .studies.options import StudyOptions
+from .studies.runner import StudyContext, evaluate, fine_tune, prepare, reliability
 from .training.config import eps_label
+from .training.methods import get_method
 from .utils.files import atomic_write, write_json_atomic
 
 COLUMNS = ("clean", "image", "text", "multimodal", "worst_case")
 COLUMN_TITLES = {"clean": "clean", "image": "image (PGD)", "text": "text", "multimodal": "multimodal",
                  "worst_case": "worst-case"}
-EVAL_ATTACKS = ("pgd", "embed-sub", "sep")
+#: the demo's attacks: the quick preset (one per modality)
+EVAL_ATTACKS = PRESETS["quick"].attacks
 
 
 @dataclass
 class DemoConfig:
     """The demo's budget (equal for every method). Measured choices, see ``bench/RESULTS_defense.md``:
 
-    * eps 16/255 (train and eval): the digits are 8 x 8 images upsampled to the model's input, so the
+    * eps 16/255 (train and eval; fractions of the pixel range, as every Python API): the digits are 8 x 8 images upsampled to the model's input, so the
       literature's 1/255 does nothing; on proxy:digits (n=200, 10-step PGD) the undefended accuracy is 93.5 %
       at 8/255, 68 % at 16/255 and 7.5 % at 32/255 — 16/255 bites while leaving room to see a defense.
     * the study's single template "This is a photo of a {}" for captions, class prompts and evaluation
@@ -49,8 +54,8 @@ class DemoConfig:
     model: str = "proxy:digits"
     dataset: str = "digits"
     methods: tuple[str, ...] = ("clean", "tecoa", "mmcoa")
-    train_eps: float = 16.0
-    eval_eps: float = 16.0
+    train_eps: float = 16 / 255
+    eval_eps: float = 16 / 255
     train_steps: int = 5
     eval_steps: int = 10
     epochs: int = 4
@@ -61,7 +66,11 @@ class DemoConfig:
     n_train: int | None = None
     n_eval: int = 450
     eval_batch_size: int = 100
-    text_attack: str = "embed-sub"
+    #: the shared text options (as ``mmrobust eval``/``train``): recipe None = bert-attack with mlm, else embed-sub
+    text_attack: str | None = None
+    mlm: str | None = None
+    text_words: int = 1
+    text_candidates: int = 10
     #: goal of the *evaluation* text attack. The study's label-free embedding-KL goal is easy to evade after
     #: fine-tuning (measured: it switches to edits like "photo -> photographer" that leave the class intact
     #: and reports ~98 % text accuracy where the task-aware goal finds ~20 %), so the demo scores with the
@@ -75,68 +84,40 @@ class DemoConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "DemoConfig":
-        known = {"clean", "tecoa", "mmcoa", "fare", "pmg-aft", "text-at"}
-        unknown = [m for m in self.methods if m not in known]
-        if unknown:
-            raise ConfigError(f"demo: unknown method(s) {unknown}; known: {sorted(known)}")
+        for method in self.methods:
+            get_method(method)  # the method registry's one-line error
         for name in ("train_eps", "eval_eps"):
             value = getattr(self, name)
-            if not 0 < value <= 255:
-                raise ConfigError(f"demo: --{name.replace('_', '-')} is k in k/255 and must lie in (0, 255], got {value}")
+            if not 0 < value <= 1:
+                raise ConfigError(f"demo: --{name.replace('_', '-')} must lie in (0, 255/255] of the pixel range, "
+                                  f"got {value * 255:g}/255")
+        self.study_options().validate()
         return self
 
-
-def pin_model(spec: str, folder: Path, device: str | None = None) -> str:
-    """Load ``spec`` once and save it as a checkpoint: every later step uses exactly these weights.
-
-    Why: a ``proxy:`` spec names a recipe, and a proxy (re)built between two steps of a comparison would
-    silently mix two models; the pinned copy also lets anyone re-run a single row later.
-    """
-    model = load_model(spec, device=device)
-    save_checkpoint(model, folder, metadata={"pinned_from": spec})
-    return f"ckpt:{folder}"
-
-
-def evaluate(spec: str, config: DemoConfig, output: Path) -> dict[str, Any]:
-    """Clean / image / text / multimodal / worst-case accuracy of one model on the demo's held-out images."""
-    report = run_evaluation(EvalConfig(
-        model=spec, dataset=config.dataset, split="test", n_samples=config.n_eval,
-        batch_size=config.eval_batch_size, device=config.device, seed=config.seed, output=str(output),
-        templates=config.templates,
-        attacks=list(EVAL_ATTACKS), eps=config.eval_eps, steps=config.eval_steps, progress=config.progress,
-        text_goal=config.eval_text_goal, sanity=config.sanity, resume=False,
-    ))
-    return report
+    def study_options(self) -> StudyOptions:
+        """The demo as study options: the quick preset's attacks, the demo's budgets, one method per row."""
+        by_modality = {ATTACKS[n].modality: n for n in EVAL_ATTACKS}
+        return StudyOptions(
+            output_dir=self.output_dir, models=(self.model,), dataset=self.dataset, split="test", n_eval=self.n_eval,
+            batch_size=self.eval_batch_size, templates=self.templates, seed=self.seed, device=self.device,
+            progress=self.progress, sanity=self.sanity, eval_eps=self.eval_eps, eval_steps=self.eval_steps,
+            image_attack=by_modality["image"], multimodal_attack=by_modality["multimodal"],
+            text_attack=self.text_attack or by_modality["text"], text_words=self.text_words,
+            text_candidates=self.text_candidates, mlm=self.mlm, text_goal=self.eval_text_goal,
+            epochs=self.epochs, train_batch_size=self.batch_size, lr=self.lr, train_eps=self.train_eps,
+            train_steps=self.train_steps, train_mode=self.train, n_train=self.n_train,
+        )
 
 
-def fine_tune(method: str, spec: str, config: DemoConfig, output_dir: Path) -> dict[str, Any]:
-    return train(TrainConfig(
-        model=spec, method=method, dataset=config.dataset, output_dir=str(output_dir), epochs=config.epochs,
-        batch_size=config.batch_size, lr=config.lr, train=config.train, eps=config.train_eps / 255.0,
-        alpha=max(config.train_eps / 4.0, 1.0) / 255.0, steps=config.train_steps, text_attack=config.text_attack,
-        templates=config.templates, n_train=config.n_train, n_eval=config.n_eval, seed=config.seed, device=config.device,
-        progress=config.progress,
-    ))
-
-
-def row_from_report(method: str, report: dict[str, Any], train_report: dict[str, Any] | None) -> dict[str, Any]:
-    modal = report["metrics"]["by_modality"]
-    row: dict[str, Any] = {"method": method, **{c: modal[c] for c in COLUMNS}, "n": report["n_samples"],
-                           "checks": reliability_label(report)}
+def demo_row(method: str, row: dict[str, Any], train_report: dict[str, Any] | None) -> dict[str, Any]:
+    """A study row as a demo table row (the method, the accuracies, the checks' verdict, the training cost)."""
+    out: dict[str, Any] = {"method": method, **{c: row.get(c) for c in COLUMNS}, "n": row["n"],
+                           "checks": reliability(row)}
     if train_report is not None:
-        row["trained_parameters"] = train_report["trainable"]["n_trainable_parameters"]
-        row["train_steps"] = train_report["global_steps"]
-        row["train_s"] = train_report.get("timings", {}).get("train_s")
-    return row
-
-
-def reliability_label(report: dict[str, Any]) -> str:
-    """``ok``, ``UNRELIABLE (checks)`` or ``unchecked``: a robust accuracy is only as good as its checks."""
-    if report.get("unreliable") is None:
-        return "unchecked"
-    if report["unreliable"]:
-        return "UNRELIABLE (" + ", ".join(report.get("sanity", {}).get("failed", [])) + ")"
-    return "ok"
+        out["trained_parameters"] = train_report["trainable"]["n_trainable_parameters"]
+        out["train_steps"] = train_report["global_steps"]
+        out["train_s"] = train_report.get("timings", {}).get("train_s")
+    return out
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -190,34 +171,35 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    echo(f"mmrobust demo: {config.model} on {config.dataset}; attacks: PGD L-inf eps {eps_label(config.eval_eps / 255)} "
+    echo(f"mmrobust demo: {config.model} on {config.dataset}; attacks: PGD L-inf eps {eps_label(config.eval_eps)} "
          f"({config.eval_steps} steps), embed-sub (1 word of the class prompts, goal {config.eval_text_goal}), "
          f"sep (both); sanity checks {'on' if config.sanity else 'OFF'}; "
          f"n={config.n_eval} held-out images")
     echo(f"fine-tuning budget per method: {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, "
-         f"--train {config.train}, training PGD eps {eps_label(config.train_eps / 255)} x {config.train_steps} steps")
+         f"--train {config.train}, training PGD eps {eps_label(config.train_eps)} x {config.train_steps} steps")
     rows: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
+    ctx = StudyContext("demo", config.study_options().validate(), {}, out, echo=echo, trains=True)
     t = time.perf_counter()
-    spec = pin_model(config.model, out / "base_model", config.device)
+    prepare(ctx)  # pins the model once: every row starts from exactly these weights
     timings["load_model_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
-    base = evaluate(spec, config, out / "eval_none.json")
+    base_cell = Cell("none", {"method": "none"}, config.model)
+    base = evaluate(ctx, ctx.pinned[config.model].pinned_spec, ctx.report_path(base_cell, _digest(ctx, base_cell)))
     timings["eval_none_s"] = round(time.perf_counter() - t, 1)
-    rows.append(row_from_report("none", base, None))
+    rows.append(demo_row("none", base, None))
     echo(f"[none] evaluated in {timings['eval_none_s']} s")
     train_reports: dict[str, Any] = {}
     for method in config.methods:
-        run_dir = out / "runs" / method
-        if (run_dir / "report.json").exists():
-            raise ConfigError(f"{run_dir} already holds a run; choose a new --output-dir")
+        cell = Cell(method, {"method": method}, config.model)
+        digest = _digest(ctx, cell)
         t = time.perf_counter()
-        train_report = fine_tune(method, spec, config, run_dir)
+        train_report = fine_tune(ctx, cell, digest, method=method)
         timings[f"train_{method}_s"] = round(time.perf_counter() - t, 1)
         t = time.perf_counter()
-        report = evaluate(f"ckpt:{train_report['final_checkpoint']}", config, out / f"eval_{method}.json")
+        row = evaluate(ctx, f"ckpt:{train_report['final_checkpoint']}", ctx.report_path(cell, digest))
         timings[f"eval_{method}_s"] = round(time.perf_counter() - t, 1)
-        rows.append(row_from_report(method, report, train_report))
+        rows.append(demo_row(method, row, train_report))
         train_reports[method] = {"trainable": train_report["trainable"], "history": train_report["history"]}
         echo(f"[{method}] fine-tuned in {timings[f'train_{method}_s']} s, evaluated in {timings[f'eval_{method}_s']} s")
     timings["total_s"] = round(time.perf_counter() - t0, 1)
@@ -226,7 +208,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     echo(table)
     result = {
         "config": asdict(config),
-        "eps": {"train": eps_label(config.train_eps / 255), "eval": eps_label(config.eval_eps / 255)},
+        "eps": {"train": eps_label(config.train_eps), "eval": eps_label(config.eval_eps)},
         "attacks": list(EVAL_ATTACKS),
         "rows": rows,
         "training": train_reports,
@@ -236,6 +218,10 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     write_json_atomic(out / "demo.json", result)
     write_csv(out / "demo.csv", rows)
     write_plot(out / "demo.png", rows, f"{config.model} on {config.dataset} test (n={config.n_eval}), "
-                                       f"PGD eps {eps_label(config.eval_eps / 255)}")
+                                       f"PGD eps {eps_label(config.eval_eps)}")
     echo(f"\nwrote {out / 'demo.json'}, {out / 'demo.csv'}, {out / 'demo.png'} ({timings['total_s']} s)")
     return result
+
+
+def _digest(ctx: StudyContext, cell: Cell) -> str:
+    return config_hash({"params": cell.params, "options": ctx.options.hash_fields(training=True)})
