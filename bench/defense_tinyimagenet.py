@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from mmrobust.demo import COLUMNS, COLUMN_TITLES, pin_model, row_from_report
+from mmrobust.demo import COLUMNS, COLUMN_TITLES, demo_row
+from mmrobust.studies.runner import pin_model, row_from_report
 from mmrobust.errors import ModelLoadError
 from mmrobust.eval.run import EvalConfig, run_evaluation
 from mmrobust.training import TrainConfig, train
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        spec = pin_model(args.model, out / "base_model")
+        spec = pin_model(args.model, out / "base_model").pinned_spec
     except ModelLoadError as exc:
         print(f"cannot run the bench: {exc}", file=sys.stderr)
         return 3
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             reports[f"{dataset}/{split}"] = run_evaluation(EvalConfig(
                 model=model_spec, dataset=dataset, data_root=args.data_root, split=split,
                 n_samples=args.n_eval_tin if tin else args.n_eval, batch_size=100, seed=args.seed,
-                templates="study", attacks=(args.tin_attacks if tin else "pgd,embed-sub,sep"), eps=args.eps,
+                templates="study", attacks=(args.tin_attacks if tin else "pgd,embed-sub,sep"), eps=args.eps / 255,
                 steps=args.eval_steps, sanity=False, resume=False, progress=False,
                 output=str(out / f"eval_{name}_{dataset}.json"),
             ))
@@ -88,14 +89,14 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: dict[str, list[dict]] = {f"{d}/{s}": [] for d, s in EVAL_SETS}
     for key, report in evaluate(spec, "none").items():
-        rows[key].append(row_from_report("none", report, None))
+        rows[key].append(demo_row("none", row_from_report(report), None))
     training = {}
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         t = time.perf_counter()
         report = train(TrainConfig(
             model=spec, method=method, dataset="cifar10", data_root=args.data_root, output_dir=str(out / "runs" / method),
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, train="full", eps=args.train_eps / 255,
-            alpha=max(args.train_eps / 4, 1.0) / 255, steps=args.train_steps, templates="study", n_train=args.n_train,
+            steps=args.train_steps, templates="study", n_train=args.n_train,
             n_eval=args.n_eval, seed=args.seed, progress=False,
         ))
         timings[f"train_{method}_s"] = round(time.perf_counter() - t, 1)
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                             "train_s": timings[f"train_{method}_s"]}
         print(f"[{method}] trained in {timings[f'train_{method}_s']} s", flush=True)
         for key, ev in evaluate(f"ckpt:{report['final_checkpoint']}", method).items():
-            rows[key].append(row_from_report(method, ev, report))
+            rows[key].append(demo_row(method, row_from_report(ev), report))
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     table = markdown(rows)
     print(table)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mmrobust.eval.resume import state_path_for
-from mmrobust.eval.run import EvalConfig, run_evaluation
+from mmrobust.attacks.registry import parse_attack_list, values_read_by
+from mmrobust.eval.run import ATTACK_FIELDS, EvalConfig, run_evaluation
 from robust_test_models import prototype_digits_model
 
 
@@ -33,8 +34,10 @@ def stop_after(k: int):
 
 def make_config(output, **kwargs) -> EvalConfig:
     base = dict(model="test:prototype", dataset="digits", n_samples=40, batch_size=8, attacks="pgd,apgd-ce,square",
-                eps=16, steps=5, square_queries=30, seed=3, progress=False, output=str(output), sanity=False)
-    return EvalConfig(**(base | kwargs))
+                eps=16 / 255, steps=5, square_queries=30, seed=3, progress=False, output=str(output), sanity=False)
+    config = base | kwargs
+    attack_values = {k: config.pop(k) for k in list(config) if k in ATTACK_FIELDS}
+    return EvalConfig(**config, **values_read_by(parse_attack_list(config["attacks"]), attack_values))
 
 
 def test_interrupted_run_resumes_to_the_same_report(tmp_path):
@@ -65,7 +68,7 @@ def test_a_different_config_does_not_reuse_the_state(tmp_path, capsys):
     out = tmp_path / "r.json"
     with pytest.raises(Interrupt):
         run_evaluation(make_config(out, attacks="pgd"), model=prototype_digits_model(), after_batch=stop_after(1))
-    report = run_evaluation(make_config(out, attacks="pgd", eps=8), model=prototype_digits_model())
+    report = run_evaluation(make_config(out, attacks="pgd", eps=8 / 255), model=prototype_digits_model())
     assert report["resume"]["resumed_from_position"] is None
     assert "different configuration" in capsys.readouterr().err
 

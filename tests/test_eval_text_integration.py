@@ -29,7 +29,7 @@ def test_text_and_multimodal_attacks_share_one_prompt_attack(tmp_path, monkeypat
 
     monkeypatch.setattr(TextAttacker, "attack", counting)
     config = EvalConfig(model="tiny", dataset="digits", n_samples=8, batch_size=8, attacks="embed-sub,sep,co-attack",
-                        eps=8, steps=2, sanity=False, output=str(tmp_path / "r.json"), progress=False)
+                        eps=8 / 255, steps=2, sanity=False, output=str(tmp_path / "r.json"), progress=False)
     report = run_evaluation(config)
     assert len(calls) == 1
     blocks = {block["name"]: block for block in report["attacks"]}

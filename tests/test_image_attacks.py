@@ -170,3 +170,26 @@ def test_non_finite_images_and_logits_are_numerical_errors(digits_batch):
         PGD(lambda images: torch.full((images.shape[0], 10), float("nan")), 8 / 255, 2 / 255, 2)(x, y)
     with pytest.raises(ConfigError):
         PGD(clf, 8 / 255, 2 / 255, 2)(x * 2, y)
+
+
+def test_square_l2_stays_on_its_ball_and_lowers_accuracy_with_eps():
+    from mmrobust.attacks.image.square import square_attack
+    from mmrobust.attacks.image.square_l2 import SquareL2
+    from mmrobust.data import load_dataset
+    from mmrobust.models.zeroshot import ZeroShotClassifier
+    from robust_test_models import prototype_digits_model
+
+    ds = load_dataset("digits")
+    clf = ZeroShotClassifier.from_prompts(prototype_digits_model(), ds.classes, ds.templates)
+    x = torch.stack([ds[i][0] for i in range(32)])
+    y = torch.tensor([ds[i][1] for i in range(32)])
+    clean = float((clf(x).argmax(1) == y).float().mean())
+    accuracies = []
+    for eps in (0.5, 2.0):
+        generator = torch.Generator().manual_seed(0)
+        attack = square_attack(clf, eps, "l2", n_queries=150, generator=generator)
+        assert isinstance(attack, SquareL2)
+        adv = attack(x, y)
+        assert float((adv - x).flatten(1).norm(dim=1).max()) <= eps + 1e-5 and adv.min() >= 0 and adv.max() <= 1
+        accuracies.append(float((clf(adv).argmax(1) == y).float().mean()))
+    assert accuracies[1] <= accuracies[0] <= clean and accuracies[1] < clean

@@ -136,7 +136,6 @@ def test_cli_attack_run_writes_a_report(runner, tmp_path):
     (["--attack", "pgd", "--eps", "4", "--norm", "l3"], "norm"),
     (["--attack", "pgdx", "--eps", "4"], "unknown attack"),
     (["--attack", "pgd", "--eps", "4", "--steps", "0"], "--steps"),
-    (["--attack", "square", "--eps", "1", "--norm", "l2"], "linf"),
     (["--attack", ","], "empty entry"),
     (["--attack", "pgd,,fgsm"], "empty entry"),
     (["--attack", "embed-sub", "--eps", "4"], "--eps applies to none"),

@@ -79,7 +79,7 @@ def test_eps_study_writes_outputs_and_resumes_only_missing_cells(tmp_path: Path,
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
 
     again = _run("eps", out, {"eps": "4,8,2"})  # two finished cells, one new
-    assert sorted(calls) == [2.0, 4.0, 8.0]
+    assert sorted(calls) == [2 / 255, 4 / 255, 8 / 255]
     assert again["cells"] == {"total": 3, "reused": 2, "computed": 1}
     assert all((out / "cells" / name).stat().st_mtime_ns == t for name, t in mtimes.items())
 

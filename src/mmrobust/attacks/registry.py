@@ -31,7 +31,7 @@ SPECS: tuple[AttackSpec, ...] = (
     AttackSpec("apgd-t", "image", True, APGDTOptions, f"{_IMAGE}:make_apgd_t",
                "AutoAttack's targeted APGD on DLR (every other class in turn)"),
     AttackSpec("apgd", "image", True, APGDTOptions, f"{_IMAGE}:make_apgd", "APGD-CE then APGD-T (worst case)"),
-    AttackSpec("square", "image", False, SquareOptions, f"{_IMAGE}:make_square", "black-box Square attack (Linf)"),
+    AttackSpec("square", "image", False, SquareOptions, f"{_IMAGE}:make_square", "black-box Square attack (Linf, or L2 with --norm l2)"),
     AttackSpec("bert-attack", "text", False, TextOptions, f"{_TEXT}:make_bert_attack",
                "BERT-Attack word substitution with a masked LM"),
     AttackSpec("embed-sub", "text", False, TextOptions, f"{_TEXT}:make_embed_sub",

@@ -209,19 +209,18 @@ def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, che
     from ..attacks.registry import get_attack_spec
 
     whitebox = [a for a in attacks if a.modality == "image" and get_attack_spec(a.name).white_box]
-    if norm != "Linf":
-        skipped["square_vs_whitebox"] = "Square is implemented for Linf only"
-    elif not whitebox:
+    if not whitebox:
         skipped["square_vs_whitebox"] = "no white-box image attack in this run"
     else:
-        from ..attacks.image.square import Square
+        from ..attacks.image.square import square_attack
 
         wb_correct = torch.ones(n_probe, dtype=torch.bool)
         for attack in whitebox:
             wb_correct &= torch.tensor(state.attack_correct[attack.name][:n_probe], dtype=torch.bool)
         clean = torch.tensor(state.clean_correct[:n_probe], dtype=torch.bool)
         _, sq_correct = probe.attack_accuracy(
-            lambda gen: Square(ctx.classifier, eps, n_queries=config.square_queries, generator=gen), "square")
+            lambda gen: square_attack(ctx.classifier, eps, norm, n_queries=config.square_queries, generator=gen),
+            "square")
         wb_acc = float((wb_correct & clean).float().mean())
         sq_acc = float((sq_correct & clean).float().mean())
         only_square = int((clean & wb_correct & ~sq_correct).sum())

@@ -19,7 +19,7 @@ from ..protocol import AttackContext, BatchOutcome, EvalAttack
 from .apgd import APGD
 from .base import ImageAttack
 from .pgd import FGSM, PGD
-from .square import Square
+from .square import square_attack
 from .targeted import EachTarget
 
 def threat_model_description(norm: str, eps: float) -> dict[str, Any]:
@@ -136,6 +136,6 @@ def make_apgd(o: APGDTOptions) -> EvalAttack:
 
 
 def make_square(o: SquareOptions) -> EvalAttack:
-    return _make("square", o, lambda clf, gen: Square(
+    return _make("square", o, lambda clf, gen: square_attack(
         clf, o.eps, n_queries=o.square_queries, norm=o.norm, restarts=o.restarts, targeted=o.targeted,
         generator=gen), ("square_queries", "restarts"))

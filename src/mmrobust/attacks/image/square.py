@@ -34,7 +34,8 @@ def square_fraction(p_init: float, iteration: int, n_queries: int) -> float:
 class Square(ImageAttack):
     """``Square(classifier, eps, n_queries=1000)(images, labels)``: L-inf random-search attack.
 
-    Only ``norm="Linf"`` is implemented (L2 Square is a gap). One query = one forward pass per example.
+    L-inf only; :class:`~.square_l2.SquareL2` is the L2 version (:func:`square_attack` picks by norm).
+    One query = one forward pass per example.
     ``queries_used`` after a call holds the mean number of queries per example.
     """
 
@@ -50,12 +51,15 @@ class Square(ImageAttack):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(classifier, eps, norm, targeted, generator)
-        if self.norm != "Linf":
-            raise ConfigError("the Square attack is implemented for linf only (use --norm linf)")
+        self._check_norm()
         self.n_queries = check_steps(n_queries, "n_queries")
         self.restarts = check_steps(restarts, "restarts")
         self.p_init = check_positive("p_init", p_init)
         self.queries_used = 0.0
+
+    def _check_norm(self) -> None:
+        if self.norm != "Linf":
+            raise ConfigError("Square is the linf attack; SquareL2 (square_attack(..., norm='l2')) is the L2 one")
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "n_queries": self.n_queries, "p_init": self.p_init, "restarts": self.restarts,
@@ -115,3 +119,14 @@ class Square(ImageAttack):
             adv[active[better]] = candidate[better]
             margin[active[better]] = new_margin[better]
         return adv, margin < 0, used
+
+
+def square_attack(classifier: Classifier, eps: float, norm: str = "Linf", **kwargs: Any) -> Square:
+    """The Square attack for ``norm``: :class:`Square` (L-inf) or :class:`~.square_l2.SquareL2`."""
+    from .base import normalize_norm
+
+    if normalize_norm(norm) == "L2":
+        from .square_l2 import SquareL2
+
+        return SquareL2(classifier, eps, norm="L2", **kwargs)
+    return Square(classifier, eps, norm="Linf", **kwargs)
