@@ -8,7 +8,6 @@ via :mod:`.resume`), runs the sanity checks (:mod:`.sanity`) and writes one repo
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,9 +96,9 @@ class EvalConfig:
         """The run-level options (attack options are validated by each attack's options class)."""
         check_run_options(self.batch_size, self.seed, self.n_samples, self.classes)
         if self.logit_scale is not None:
-            scale = _finite_number("--logit-scale", self.logit_scale)
-            if scale <= 0:
-                raise ConfigError(f"--logit-scale must be positive (it multiplies cosine similarities), got {scale}")
+            from ..attacks.options import positive
+
+            positive("logit_scale", self.logit_scale)  # it multiplies cosine similarities: <= 0 inverts the task
         from ..attacks.registry import build_attacks
 
         build_attacks(*self.resolve_attacks())  # every attack validates its options (cheap: no model yet)
@@ -113,16 +112,6 @@ def check_run_options(batch_size: int, seed: int, n_samples: int | None, classes
             continue
         if isinstance(value, bool) or int(value) != value or value < low:
             raise ConfigError(f"{name} must be an integer of at least {low}, got {value}")
-
-
-def _finite_number(name: str, value: Any) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{name} must be finite, got {value}")
-    return value
 
 
 def goal_image_set(config: EvalConfig, dataset, eval_indices, per_class: int) -> tuple[Any, Any, dict[str, Any]]:

@@ -94,25 +94,31 @@ class Square(ImageAttack):
         """Minimised; < 0 means success."""
         return -margin_loss(self._logits(x), labels, targets)
 
+    def _initial(self, images: torch.Tensor) -> torch.Tensor:
+        """Vertical stripes of +-eps (the paper's L-inf initialisation)."""
+        n, c, _, w = images.shape
+        return (images + self._random_sign((n, c, 1, w), images) * self.eps).clamp(0, 1)
+
+    def _propose(self, images: torch.Tensor, adv: torch.Tensor, iteration: int) -> torch.Tensor:
+        """One random square window set to +-eps per channel."""
+        _, c, h, w = images.shape
+        p = square_fraction(self.p_init, iteration, self.n_queries)
+        side = min(max(int(round(math.sqrt(p * h * w))), 1), h - 1 if h > 1 else 1)
+        top, left = self._randint(h - side, images), self._randint(w - side, images)
+        delta = adv - images
+        delta[:, :, top : top + side, left : left + side] = self._random_sign((images.shape[0], c, 1, 1), images) * self.eps
+        return (images + delta).clamp(0, 1)
+
     def _one_run(self, images, labels, targets):
-        n, c, h, w = images.shape
-        eps = self.eps
-        stripes = self._random_sign((n, c, 1, w), images) * eps
-        adv = (images + stripes).clamp(0, 1)
+        """Random search: keep a proposal when it lowers the margin, until success or the query budget."""
+        adv = self._initial(images)
         margin = self._margin(adv, labels, targets)
-        used = torch.ones(n, device=images.device)
+        used = torch.ones(images.shape[0], device=images.device)
         for i in range(self.n_queries - 1):
             active = (margin >= 0).nonzero().squeeze(1)
             if active.numel() == 0:
                 break
-            p = square_fraction(self.p_init, i, self.n_queries)
-            side = min(max(int(round(math.sqrt(p * h * w))), 1), h - 1 if h > 1 else 1)
-            top, left = self._randint(h - side, images), self._randint(w - side, images)
-            x_act, adv_act = images[active], adv[active]
-            delta = adv_act - x_act
-            window = self._random_sign((active.numel(), c, 1, 1), images) * eps
-            delta[:, :, top : top + side, left : left + side] = window
-            candidate = (x_act + delta).clamp(0, 1)
+            candidate = self._propose(images[active], adv[active], i)
             new_margin = self._margin(candidate, labels[active], None if targets is None else targets[active])
             used[active] += 1
             better = new_margin < margin[active]

@@ -66,37 +66,23 @@ class SquareL2(Square):
                 delta[:, :, top : top + side, left : left + side] += blob * self._sign(n, c, images)
         return self._onto_sphere(images, delta)
 
-    def _one_run(self, images, labels, targets):
+    def _propose(self, images: torch.Tensor, adv: torch.Tensor, iteration: int) -> torch.Tensor:
+        """Empty window 2, put a fresh blob in window 1 with the mass of both plus the unused budget."""
         n, c, h, w = images.shape
-        adv = self._initial(images)
-        margin = self._margin(adv, labels, targets)
-        used = torch.ones(n, device=images.device)
-        for i in range(self.n_queries - 1):
-            active = (margin >= 0).nonzero().squeeze(1)
-            if active.numel() == 0:
-                break
-            p = square_fraction(self.p_init, i, self.n_queries)
-            side = max(int(round(math.sqrt(p * h * w))), 3)
-            side = min(side + (side % 2 == 0), h, w)
-            (t1, l1), (t2, l2) = [(self._randint(h - side, images), self._randint(w - side, images)) for _ in range(2)]
-            x_act = images[active]
-            delta = adv[active] - x_act
-            win1 = (slice(None), slice(None), slice(t1, t1 + side), slice(l1, l1 + side))
-            win2 = (slice(None), slice(None), slice(t2, t2 + side), slice(l2, l2 + side))
-            both = torch.zeros_like(delta)
-            both[win1], both[win2] = 1.0, 1.0
-            in_windows = (delta * both).pow(2).sum(dim=(2, 3), keepdim=True)  # per channel
-            unused = (self.eps ** 2 - delta.pow(2).sum(dim=(1, 2, 3), keepdim=True)).clamp_min(0) / c
-            old = delta[win1] / delta[win1].pow(2).sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-10)
-            transpose = bool(random_uniform((1,), self.generator, images).item() > 0.5)
-            update = square_blob(side, transpose).to(images) * self._sign(active.numel(), c, images) + old
-            update = update / update.pow(2).sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-12)
-            delta[win2] = 0.0
-            delta[win1] = update * (unused + in_windows).sqrt()
-            candidate = self._onto_sphere(x_act, delta)
-            new_margin = self._margin(candidate, labels[active], None if targets is None else targets[active])
-            used[active] += 1
-            better = new_margin < margin[active]
-            adv[active[better]] = candidate[better]
-            margin[active[better]] = new_margin[better]
-        return adv, margin < 0, used
+        side = max(int(round(math.sqrt(square_fraction(self.p_init, iteration, self.n_queries) * h * w))), 3)
+        side = min(side + (side % 2 == 0), h, w)
+        (t1, l1), (t2, l2) = [(self._randint(h - side, images), self._randint(w - side, images)) for _ in range(2)]
+        delta = adv - images
+        win1 = (slice(None), slice(None), slice(t1, t1 + side), slice(l1, l1 + side))
+        win2 = (slice(None), slice(None), slice(t2, t2 + side), slice(l2, l2 + side))
+        both = torch.zeros_like(delta)
+        both[win1], both[win2] = 1.0, 1.0
+        in_windows = (delta * both).pow(2).sum(dim=(2, 3), keepdim=True)  # per channel
+        unused = (self.eps ** 2 - delta.pow(2).sum(dim=(1, 2, 3), keepdim=True)).clamp_min(0) / c
+        old = delta[win1] / delta[win1].pow(2).sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-10)
+        transpose = bool(random_uniform((1,), self.generator, images).item() > 0.5)
+        update = square_blob(side, transpose).to(images) * self._sign(n, c, images) + old
+        update = update / update.pow(2).sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-12)
+        delta[win2] = 0.0
+        delta[win1] = update * (unused + in_windows).sqrt()
+        return self._onto_sphere(images, delta)
