@@ -78,3 +78,54 @@ def test_every_text_recipe_builds(recipe, tiny_model, request):
     assert len(results) == 1 and results[0].original == "a photo of a cat"
 
 # every training method: tests/test_training.py::test_every_method_trains_and_reports (parametrised over METHOD_SPECS)
+
+
+# ------------------------------------------------------------------------------------------ datasets
+def _cifar100(root):
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": [f"class{i}" for i in range(100)]}))
+    data = np.random.default_rng(0).integers(0, 256, (3, 3072), dtype=np.uint8)
+    (folder / "test").write_bytes(pickle.dumps({b"data": data, b"fine_labels": [0, 5, 99]}))
+
+
+def _imagefolder(root):
+    from PIL import Image
+
+    for name in ("cat", "dog"):
+        (root / "test" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (200, 10, 10)).save(root / "test" / name / "a.png")
+
+
+#: dataset name -> fixture writer(root); a new dataset spec adds its fixture here (the test below insists)
+FIXTURES = {
+    "digits": None,  # ships with scikit-learn
+    "cifar10": lambda root: __import__("test_data")._write_cifar10(root, 3),
+    "cifar100": _cifar100,
+    "tinyimagenet": lambda root: __import__("test_data")._write_tiny_imagenet(root),
+    "imagefolder": _imagefolder,
+}
+
+
+def _dataset_specs():
+    from mmrobust.data.registry import SPECS
+
+    return [s for s in SPECS if "torchvision" not in s.description]  # torchvision sets need a working torchvision
+
+
+@pytest.mark.parametrize("spec", _dataset_specs(), ids=lambda s: s.name)
+def test_every_dataset_spec_loads_a_fixture(spec, tmp_path):
+    from mmrobust.data import load_dataset
+
+    assert spec.name in FIXTURES, f"dataset {spec.name!r} has no fixture in FIXTURES"
+    if FIXTURES[spec.name] is not None:
+        FIXTURES[spec.name](tmp_path)
+    dataset = load_dataset(spec.name, tmp_path, spec.default_split)
+    assert len(dataset) > 0 and dataset.classes
+    image, label = dataset[0]
+    assert image.dim() == 3 and 0 <= float(image.min()) and float(image.max()) <= 1
+    assert 0 <= int(label) < len(dataset.classes)

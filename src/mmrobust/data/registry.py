@@ -1,7 +1,16 @@
-"""Dataset names -> loaders. Adding a dataset = one loader function plus one line here."""
+"""The dataset registry: every dataset is one :class:`DatasetSpec` line.
+
+Adding a dataset = one loader ``loader(root, split, **kwargs) -> ImageClassificationDataset`` (a module in
+``data/``) + one line in :data:`SPECS`; ``mmrobust datasets``, ``--dataset`` and the contract tests follow.
+Extension points: a ``task`` other than "classification" (e.g. "retrieval" image-caption sets for
+``--task retrieval``) is a new field value plus its loader; a dataset addressed by a path prefix (``wds:PATH``
+for WebDataset shards) is a spec whose ``name`` is the prefix, resolved by :func:`load_dataset` before the
+plain-name lookup.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,18 +22,30 @@ from .image_folder import load_image_folder
 from .tiny_imagenet import load_tiny_imagenet
 from .torchvision_datasets import TORCHVISION_DATASETS, make_torchvision_loader
 
-#: name -> (loader(root, split), default evaluation split, description)
-DATASETS: dict[str, tuple[Callable[..., ImageClassificationDataset], str, str]] = {
-    "digits": (load_digits, "test", "scikit-learn digits, 8x8 grayscale, 10 classes (ships with scikit-learn)"),
-    "cifar10": (load_cifar10, "test", "CIFAR-10, python pickle layout (cifar-10-batches-py/)"),
-    "cifar100": (load_cifar100, "test", "CIFAR-100, python pickle layout (cifar-100-python/)"),
-    "tinyimagenet": (load_tiny_imagenet, "val", "Tiny-ImageNet-200, official layout, names from words.txt"),
-    "imagefolder": (load_image_folder, "test", "any ImageFolder tree: <root>/<class>/<image>"),
-}
-for _name in TORCHVISION_DATASETS:
-    DATASETS[_name] = (make_torchvision_loader(_name), "test" if "test" in TORCHVISION_DATASETS[_name].splits
-                       else next(iter(TORCHVISION_DATASETS[_name].splits)),
-                       f"torchvision {TORCHVISION_DATASETS[_name].cls} (needs a working torchvision)")
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    loader: Callable[..., ImageClassificationDataset]
+    #: the split evaluated when none is given
+    default_split: str
+    description: str
+    task: str = "classification"
+
+
+SPECS: tuple[DatasetSpec, ...] = (
+    DatasetSpec("digits", load_digits, "test", "scikit-learn digits, 8x8 grayscale, 10 classes (ships with scikit-learn)"),
+    DatasetSpec("cifar10", load_cifar10, "test", "CIFAR-10, python pickle layout (cifar-10-batches-py/)"),
+    DatasetSpec("cifar100", load_cifar100, "test", "CIFAR-100, python pickle layout (cifar-100-python/)"),
+    DatasetSpec("tinyimagenet", load_tiny_imagenet, "val", "Tiny-ImageNet-200, official layout, names from words.txt"),
+    DatasetSpec("imagefolder", load_image_folder, "test", "any ImageFolder tree: <root>/<class>/<image>"),
+) + tuple(
+    DatasetSpec(name, make_torchvision_loader(name), "test" if "test" in info.splits else next(iter(info.splits)),
+                f"torchvision {info.cls} (needs a working torchvision)")
+    for name, info in TORCHVISION_DATASETS.items()
+)
+
+#: name -> spec
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in SPECS}
 
 
 def load_dataset(
@@ -34,9 +55,10 @@ def load_dataset(
     key = name.lower().replace("-", "_") if name.lower().replace("-", "_") in DATASETS else name.lower()
     if key not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    loader, default_split, _ = DATASETS[key]
-    return loader(root, split or default_split, **kwargs)
+    spec = DATASETS[key]
+    return spec.loader(root, split or spec.default_split, **kwargs)
 
 
 def list_datasets() -> list[dict[str, str]]:
-    return [{"name": n, "default_split": s, "description": d} for n, (_, s, d) in DATASETS.items()]
+    return [{"name": s.name, "default_split": s.default_split, "task": s.task, "description": s.description}
+            for s in SPECS]

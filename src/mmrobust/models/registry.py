@@ -15,6 +15,7 @@ Spec grammar (what ``--model`` accepts):
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,17 +45,29 @@ def _load_ckpt(rest: str, spec: str) -> VisionLanguageModel:
     return load_checkpoint(Path(rest).expanduser(), spec=spec)
 
 
-#: scheme -> (loader(rest, spec), one-line description, example)
-SCHEMES: dict[str, tuple[Callable[[str, str], VisionLanguageModel], str, str]] = {
-    "tiny": (_load_tiny, "random tiny CLIP built in code, for tests (chance accuracy)", "tiny"),
-    "proxy": (_lazy("mmrobust.proxy.loading", "load_proxy"), "offline proxy VLM trained here on real data",
-              "proxy:digits"),
-    "open_clip": (_lazy("mmrobust.models.open_clip_adapter", "load_open_clip"),
-                  "open_clip model (needs `pip install mmrobust[open_clip]`)", "open_clip:ViT-B-32:openai"),
-    "hf": (_lazy("mmrobust.models.hf_adapter", "load_hf"),
-           "Hugging Face transformers CLIPModel (needs `pip install mmrobust[hf]`)", "hf:openai/clip-vit-base-patch32"),
-    "ckpt": (_load_ckpt, "checkpoint folder written by mmrobust", "ckpt:runs/mmcoa/final"),
-}
+@dataclass(frozen=True)
+class BackendSpec:
+    """One model backend: ``scheme:REST`` specs go to ``loader(rest, spec)``. Adding a backend = an adapter
+    module in ``models/`` + one line in :data:`SCHEMES` (lazy, so a missing optional package only matters
+    when its scheme is used)."""
+
+    scheme: str
+    loader: Callable[[str, str], VisionLanguageModel]
+    description: str
+    example: str
+
+
+#: scheme -> backend
+SCHEMES: dict[str, BackendSpec] = {b.scheme: b for b in (
+    BackendSpec("tiny", _load_tiny, "random tiny CLIP built in code, for tests (chance accuracy)", "tiny"),
+    BackendSpec("proxy", _lazy("mmrobust.proxy.loading", "load_proxy"), "offline proxy VLM trained here on real data",
+                "proxy:digits"),
+    BackendSpec("open_clip", _lazy("mmrobust.models.open_clip_adapter", "load_open_clip"),
+                "open_clip model (needs `pip install mmrobust[open_clip]`)", "open_clip:ViT-B-32:openai"),
+    BackendSpec("hf", _lazy("mmrobust.models.hf_adapter", "load_hf"),
+                "Hugging Face transformers CLIPModel (needs `pip install mmrobust[hf]`)", "hf:openai/clip-vit-base-patch32"),
+    BackendSpec("ckpt", _load_ckpt, "checkpoint folder written by mmrobust", "ckpt:runs/mmcoa/final"),
+)}
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -77,7 +90,7 @@ def load_model(spec: str, device: str | None = None) -> VisionLanguageModel:
     Any failure becomes one :class:`ModelLoadError` line naming the spec and the cause.
     """
     scheme, rest = parse_spec(spec)
-    loader = SCHEMES[scheme][0]
+    loader = SCHEMES[scheme].loader
     try:
         model = loader(rest, spec)
     except MMRobustError as exc:
@@ -95,4 +108,4 @@ def load_model(spec: str, device: str | None = None) -> VisionLanguageModel:
 
 def list_models() -> list[dict[str, Any]]:
     """Spec forms with a description, for ``mmrobust models``."""
-    return [{"scheme": s, "example": ex, "description": d} for s, (_, d, ex) in SCHEMES.items()]
+    return [{"scheme": b.scheme, "example": b.example, "description": b.description} for b in SCHEMES.values()]
