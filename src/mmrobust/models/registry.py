@@ -80,7 +80,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
         return scheme, rest
     if is_checkpoint(spec):
         return "ckpt", spec
-    known = ", ".join(example for _, _, example in SCHEMES.values())
+    known = ", ".join(b.example for b in SCHEMES.values())
     raise ModelLoadError(f"unknown model spec {spec!r}: expected one of the forms {known}, or a checkpoint folder")
 
 
