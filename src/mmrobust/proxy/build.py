@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from ..errors import DatasetError
+from ..errors import ConfigError, DatasetError
 from ..models.checkpoint import read_checkpoint_config, save_checkpoint
 from ..models.native import NativeCLIP
 from ..utils.device import resolve_device
@@ -57,6 +57,8 @@ def build_proxy(
     so a modified recipe gets its own cache entry.
     """
     log = log or _stderr
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ConfigError(f"--seed must be an integer of at least 0, got {seed}")
     recipe = get_recipe(name, overrides)
     entry = CacheEntry.of(recipe, seed, cache_dir)
     with build_lock(entry, log):
