@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from ..attacks.presets import PRESETS
 from ..attacks.registry import list_attacks
 from .errors import user_errors_exit
 
@@ -14,11 +15,13 @@ from .errors import user_errors_exit
 def attacks_command(
     as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
 ) -> None:
-    """List the available attacks (name, modality, description)."""
+    """List the available attacks (name, modality, white/black-box, description) and the presets."""
     rows = list_attacks()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     width = max(len(r["name"]) for r in rows)
     for row in rows:
-        typer.echo(f"{row['name']:<{width}}  {row['modality']:<10}  {row['description']}")
+        box = "white-box" if row["white_box"] else "black-box"
+        typer.echo(f"{row['name']:<{width}}  {row['modality']:<10}  {box:<9}  {row['description']}")
+    typer.echo("presets (--preset): " + ", ".join(PRESETS) + "; options per attack: mmrobust attacks --json")
