@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mmrobust.training.methods import METHOD_SPECS
+from test_text_attacks import tiny_mlm_folder  # noqa: F401  (fixture)
 import torch
 import torch.nn.functional as F
 
@@ -290,3 +291,19 @@ def test_prompt_training_exports_a_plain_checkpoint(tmp_path: Path) -> None:
     images = torch.rand(2, 3, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode_image(images), trainer.model.encode_image(images), atol=1e-5, rtol=1e-5)
+
+
+def test_cli_train_with_bert_attack_runs_offline_on_a_local_mlm(tmp_path: Path, tiny_mlm_folder) -> None:
+    """Issue 12: ``train`` takes eval's text options; BERT-Attack on the captions with a local masked LM."""
+    from typer.testing import CliRunner
+
+    from mmrobust.cli.main import app
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "-m", "tiny", "--method", "mmcoa", "-d", "digits", "-o", str(out),
+                                      "--epochs", "1", "--n-train", "8", "--batch-size", "8", "--n-eval", "4",
+                                      "--steps", "1", "--text-attack", "bert-attack", "--mlm", str(tiny_mlm_folder),
+                                      "--text-candidates", "3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "report.json").read_text())["config"]
+    assert config["text_attack"] == "bert-attack" and config["mlm"] == str(tiny_mlm_folder)
