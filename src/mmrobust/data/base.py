@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DatasetError
+from .image_decode import decode_image
 
 
 def refine_classname(name: str) -> str:
@@ -84,11 +85,17 @@ class FileImageDataset(ImageClassificationDataset):
     """Images decoded from files on access (Tiny-ImageNet, ImageFolder): memory stays small.
 
     ``image_size`` (optional) resizes the shorter side and centre-crops to a square, so a batch can be
-    stacked; ``None`` requires all images to share one size (Tiny-ImageNet's are all 64 x 64).
+    stacked; ``None`` requires all images to share one size, ``expected_size`` (width, height), which is
+    checked per file (Tiny-ImageNet's are all 64 x 64) so an odd image is an error naming it.
     """
 
     def __init__(
-        self, paths: Sequence[str | Path], labels: Sequence[int], image_size: int | None = None, **kwargs: Any
+        self,
+        paths: Sequence[str | Path],
+        labels: Sequence[int],
+        image_size: int | None = None,
+        expected_size: tuple[int, int] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if len(paths) != len(labels):
@@ -96,6 +103,7 @@ class FileImageDataset(ImageClassificationDataset):
         self.paths = [Path(p) for p in paths]
         self._labels = np.asarray(labels, dtype=np.int64)
         self.image_size = image_size
+        self.expected_size = expected_size
 
     @property
     def labels(self) -> np.ndarray:
@@ -105,35 +113,15 @@ class FileImageDataset(ImageClassificationDataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return load_image_file(self.paths[index], self.image_size), int(self._labels[index])
+        return load_image_file(self.paths[index], self.image_size, self.expected_size), int(self._labels[index])
 
 
-def load_image_file(path: Path, image_size: int | None = None) -> torch.Tensor:
+def load_image_file(
+    path: Path, image_size: int | None = None, expected_size: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Decode one image to a 3 x H x W float tensor in [0, 1]; a bad file names itself in the error."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if image_size is not None:
-                img = _resize_center_crop(img, image_size)
-            array = np.asarray(img, dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise DatasetError(f"image file {path} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DatasetError(f"corrupt image {path}: {exc}") from None
+    array = decode_image(path, image_size, expected_size)
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
-
-
-def _resize_center_crop(img: Any, size: int) -> Any:
-    from PIL import Image
-
-    width, height = img.size
-    scale = size / min(width, height)
-    img = img.resize((max(size, round(width * scale)), max(size, round(height * scale))), Image.BICUBIC)
-    width, height = img.size
-    left, top = (width - size) // 2, (height - size) // 2
-    return img.crop((left, top, left + size, top + size))
 
 
 class SubsetView(ImageClassificationDataset):

@@ -2,13 +2,13 @@
 
 Layouts (under ``root`` or ``root/cifar-10-batches-py`` / ``root/cifar-100-python``):
 CIFAR-10: ``data_batch_1..5``, ``test_batch``, ``batches.meta``; CIFAR-100: ``train``, ``test``, ``meta``.
-Pickles are read with ``encoding="latin1"`` as the official page prescribes; only open files you trust
-(pickle can execute code), which is why the loader reads nothing but these fixed names.
+Pickles are read with ``encoding="latin1"`` as the official page prescribes, through a restricted unpickler
+(:mod:`.safe_pickle`) that admits only what the official files contain, so a crafted file cannot run code.
+Contents are checked, never coerced: pixels must be integers in 0..255 and labels integers in range.
 """
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 
 from ..errors import DatasetError
 from .base import TensorImageDataset, refine_classname
+from .safe_pickle import UnsafePickleError, load_restricted_file
 from .templates import STUDY_TEMPLATE
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
@@ -39,25 +40,59 @@ def _read_pickle(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DatasetError(f"missing file {path}")
     try:
-        with open(path, "rb") as handle:
-            raw = pickle.load(handle, encoding="latin1")
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raw = load_restricted_file(path)
+    except UnsafePickleError as exc:
+        raise DatasetError(f"refusing {path}: {exc}") from None
+    except MemoryError:
+        raise DatasetError(f"corrupt pickle {path}: it asks for more memory than exists") from None
+    except Exception as exc:  # a damaged pickle raises many types (EOFError, ValueError, struct.error, ...)
         raise DatasetError(f"truncated or corrupt pickle {path}: {type(exc).__name__}: {exc}") from None
     if not isinstance(raw, dict):
         raise DatasetError(f"corrupt pickle {path}: expected a dict, found {type(raw).__name__}")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+    return {k.decode("latin-1") if isinstance(k, bytes) else k: v for k, v in raw.items()}
+
+
+def _pixels(value: Any, path: Path) -> np.ndarray:
+    """The ``data`` array as uint8, refusing (never wrapping or rounding) anything that is not 0..255 integers."""
+    if not isinstance(value, np.ndarray):
+        raise DatasetError(f"corrupt CIFAR file {path}: data is a {type(value).__name__}, expected a numpy array")
+    if value.dtype.kind not in "iu":
+        raise DatasetError(f"corrupt CIFAR file {path}: pixels are {value.dtype}, expected uint8 integers 0..255")
+    if value.size and (int(value.min()) < 0 or int(value.max()) > 255):
+        raise DatasetError(f"corrupt CIFAR file {path}: pixel values outside 0..255")
+    return value.astype(np.uint8, copy=False)
+
+
+def _labels(value: Any, path: Path, key: str) -> list[int]:
+    """Labels as Python ints; a string, None, bool or float label is an error (3.7 must not become 3)."""
+    items = value.tolist() if isinstance(value, np.ndarray) else value
+    if not isinstance(items, (list, tuple)):
+        raise DatasetError(f"corrupt CIFAR file {path}: {key} is a {type(value).__name__}, expected a list of ints")
+    for position, label in enumerate(items):
+        if not isinstance(label, int) or isinstance(label, bool):
+            raise DatasetError(
+                f"corrupt CIFAR file {path}: {key}[{position}] is {label!r} ({type(label).__name__}), expected an int"
+            )
+    return list(items)
 
 
 def _images_and_labels(path: Path, label_key: str) -> tuple[np.ndarray, list[int]]:
     batch = _read_pickle(path)
-    try:
-        data = np.asarray(batch["data"], dtype=np.uint8)
-        labels = [int(x) for x in batch[label_key]]
-    except KeyError as exc:
-        raise DatasetError(f"corrupt CIFAR file {path}: key {exc} is missing") from None
+    for key in ("data", label_key):
+        if key not in batch:
+            raise DatasetError(f"corrupt CIFAR file {path}: key {key!r} is missing")
+    data = _pixels(batch["data"], path)
+    labels = _labels(batch[label_key], path, label_key)
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != data.shape[0]:
         raise DatasetError(f"corrupt CIFAR file {path}: data {data.shape} does not match {len(labels)} labels of 3072 bytes")
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _class_names(meta: dict[str, Any], key: str, path: Path, expected: int) -> list[str]:
+    names = meta.get(key)
+    if not isinstance(names, list) or len(names) != expected or not all(isinstance(n, (str, bytes)) for n in names):
+        raise DatasetError(f"corrupt {path}: expected {expected} {key} (strings)")
+    return [refine_classname(n if isinstance(n, str) else n.decode("latin-1")) for n in names]
 
 
 def _build(images: list[np.ndarray], labels: list[int], classes: list[str], name: str, split: str, root: Path) -> TensorImageDataset:
@@ -70,9 +105,7 @@ def _build(images: list[np.ndarray], labels: list[int], classes: list[str], name
 def load_cifar10(root: str | Path | None, split: str = "test") -> TensorImageDataset:
     folder = _find_folder(root, CIFAR10_FOLDER, "batches.meta", "CIFAR-10")
     meta = _read_pickle(folder / "batches.meta")
-    classes = [refine_classname(c if isinstance(c, str) else c.decode()) for c in meta.get("label_names", [])]
-    if len(classes) != 10:
-        raise DatasetError(f"corrupt {folder / 'batches.meta'}: expected 10 label_names")
+    classes = _class_names(meta, "label_names", folder / "batches.meta", 10)
     files = {"test": ["test_batch"], "train": [f"data_batch_{i}" for i in range(1, 6)]}.get(split)
     if files is None:
         raise DatasetError(f"CIFAR-10 has splits 'train' and 'test', not {split!r}")
@@ -87,9 +120,7 @@ def load_cifar10(root: str | Path | None, split: str = "test") -> TensorImageDat
 def load_cifar100(root: str | Path | None, split: str = "test") -> TensorImageDataset:
     folder = _find_folder(root, CIFAR100_FOLDER, "meta", "CIFAR-100")
     meta = _read_pickle(folder / "meta")
-    classes = [refine_classname(c if isinstance(c, str) else c.decode()) for c in meta.get("fine_label_names", [])]
-    if len(classes) != 100:
-        raise DatasetError(f"corrupt {folder / 'meta'}: expected 100 fine_label_names")
+    classes = _class_names(meta, "fine_label_names", folder / "meta", 100)
     if split not in ("train", "test"):
         raise DatasetError(f"CIFAR-100 has splits 'train' and 'test', not {split!r}")
     data, labels = _images_and_labels(folder / split, "fine_labels")

@@ -5,6 +5,7 @@ Images of any size are resized (shorter side) and centre-cropped to ``image_size
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..errors import DatasetError
@@ -27,10 +28,12 @@ def load_image_folder(root: str | Path | None, split: str = "test", image_size: 
         raise DatasetError(f"no class folders under {folder}: expected {folder}/<class name>/<image files>")
     paths, labels = [], []
     for label, class_dir in enumerate(class_dirs):
-        for path in sorted(class_dir.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                paths.append(path)
-                labels.append(label)
+        files = [p for p in sorted(class_dir.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not files:
+            print(f"warning: class folder {class_dir} has no images (its class is kept, never predicted right)",
+                  file=sys.stderr)
+        paths.extend(files)
+        labels.extend([label] * len(files))
     if not paths:
         raise DatasetError(f"no image files under {folder} (looked for {sorted(IMAGE_SUFFIXES)})")
     return FileImageDataset(

@@ -85,10 +85,10 @@ class TorchvisionImageDataset(ImageClassificationDataset):
         return len(self.inner)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from .base import _resize_center_crop
+        from .image_decode import resize_center_crop
 
         image, label = self.inner[index]
-        image = _resize_center_crop(image.convert("RGB"), self.image_size)
+        image = resize_center_crop(image.convert("RGB"), self.image_size)
         array = np.asarray(image, dtype=np.uint8).copy()
         return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0), int(label)
 

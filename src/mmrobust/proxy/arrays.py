@@ -20,7 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import load_dataset
-from ..data.base import FileImageDataset, TensorImageDataset, _resize_center_crop
+from ..data.base import FileImageDataset, TensorImageDataset
+from ..data.image_decode import decode_image, image_size_of
 from ..errors import DatasetError
 from ..models.checkpoint import file_sha256
 from ..utils.files import atomic_write, write_json_atomic
@@ -110,28 +111,13 @@ def _probe_size(ds: FileImageDataset) -> int:
     """Side length to store: the dataset's own resize if set, else the first image's (Tiny-ImageNet: 64)."""
     if ds.image_size is not None:
         return int(ds.image_size)
-    from PIL import Image
-
-    with Image.open(ds.paths[0]) as img:
-        width, height = img.size
+    width, height = ds.expected_size or image_size_of(ds.paths[0])
     return int(min(width, height))
 
 
 def _decode_all(ds: FileImageDataset, size: int, progress: bool) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     out = np.empty((len(ds), 3, size, size), dtype=np.uint8)
     for i in tqdm(range(len(ds)), desc=f"decode {ds.name}/{ds.split}", unit="img", disable=not progress,
                   mininterval=1.0):
-        path = ds.paths[i]
-        try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                if img.size != (size, size):
-                    img = _resize_center_crop(img, size)
-                out[i] = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
-        except FileNotFoundError:
-            raise DatasetError(f"image file {path} does not exist") from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise DatasetError(f"corrupt image {path}: {exc}") from None
+        out[i] = decode_image(ds.paths[i], size, ds.expected_size).transpose(2, 0, 1)
     return out
