@@ -63,7 +63,7 @@ def _pixels(value: Any, path: Path) -> np.ndarray:
     return value.astype(np.uint8, copy=False)
 
 
-def _labels(value: Any, path: Path, key: str) -> list[int]:
+def _labels(value: Any, path: Path, key: str, n_classes: int) -> list[int]:
     """Labels as Python ints; a string, None, bool or float label is an error (3.7 must not become 3)."""
     items = value.tolist() if isinstance(value, np.ndarray) else value
     if not isinstance(items, (list, tuple)):
@@ -73,16 +73,18 @@ def _labels(value: Any, path: Path, key: str) -> list[int]:
             raise DatasetError(
                 f"corrupt CIFAR file {path}: {key}[{position}] is {label!r} ({type(label).__name__}), expected an int"
             )
+        if not 0 <= label < n_classes:
+            raise DatasetError(f"corrupt CIFAR file {path}: {key}[{position}] = {label} is outside 0..{n_classes - 1}")
     return list(items)
 
 
-def _images_and_labels(path: Path, label_key: str) -> tuple[np.ndarray, list[int]]:
+def _images_and_labels(path: Path, label_key: str, n_classes: int) -> tuple[np.ndarray, list[int]]:
     batch = _read_pickle(path)
     for key in ("data", label_key):
         if key not in batch:
             raise DatasetError(f"corrupt CIFAR file {path}: key {key!r} is missing")
     data = _pixels(batch["data"], path)
-    labels = _labels(batch[label_key], path, label_key)
+    labels = _labels(batch[label_key], path, label_key, n_classes)
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != data.shape[0]:
         raise DatasetError(f"corrupt CIFAR file {path}: data {data.shape} does not match {len(labels)} labels of 3072 bytes")
     return data.reshape(-1, 3, 32, 32), labels
@@ -97,8 +99,6 @@ def _class_names(meta: dict[str, Any], key: str, path: Path, expected: int) -> l
 
 def _build(images: list[np.ndarray], labels: list[int], classes: list[str], name: str, split: str, root: Path) -> TensorImageDataset:
     tensor = torch.from_numpy(np.concatenate(images, axis=0)) if images else torch.zeros(0, 3, 32, 32, dtype=torch.uint8)
-    if labels and (min(labels) < 0 or max(labels) >= len(classes)):
-        raise DatasetError(f"{name} under {root}: labels outside 0..{len(classes) - 1}")
     return TensorImageDataset(tensor, labels, name=name, split=split, classes=classes, templates=[STUDY_TEMPLATE], root=root)
 
 
@@ -111,7 +111,7 @@ def load_cifar10(root: str | Path | None, split: str = "test") -> TensorImageDat
         raise DatasetError(f"CIFAR-10 has splits 'train' and 'test', not {split!r}")
     images, labels = [], []
     for name in files:
-        data, batch_labels = _images_and_labels(folder / name, "labels")
+        data, batch_labels = _images_and_labels(folder / name, "labels", len(classes))
         images.append(data)
         labels.extend(batch_labels)
     return _build(images, labels, classes, "cifar10", split, folder)
@@ -123,5 +123,5 @@ def load_cifar100(root: str | Path | None, split: str = "test") -> TensorImageDa
     classes = _class_names(meta, "fine_label_names", folder / "meta", 100)
     if split not in ("train", "test"):
         raise DatasetError(f"CIFAR-100 has splits 'train' and 'test', not {split!r}")
-    data, labels = _images_and_labels(folder / split, "fine_labels")
+    data, labels = _images_and_labels(folder / split, "fine_labels", len(classes))
     return _build([data], labels, classes, "cifar100", split, folder)

@@ -34,8 +34,8 @@ def decode_image(
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise DatasetError(
-                        f"image {path} is {width}x{height} pixels, over the {MAX_PIXELS} pixel limit "
-                        "(a decompression bomb or not a dataset image)"
+                        f"image {path} is too large to decode safely: {width}x{height} pixels, over the limit of "
+                        f"{MAX_PIXELS} (a decompression bomb or not a dataset image)"
                     )
                 if expected_size is not None and (width, height) != tuple(expected_size):
                     raise DatasetError(

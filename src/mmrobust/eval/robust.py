@@ -19,6 +19,7 @@ import torch
 from ..attacks.protocol import AttackContext, EvalAttack, batch_seed
 from ..data.base import ImageClassificationDataset
 from .classification import accuracy_summary, check_finite_logits, iterate_batches
+from ..errors import ConfigError
 from .resume import EvalState, StateFile
 
 #: hook called after each finished (and saved) batch with the number of batches done in this process
@@ -62,7 +63,13 @@ def prepare_attacks(attacks: Sequence[EvalAttack], ctx: AttackContext, state: Ev
         attack.prepare(ctx)
         saved = state.attack_states.get(attack.name)
         if saved is not None:
-            attack.load_state_dict(saved)
+            try:
+                attack.load_state_dict(saved)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                raise ConfigError(
+                    f"the resume state of attack {attack.name} is damaged or hand-edited ({type(exc).__name__}: "
+                    f"{exc}); delete the .state.json file beside the report (or pass --no-resume) to start over"
+                ) from None
         else:
             state.attack_states[attack.name] = attack.state_dict()
 

@@ -21,7 +21,7 @@ from ..errors import ConfigError, MMRobustError
 from ..models import load_model
 from ..models.base import VisionLanguageModel
 from ..utils.device import resolve_device
-from ..utils.files import check_writable
+from ..utils.files import check_writable, output_lock
 from ..utils.seeding import seed_everything
 from .class_subset import select_classes
 from .classification import accuracy_summary, predict
@@ -160,6 +160,19 @@ def run_evaluation(
     model: VisionLanguageModel | None = None,
     after_batch: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
+    """:func:`_evaluate` while holding the lock on ``config.output`` (a second live run on it is refused)."""
+    if config.output is not None:
+        check_writable(config.output)  # a device node or FIFO is refused before a lock file is made beside it
+    with output_lock(config.output, "report"):
+        return _evaluate(config, model=model, after_batch=after_batch)
+
+
+def _evaluate(
+    config: EvalConfig,
+    *,
+    model: VisionLanguageModel | None = None,
+    after_batch: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Run a zero-shot evaluation (clean, or robust when ``config.attacks``) and return/write its report.
 
     ``model`` overrides loading ``config.model`` (programmatic use, tests); ``after_batch`` is called after
@@ -233,7 +246,7 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     from ..attacks.image.eval_attacks import threat_model_description
     from ..attacks.options import TextOptions
     from ..attacks.protocol import AttackContext
-    from .resume import StateFile, config_hash, state_path_for
+    from .resume import StateFile, check_state, config_hash, state_path_for
     from .robust import prepare_attacks, run_attacks, summarize
     from .sanity import run_sanity_checks, warn_if_unreliable
 
@@ -253,6 +266,8 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     state_path = state_path_for(config.output) if config.output is not None else None
     state_file = StateFile(state_path, digest, enabled=config.resume)
     state = state_file.load_or_new()
+    check_state(state, state_path, len(indices), config.batch_size, [a.name for a in attacks],
+                [int(v) for v in dataset.labels[list(indices)]])
     resumed_from = state.resumed_from
 
     t_prep = time.perf_counter()

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelLoadError
-from ..utils.files import atomic_write, write_json_atomic
+from ..errors import ModelLoadError, ReportError
+from ..utils.files import atomic_write, write_failure_message, write_json_atomic
 from .base import VisionLanguageModel
 
 CONFIG_NAME = "mmrobust.json"
@@ -53,14 +53,17 @@ def save_checkpoint(model: VisionLanguageModel, folder: str | Path, metadata: di
     from safetensors.torch import save_model
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    config = model.checkpoint_config()
-    weights = folder / WEIGHTS_NAME
-    atomic_write(weights, lambda tmp: save_model(model, str(tmp)))
-    vocab = getattr(model, "vocab_file", None)
-    if vocab is not None and Path(vocab).resolve() != (folder / VOCAB_NAME).resolve():
-        atomic_write(folder / VOCAB_NAME, lambda tmp: shutil.copyfile(vocab, tmp))
-    model.write_checkpoint_files(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        config = model.checkpoint_config()
+        weights = folder / WEIGHTS_NAME
+        atomic_write(weights, lambda tmp: save_model(model, str(tmp)))
+        vocab = getattr(model, "vocab_file", None)
+        if vocab is not None and Path(vocab).resolve() != (folder / VOCAB_NAME).resolve():
+            atomic_write(folder / VOCAB_NAME, lambda tmp: shutil.copyfile(vocab, tmp))
+        model.write_checkpoint_files(folder)
+    except OSError as exc:  # mkdir or a backend's own tokenizer files; atomic_write reports its own failures
+        raise ReportError(write_failure_message(folder, exc)) from None
     config.update(
         {
             "format": FORMAT,

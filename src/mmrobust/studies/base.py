@@ -15,6 +15,7 @@ from .grid import Cell, CellRecord
 from .runner import StudyContext, prepare, reliability, run_cells, study_metadata
 from .options import StudyOptions
 from .tables import Column, write_table
+from ..utils.files import output_lock
 
 
 class Study:
@@ -80,6 +81,14 @@ def run_study(
                        trains=study.trains)
     ctx.eval_dataset()  # a bad dataset fails here, before models are pinned
     study.check(ctx)
+    with output_lock(ctx.out, "study folder", folder=True):
+        return _run_locked(study, ctx, options, echo, started)
+
+
+def _run_locked(
+    study: Study, ctx: StudyContext, options: StudyOptions, echo: Callable[[str], None], started: float
+) -> dict[str, Any]:
+    """The study proper, while this process holds the study folder's lock."""
     prepare(ctx)
     study.check_models(ctx)
     cells = study.cells(ctx)

@@ -39,6 +39,8 @@ from ..utils.files import atomic_write, write_json_atomic
 STATE_NAME = "training_state.pt"
 LATEST_NAME = "latest.json"
 STATE_FORMAT = "mmrobust-training-state"
+#: how to start over when a checkpoint cannot be resumed (said in every such error)
+START_OVER = "start over with a new --output-dir (or delete its checkpoints/ folder)"
 _FOLDER_PATTERN = re.compile(r"^step-\d{7}$")
 
 
@@ -143,6 +145,22 @@ def read_latest(output_dir: str | Path) -> tuple[Path, dict[str, Any]]:
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise ModelLoadError(f"{state_path} is not an mmrobust training state")
     return folder, state
+
+
+def checked_position(state: dict[str, Any], folder: Path, epochs: int) -> Position:
+    """The saved position after checking its types and bounds (a hand-edited state must not skip or repeat
+    training silently)."""
+    raw = state.get("position")
+    fields = set(Position.__dataclass_fields__)
+    if not isinstance(raw, dict) or set(raw) != fields or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in raw.values()):
+        raise ModelLoadError(f"training state in {folder} has an invalid position {raw!r}; {START_OVER}")
+    position = Position(**raw)
+    if position.epoch > epochs or (position.epoch == epochs and position.step_in_epoch):
+        raise ModelLoadError(
+            f"training state in {folder} is at epoch {position.epoch}, beyond this run's {epochs} epochs; {START_OVER}"
+        )
+    return position
 
 
 def check_same_model(state: dict[str, Any], fingerprint: str, folder: Path) -> None:

@@ -28,17 +28,19 @@ from tqdm.auto import tqdm
 from ..data import load_dataset, resolve_templates, subsample_indices
 from ..data.base import ImageClassificationDataset
 from ..data.sampling import indices_sha256
-from ..errors import ConfigError, NumericalError
+from ..errors import ConfigError, ModelLoadError, NumericalError, ReportError
 from ..models.zeroshot import build_prompts
 from ..models import load_model, save_checkpoint
 from ..models.base import VisionLanguageModel
 from ..utils.environment import environment_versions
-from ..utils.files import atomic_write, write_json_atomic
+from ..utils.files import atomic_write, output_lock, write_json_atomic
 from ..utils.seeding import seed_everything
 from .batching import epoch_order, global_batches, shard, training_indices
 from .checkpointing import (
+    START_OVER,
     Position,
     check_same_model,
+    checked_position,
     has_checkpoint,
     load_model_weights,
     model_fingerprint,
@@ -199,12 +201,21 @@ class Trainer:
     def _save(self, position: Position, accumulators: dict[str, float]) -> Path | None:
         folder = None
         if self.dist.is_main:
-            folder = save_training_checkpoint(
-                self.output_dir, self.export_model(), self._state(position, accumulators), position,
-                keep=self.config.keep_checkpoints,
-            )
+            try:
+                folder = save_training_checkpoint(
+                    self.output_dir, self.export_model(), self._state(position, accumulators), position,
+                    keep=self.config.keep_checkpoints,
+                )
+            except ReportError as exc:
+                raise ReportError(f"{exc}; {self._intact_note()}") from None
         self.dist.barrier()
         return folder
+
+    def _intact_note(self) -> str:
+        """Where training can continue from after a failed save (the previous checkpoint is untouched)."""
+        if has_checkpoint(self.output_dir):
+            return f"the previous checkpoint in {self.output_dir} is intact: free space and rerun with --resume"
+        return "no checkpoint was written yet"
 
     def _resume(self) -> tuple[Position, dict[str, float]]:
         folder, state = read_latest(self.output_dir)
@@ -215,15 +226,23 @@ class Trainer:
                 f"--resume: the checkpoint in {self.output_dir} was made with other options ({', '.join(different)}); "
                 "use the same options or another --output-dir"
             )
-        if isinstance(self.model, PromptedModel):
-            self.model.prompt.load_state_dict(state["prompt"])
-        else:
-            load_model_weights(self.model, folder)
-        self.optimizer.load_state_dict(state["optimizer"])
-        restore_rng_state(state["rng"])
-        self.history = list(state.get("history", []))
-        position = Position(**state["position"])
-        return position, dict(state.get("epoch_accumulators", {}))
+        position = checked_position(state, folder, self.config.epochs)
+        try:
+            if isinstance(self.model, PromptedModel):
+                self.model.prompt.load_state_dict(state["prompt"])
+            else:
+                load_model_weights(self.model, folder)
+            self.optimizer.load_state_dict(state["optimizer"])
+            restore_rng_state(state["rng"])
+            history = [dict(h) for h in state.get("history", [])]
+            accumulators = {str(k): float(v) for k, v in dict(state.get("epoch_accumulators", {})).items()}
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+            raise ModelLoadError(
+                f"training state in {folder} does not fit this run ({type(exc).__name__}: {str(exc)[:200]}); "
+                f"{START_OVER}"
+            ) from None
+        self.history = history
+        return position, accumulators
 
     def _write_log(self) -> None:
         """Rewrite ``log.jsonl`` from the history (a resumed run drops epochs it is about to redo)."""
@@ -391,12 +410,15 @@ class Trainer:
             "versions": environment_versions(),
         }
         if self.dist.is_main:
-            save_checkpoint(self.export_model(), final_dir, metadata={"training_report": REPORT_NAME,
-                                                                      "method": cfg.method,
-                                                                      "train_mode": cfg.train_mode})
-            self.timings["total_s"] = round(time.perf_counter() - t_start, 3)
-            report["timings"] = dict(self.timings)
-            write_json_atomic(self.output_dir / REPORT_NAME, report)
+            try:
+                save_checkpoint(self.export_model(), final_dir, metadata={"training_report": REPORT_NAME,
+                                                                          "method": cfg.method,
+                                                                          "train_mode": cfg.train_mode})
+                self.timings["total_s"] = round(time.perf_counter() - t_start, 3)
+                report["timings"] = dict(self.timings)
+                write_json_atomic(self.output_dir / REPORT_NAME, report)
+            except ReportError as exc:
+                raise ReportError(f"{exc}; {self._intact_note()}") from None
         self.dist.barrier()
         return report
 
@@ -405,6 +427,8 @@ def train(config: TrainConfig, step_hook: StepHook | None = None) -> dict[str, A
     """Run one fine-tuning (single process, or one rank under torchrun) and return its report."""
     dist_ctx = setup_distributed(config.device)
     try:
-        return Trainer(config, dist_ctx, step_hook).run()
+        # one writer per output folder: the main rank holds its lock for the whole run
+        with output_lock(config.output_dir if dist_ctx.is_main else None, "training folder", folder=True):
+            return Trainer(config, dist_ctx, step_hook).run()
     finally:
         dist_ctx.close()
