@@ -27,7 +27,7 @@ from .studies.options import StudyOptions
 from .studies.runner import StudyContext, evaluate, fine_tune, prepare, reliability
 from .training.config import eps_label
 from .training.methods import get_method
-from .utils.files import atomic_write, write_json_atomic
+from .utils.files import atomic_write, output_lock, write_json_atomic
 
 COLUMNS = ("clean", "image", "text", "multimodal", "worst_case")
 COLUMN_TITLES = {"clean": "clean", "image": "image (PGD)", "text": "text", "multimodal": "multimodal",
@@ -169,7 +169,12 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     """Evaluate, fine-tune each method, re-evaluate; write demo.json, demo.csv, demo.png under ``output_dir``."""
     config.validate()
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out, "demo folder", folder=True):
+        return _run_locked(config, out, echo)
+
+
+def _run_locked(config: DemoConfig, out: Path, echo: Callable[[str], None]) -> dict[str, Any]:
+    """The demo proper, while this process holds the output folder's lock (which also created the folder)."""
     t0 = time.perf_counter()
     echo(f"mmrobust demo: {config.model} on {config.dataset}; attacks: PGD L-inf eps {eps_label(config.eval_eps)} "
          f"({config.eval_steps} steps), embed-sub (1 word of the class prompts, goal {config.eval_text_goal}), "

@@ -83,9 +83,10 @@ class CacheEntry:
 
     def read_manifest(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             return None
+        return manifest if isinstance(manifest, dict) else None
 
     def check(self, verify_hash: bool = True) -> tuple[str, str]:
         """(status, detail): status is ``ready``, ``absent``, ``partial`` or ``corrupt``."""

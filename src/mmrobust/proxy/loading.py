@@ -83,7 +83,9 @@ def _auto_build(name: str, seed: int, cache_dir: Any, device: str | None, reason
     print(f"mmrobust: proxy:{name} is not built yet{why}; building it now into "
           f"{default_cache_dir(cache_dir)} (once, about {RECIPES[name].budget_minutes:g} min at most)",
           file=sys.stderr, flush=True)
-    build_proxy(name, seed=seed, cache_dir=cache_dir, force=force, device=device)
+    # no progress bars: the model loader cannot see the command's --quiet, and a build inside another command
+    # reports itself through its log lines (one per stage/epoch) instead
+    build_proxy(name, seed=seed, cache_dir=cache_dir, force=force, device=device, progress=False)
 
 
 def list_proxies(cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..errors import ModelLoadError
 from ..models.native import NativeCLIP
 from ..utils.files import atomic_write
 from .arrays import ImageArrays
@@ -98,6 +99,32 @@ def load_train_state(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _restore(state: dict[str, Any], path: Path, model: NativeCLIP, run: "_Run", result: "TrainResult") -> None:
+    """Continue from a saved state after checking its types and bounds; a hand-edited or damaged state is
+    refused (one line saying how to start over) rather than half-loaded into the model."""
+    epoch, history, seconds = state.get("epoch"), state.get("history"), state.get("train_seconds")
+    problem = None
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= run.recipe.epochs:
+        problem = f"epoch {epoch!r} is not in 0..{run.recipe.epochs}"
+    elif not isinstance(history, list) or len(history) != epoch:
+        problem = f"its history does not list {epoch} epochs"
+    elif not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds >= 0:
+        problem = f"train_seconds {seconds!r} is not a non-negative number"
+    if problem is None:
+        try:
+            model.load_state_dict(state["model"])
+            run.optimizer.load_state_dict(state["optimizer"])
+            run.generator.set_state(state["generator"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+    if problem is not None:
+        raise ModelLoadError(f"proxy training state {path} is damaged or hand-edited ({problem}); delete "
+                             f"{path.parent.parent} (or build with --force) to start over")
+    result.history = list(history)
+    result.train_seconds = float(seconds)
+    result.resumed_from_epoch = epoch
+
+
 def bf16_autocast_supported(device: torch.device) -> bool:
     """bf16 autocast pays off on CUDA and on CPUs with native bf16 (oneDNN); elsewhere it is emulated (slow)."""
     if device.type == "cuda":
@@ -156,12 +183,7 @@ def train_proxy(
     state_file = state_dir / STATE_NAME
     state = load_train_state(state_file)
     if state is not None and state.get("recipe_hash") == recipe.config_hash() and state.get("seed") == seed:
-        model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        run.generator.set_state(state["generator"])
-        result.history = list(state["history"])
-        result.train_seconds = float(state["train_seconds"])
-        result.resumed_from_epoch = int(state["epoch"])
+        _restore(state, state_file, model, run, result)
         log(f"resuming {recipe.name} (seed {seed}) after epoch {result.resumed_from_epoch}/{recipe.epochs}")
     elif state_file.exists():
         log(f"ignoring unreadable or foreign training state {state_file}; starting from epoch 0")

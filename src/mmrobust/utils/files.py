@@ -44,11 +44,11 @@ def _finite_or_none(obj: Any) -> Any:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+    for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return name
-    return "not a regular file"
+    return "neither a file nor a folder"
 
 
 def resolve_output(path: str | os.PathLike) -> Path:
@@ -155,6 +155,8 @@ def output_lock(path: str | os.PathLike | None, what: str = "output", folder: bo
         yield
         return
     target = Path(os.path.realpath(path))
+    if folder and target.exists() and not target.is_dir():
+        raise ReportError(f"{what} {path} is {_kind(os.stat(target).st_mode)}, expected a folder")
     lock_path = target / ".mmrobust.lock" if folder else target.with_name(f".{target.name}.lock")
     handle = _acquire(lock_path, fcntl, f"another mmrobust run is writing {what} {path} right now; wait for it "
                                         f"to finish or choose another path (lock {lock_path})")
