@@ -61,6 +61,8 @@ def build_proxy(
         raise ConfigError(f"--seed must be an integer of at least 0, got {seed}")
     recipe = get_recipe(name, overrides)
     entry = CacheEntry.of(recipe, seed, cache_dir)
+    if entry.check(verify_hash=False)[0] != "ready" or force:
+        _check_data_root(recipe, data_root)  # before the lock: a missing --data-root leaves nothing in the cache
     with build_lock(entry, log):
         status, detail = entry.check()
         if status == "ready" and not force:

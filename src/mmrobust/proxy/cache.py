@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import MMRobustError
+from ..utils.files import lock_file
 from ..models.checkpoint import read_checkpoint_config, verify_weights
 from .recipes import ProxyRecipe
 
@@ -117,24 +118,11 @@ class CacheEntry:
 
 @contextlib.contextmanager
 def build_lock(entry: CacheEntry, log: Any = None) -> Iterator[None]:
-    """Exclusive lock on one entry while it is built (POSIX ``flock``; a no-op where unavailable)."""
-    entry.lock_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no cross-process lock; builds are still atomic per file
+    """Exclusive lock on one entry while it is built (POSIX ``flock``; a no-op where unavailable): a second
+    build of the same entry waits for the first, then finds it ready."""
+    message = f"another process is building proxy:{entry.name} (seed {entry.seed}); waiting for it"
+    with lock_file(entry.lock_path, message, wait=log or (lambda m: print(m, file=sys.stderr))):
         yield
-        return
-    with open(entry.lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            (log or (lambda m: print(m, file=sys.stderr)))(
-                f"another process is building proxy:{entry.name} (seed {entry.seed}); waiting for it")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def list_entries(cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:

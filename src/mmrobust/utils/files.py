@@ -149,25 +149,34 @@ def output_lock(path: str | os.PathLike | None, what: str = "output", folder: bo
     if path is None:
         yield
         return
+    target = Path(os.path.realpath(path))
+    if folder and target.exists() and not target.is_dir():
+        raise ReportError(f"{what} {path} is {_kind(os.stat(target).st_mode)}, expected a folder")
+    lock_path = target / ".mmrobust.lock" if folder else target.with_name(f".{target.name}.lock")
+    with lock_file(lock_path, f"another mmrobust run is writing {what} {path} right now; wait for it to finish "
+                              f"or choose another path (lock {lock_path})"):
+        yield
+
+
+@contextlib.contextmanager
+def lock_file(lock_path: Path, busy_message: str, wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold ``flock`` on ``lock_path``: when another process holds it, raise ReportError(busy_message), or with
+    ``wait`` call ``wait(busy_message)`` and block until it is free. The file is removed on release (while
+    still locked; a waiter then finds its inode gone and retries), so no lock files pile up."""
     try:
         import fcntl
     except ImportError:  # Windows: no cross-process lock; writes are still atomic per file
         yield
         return
-    target = Path(os.path.realpath(path))
-    if folder and target.exists() and not target.is_dir():
-        raise ReportError(f"{what} {path} is {_kind(os.stat(target).st_mode)}, expected a folder")
-    lock_path = target / ".mmrobust.lock" if folder else target.with_name(f".{target.name}.lock")
-    handle = _acquire(lock_path, fcntl, f"another mmrobust run is writing {what} {path} right now; wait for it "
-                                        f"to finish or choose another path (lock {lock_path})")
+    handle = _acquire(lock_path, fcntl, busy_message, wait)
     try:
         yield
     finally:
-        lock_path.unlink(missing_ok=True)  # while still locked: a waiting run then re-checks the inode
+        lock_path.unlink(missing_ok=True)
         handle.close()
 
 
-def _acquire(lock_path: Path, fcntl: Any, busy_message: str) -> Any:
+def _acquire(lock_path: Path, fcntl: Any, busy_message: str, wait: Callable[[str], None] | None) -> Any:
     """Open and ``flock`` ``lock_path``; retry if the file was removed (by its previous holder) meanwhile."""
     while True:
         try:
@@ -178,8 +187,11 @@ def _acquire(lock_path: Path, fcntl: Any, busy_message: str) -> Any:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.close()
-            raise ReportError(busy_message) from None
+            if wait is None:
+                handle.close()
+                raise ReportError(busy_message) from None
+            wait(busy_message)
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             if os.fstat(handle.fileno()).st_ino == os.stat(lock_path).st_ino:
                 return handle
