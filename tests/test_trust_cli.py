@@ -8,6 +8,7 @@ branch that fixes them; the lead unmarks them after that merge.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 from typing import Callable
@@ -156,8 +157,7 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
      (REGISTRIES,)),
     # eval: outputs
     ("eval-output-directory", "eval -m tiny -d digits -n 4 -q -o {tmp}", None, ()),
-    ("eval-output-device", "eval -m tiny -d digits -n 4 -q -o {tmp}/fifo", lambda t: __import__("os").mkfifo(t / "fifo"),
-     ()),
+    ("eval-output-device", "eval -m tiny -d digits -n 4 -q -o {tmp}/fifo", lambda t: os.mkfifo(t / "fifo"), ()),
     # eval: data files (item 1)
     ("cifar-reduce-runs-code", EVAL + " -d cifar10 --data-root {tmp}/data",
      lambda t: _cifar(t, {b"data": _Marker(t / "pwned"), b"labels": [0]}), ()),
@@ -206,7 +206,7 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("train-resume-nothing", TRAIN + " --resume", None, ()),
     ("train-split", TRAIN + " --train-split nope", None, ()),
     ("train-output-device", "train -m tiny --method clean -d digits -q -o {tmp}/fifo",
-     lambda t: __import__("os").mkfifo(t / "fifo"), ()),
+     lambda t: os.mkfifo(t / "fifo"), ()),
     # study
     ("study-eps-text", STUDY.format(name="eps", run="{run}") + " --eps abc", None, ()),
     ("study-eps-neg", STUDY.format(name="eps", run="{run}") + " --eps -1", None, ()),
@@ -220,7 +220,7 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("study-shots-0", STUDY.format(name="train-size", run="{run}") + " --shots 0", None, ()),
     ("study-lambdas", STUDY.format(name="loss-ablation", run="{run}") + " --lambdas nope", None, ()),
     ("study-modes", STUDY.format(name="params", run="{run}") + " --modes nope", None, ()),
-    ("study-output-device", "study eps -o {tmp}/fifo -m tiny -q", lambda t: __import__("os").mkfifo(t / "fifo"), ()),
+    ("study-output-device", "study eps -o {tmp}/fifo -m tiny -q", lambda t: os.mkfifo(t / "fifo"), ()),
     # proxy
     ("proxy-unknown", "proxy build nope --cache-dir {tmp}/cache", None, ()),
     ("proxy-seed-neg", "proxy build digits --seed -1 --cache-dir {tmp}/cache", None, (RUNS_A_BUILD,)),
@@ -239,7 +239,7 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("demo-epochs-0", DEMO + " --epochs 0", None, (RUNS_THE_DEMO,)),
     ("demo-n-train-0", DEMO + " --n-train 0", None, (RUNS_THE_DEMO,)),
     ("demo-lr-neg", DEMO + " --lr -1", None, (RUNS_THE_DEMO,)),
-    ("demo-output-device", "demo -o {tmp}/fifo -q", lambda t: __import__("os").mkfifo(t / "fifo"), ()),
+    ("demo-output-device", "demo -o {tmp}/fifo -q", lambda t: os.mkfifo(t / "fifo"), ()),
 ]
 
 

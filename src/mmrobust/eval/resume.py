@@ -5,8 +5,9 @@ everything that determines the results (model, data, indices, batch size, seed, 
 A run with the same config continues after the last finished batch; a different config refuses to mix
 and starts over. A state whose config matches is still checked (types, bounds, lengths, and its labels against
 the dataset's) before use: a hand-edited or damaged file is refused with one line saying how to start over,
-never trusted into a report whose n and scores disagree. Together with per-batch seeding (:func:`mmrobust.attacks.protocol.batch_seed`) a
-resumed run produces the same per-example results as an uninterrupted one.
+never trusted into a report whose n and scores disagree. Together with per-batch seeding
+(:func:`mmrobust.attacks.protocol.batch_seed`) a resumed run produces the same per-example results as an
+uninterrupted one.
 """
 
 from __future__ import annotations
