@@ -84,8 +84,9 @@ def read_checkpoint_config(folder: str | Path) -> dict[str, Any]:
         raise ModelLoadError(f"{folder} is not an mmrobust checkpoint: {CONFIG_NAME} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"corrupt checkpoint config {path}: {exc}") from None
-    if config.get("format") != FORMAT:
-        raise ModelLoadError(f"{path} is not an mmrobust checkpoint config (format={config.get('format')!r})")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ModelLoadError(f"{path} is not an mmrobust checkpoint config (format={found!r})")
     return config
 
 

@@ -102,7 +102,7 @@ def _read_verified(array_file: Path, meta_file: Path, shape: tuple[int, ...]) ->
         if meta.get("sha256") != file_sha256(array_file) or tuple(meta.get("shape", ())) != shape:
             return None
         array = np.load(array_file, allow_pickle=False)
-    except (OSError, ValueError, json.JSONDecodeError):
+    except (OSError, ValueError, TypeError, AttributeError):  # JSONDecodeError is a ValueError; a list has no .get
         return None
     return array if array.shape == shape and array.dtype == np.uint8 else None
 

@@ -39,10 +39,16 @@ def probe_fingerprint(model: VisionLanguageModel, prompts: Sequence[Sequence[str
 
 def check_fingerprint(model: VisionLanguageModel, probe: dict[str, Any] | None, where: str) -> None:
     """Raise :class:`ModelLoadError` if the model's probe logits differ from the recorded ones."""
-    if not probe or "logits" not in probe:
+    if not isinstance(probe, dict) or "logits" not in probe:
         raise ModelLoadError(f"{where}: the manifest has no logit fingerprint")
-    expected = torch.tensor(probe["logits"], dtype=torch.float32)
-    actual = probe_logits(model, probe["texts"])
+    texts = probe.get("texts")
+    try:
+        expected = torch.tensor(probe["logits"], dtype=torch.float32)
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise TypeError("texts is not a list of strings")
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{where}: the manifest's logit fingerprint is damaged ({exc}); rebuild it") from None
+    actual = probe_logits(model, texts)
     if actual.shape != expected.shape or not torch.allclose(actual, expected, atol=PROBE_TOLERANCE, rtol=1e-4):
         diff = (actual - expected).abs().max().item() if actual.shape == expected.shape else float("nan")
         raise ModelLoadError(f"{where}: the loaded model's logits differ from the ones recorded at build time "

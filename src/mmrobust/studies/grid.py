@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
 from ..utils.environment import environment_versions
 from ..utils.files import write_json_atomic
 
@@ -70,8 +71,10 @@ def config_hash(config: dict[str, Any]) -> str:
 class CellStore:
     """``DIR/cells/<key>.json`` files: read back when the hash matches, written atomically when done."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, check: Callable[[dict[str, Any]], str | None] | None = None) -> None:
         self.folder = Path(folder)
+        #: what is wrong with a saved result (None when fine): a hand-edited cell is refused, not tabulated
+        self.check = check
 
     def path(self, cell: Cell) -> Path:
         return self.folder / f"{cell.key}.json"
@@ -87,6 +90,10 @@ class CellStore:
             return None
         if not isinstance(record.get("result"), dict):
             return None
+        problem = self.check(record["result"]) if self.check is not None else None
+        if problem is not None:
+            raise ConfigError(f"study cell {path} is damaged or hand-edited ({problem}); delete it to recompute "
+                              "that cell")
         return record
 
     def save(self, cell: Cell, digest: str, config: dict[str, Any], result: dict[str, Any], seconds: float) -> None:

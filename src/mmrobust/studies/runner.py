@@ -171,6 +171,23 @@ def row_from_report(report: dict[str, Any], report_path: Path | None = None) -> 
     return row
 
 
+def check_cell_result(result: dict[str, Any]) -> str | None:
+    """What makes a saved cell result unusable (None when it is consistent): accuracies are fractions, n a count."""
+    def fraction(value: Any) -> bool:
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1)
+
+    for key in MODALITIES:
+        if not fraction(result.get(key)):
+            return f"{key} = {result.get(key)!r} is not an accuracy in [0, 1]"
+    attacks = result.get("attacks", {})
+    if not isinstance(attacks, dict) or not all(fraction(v) for v in attacks.values()):
+        return "attacks holds a value that is not an accuracy in [0, 1]"
+    n = result.get("n")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+        return f"n = {n!r} is not a count"
+    return None
+
+
 def reliability(row: dict[str, Any]) -> str:
     """``ok`` (checks passed), ``UNRELIABLE (...)`` (a check failed) or ``unchecked`` (checks not run)."""
     if row.get("unreliable"):
@@ -247,7 +264,7 @@ def prepare(ctx: StudyContext) -> None:
 
 
 def run_cells(ctx: StudyContext, cells: list[Cell], compute: Callable[[Cell, str], dict[str, Any]]) -> GridOutcome:
-    return run_grid(cells, ctx.cell_config, compute, CellStore(ctx.out / "cells"), desc=f"study {ctx.name}",
+    return run_grid(cells, ctx.cell_config, compute, CellStore(ctx.out / "cells", check_cell_result), desc=f"study {ctx.name}",
                     progress=ctx.options.progress, echo=ctx.echo)
 
 

@@ -127,8 +127,10 @@ def read_latest(output_dir: str | Path) -> tuple[Path, dict[str, Any]]:
     latest_path = root / LATEST_NAME
     try:
         latest = json.loads(latest_path.read_text(encoding="utf-8"))
-        folder = root / latest["folder"]
-        expected_sha = latest["training_state_sha256"]
+        name, expected_sha = latest["folder"], latest["training_state_sha256"]
+        if not isinstance(name, str) or not _FOLDER_PATTERN.match(name) or not isinstance(expected_sha, str):
+            raise TypeError(f"folder {name!r} is not a step-NNNNNNN folder of this run")
+        folder = root / name
     except FileNotFoundError:
         raise ConfigError(f"--resume: no training checkpoint in {output_dir} ({latest_path} is missing)") from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
