@@ -194,6 +194,22 @@ def test_unknown_tag_and_missing_weights_file(reference):
     assert "ARCH" in _one_line_error("open_clip:")
 
 
+class _WritesMarker:
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).write_text, (self.marker, "code ran"))
+
+
+def test_a_pickled_weights_file_never_runs_code(reference, tmp_path):
+    """A local ``.pt`` is read with ``weights_only=True``: an object with ``__reduce__`` is refused, not run."""
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": _WritesMarker(marker)}, tmp_path / "evil.pt")
+    assert _one_line_error(f"open_clip:{ARCH}:{tmp_path / 'evil.pt'}")
+    assert not marker.exists()
+
+
 @pytest.fixture
 def offline_hub(monkeypatch):
     """No download may be tried over the (absent) network: the Hub's offline mode fails at once."""

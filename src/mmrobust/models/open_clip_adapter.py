@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -237,12 +238,19 @@ def _resolve(oc: Any, rest: str, spec: str) -> tuple[str, str | None]:
     )
 
 
+def _no_pickled_code(oc: Any) -> dict[str, Any]:
+    """``weights_only=True`` where open_clip accepts it: a local ``.pt`` weights file is then read without
+    running code from it (open_clip >= 2.24 defaults to it; older versions leave it to torch's default)."""
+    return {"weights_only": True} if "weights_only" in inspect.signature(oc.create_model).parameters else {}
+
+
 def load_open_clip(rest: str, spec: str) -> OpenClipModel:
     """Registry loader for ``open_clip:REST`` (see the module docstring for REST's forms)."""
     oc = _open_clip()
     model_name, pretrained = _resolve(oc, rest.strip(), spec)
     try:
-        model = oc.create_model(model_name, pretrained=pretrained, device="cpu", precision="fp32")
+        model = oc.create_model(model_name, pretrained=pretrained, device="cpu", precision="fp32",
+                                **_no_pickled_code(oc))
         model_cfg = oc.get_model_config(model_name)
         tokenizer = oc.get_tokenizer(model_name)
     except ModelLoadError:
