@@ -93,7 +93,7 @@ def _resume_state(edit: Callable[[dict], object]) -> Callable[[Path], None]:
         def stop(done: int) -> None:
             raise Stop
 
-        config = EvalConfig(model="tiny", dataset="digits", n_samples=8, batch_size=4, attacks="fgsm", eps=4,
+        config = EvalConfig(model="tiny", dataset="digits", n_samples=8, batch_size=4, attacks="fgsm", eps=4 / 255,
                             progress=False, output=str(tmp / "out.json"), sanity=False)
         with pytest.raises(Stop):
             run_evaluation(config, after_batch=stop)
@@ -141,7 +141,6 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("eval-eps-neg", EVAL + " -a pgd --eps -1", None, ()),
     ("eval-eps-nan", EVAL + " -a pgd --eps nan", None, ()),
     ("eval-eps-huge", EVAL + " -a pgd --eps 1e9", None, ()),
-    ("eval-eps-missing", EVAL + " -a pgd", None, ()),
     ("eval-norm", EVAL + " -a pgd --eps 4 --norm l7", None, ()),
     ("eval-steps-0", EVAL + " -a pgd --eps 4 --steps 0", None, ()),
     ("eval-alpha-neg", EVAL + " -a pgd --eps 4 --alpha -1", None, ()),
