@@ -1,8 +1,7 @@
 """Every bad value of every option, and every bad input file, is one line and exit 2 (issue 9, items 1, 3, 4).
 
 Black-box through the real CLI (in-process ``CliRunner``): each row must exit 2 with at most two lines on stderr,
-no traceback, and no partial output. Rows whose fix belongs to option validation are marked ``xfail`` with the
-branch that fixes them; the lead unmarks them after that merge.
+no traceback, and no partial output.
 """
 
 from __future__ import annotations
@@ -18,13 +17,6 @@ import pytest
 from typer.testing import CliRunner
 
 from mmrobust.cli.main import app
-
-REGISTRIES = pytest.mark.xfail(strict=False, reason="fixed by registries")
-USAGE_BOX = pytest.mark.xfail(strict=False, reason="click/typer usage errors print a 5-line box; CLI entry point")
-#: accepted today and then run a whole demo: not run until registries validates them up front
-RUNS_THE_DEMO = pytest.mark.xfail(run=False, reason="fixed by registries (accepted, then runs the whole demo)")
-
-RUNS_A_BUILD = pytest.mark.xfail(run=False, reason="fixed by registries (accepted, then builds a proxy)")
 
 EVAL = "eval -m tiny -d digits -n 4 -q --no-sanity -o {out}"
 TRAIN = "train -m tiny --method tecoa -d digits -q -o {run} --epochs 1 --n-train 8 --n-eval 4 --steps 1"
@@ -116,13 +108,13 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     # eval: sizes, seeds, devices, data, templates
     ("eval-batch-size-0", EVAL + " -b 0", None, ()),
     ("eval-batch-size-neg", EVAL + " -b -3", None, ()),
-    ("eval-batch-size-text", EVAL + " -b abc", None, (USAGE_BOX,)),
+    ("eval-batch-size-text", EVAL + " -b abc", None, ()),
     ("eval-n-0", EVAL + " -n 0", None, ()),
     ("eval-n-neg", EVAL + " -n -5", None, ()),
     ("eval-n-classes-1", EVAL + " --n-classes 1", None, ()),
     ("eval-n-classes-huge", EVAL + " --n-classes 1000", None, ()),
-    ("eval-seed-neg", EVAL + " --seed -1", None, (REGISTRIES,)),
-    ("eval-seed-huge", EVAL + " --seed 99999999999999999999", None, (REGISTRIES,)),
+    ("eval-seed-neg", EVAL + " --seed -1", None, ()),
+    ("eval-seed-huge", EVAL + " --seed 99999999999999999999", None, ()),
     ("eval-device", EVAL + " --device nope", None, ()),
     ("eval-device-absent", EVAL + " --device cuda:7", None, ()),
     ("eval-split", EVAL + " --split nope", None, ()),
@@ -130,14 +122,14 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("eval-model", EVAL + " -m nope:x", None, ()),
     ("eval-templates-missing", EVAL + " --templates {tmp}/missing.txt", None, ()),
     ("eval-templates-latin1", EVAL + " --templates {tmp}/t.txt",
-     lambda t: (t / "t.txt").write_bytes(b"a photo of a {}\n\xe9t\xe9 {}\n"), (REGISTRIES,)),
-    ("eval-logit-scale-neg", EVAL + " --logit-scale -100", None, (REGISTRIES,)),
+     lambda t: (t / "t.txt").write_bytes(b"a photo of a {}\n\xe9t\xe9 {}\n"), ()),
+    ("eval-logit-scale-neg", EVAL + " --logit-scale -100", None, ()),
     ("eval-logit-scale-nan", EVAL + " --logit-scale nan", None, ()),
     ("eval-data-root-missing", EVAL + " -d cifar10 --data-root {tmp}/nope", None, ()),
     # eval: attacks and their options
     ("eval-attack-unknown", EVAL + " -a nope", None, ()),
-    ("eval-attack-empty-list", EVAL + " -a ,", None, (REGISTRIES,)),
-    ("eval-eps-without-attack", EVAL + " --eps 4", None, (REGISTRIES,)),
+    ("eval-attack-empty-list", EVAL + " -a ,", None, ()),
+    ("eval-eps-without-attack", EVAL + " --eps 4", None, ()),
     ("eval-eps-neg", EVAL + " -a pgd --eps -1", None, ()),
     ("eval-eps-nan", EVAL + " -a pgd --eps nan", None, ()),
     ("eval-eps-huge", EVAL + " -a pgd --eps 1e9", None, ()),
@@ -145,7 +137,7 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("eval-steps-0", EVAL + " -a pgd --eps 4 --steps 0", None, ()),
     ("eval-alpha-neg", EVAL + " -a pgd --eps 4 --alpha -1", None, ()),
     ("eval-restarts-0", EVAL + " -a apgd --eps 4 --restarts 0", None, ()),
-    ("eval-square-queries-0", EVAL + " -a square --eps 4 --square-queries 0", None, (REGISTRIES,)),
+    ("eval-square-queries-0", EVAL + " -a square --eps 4 --square-queries 0", None, ()),
     ("eval-square-queries-neg", EVAL + " -a square --eps 4 --square-queries -1", None, ()),
     ("eval-text-words-0", EVAL + " -a typo --text-words 0", None, ()),
     ("eval-text-candidates-0", EVAL + " -a typo --text-candidates 0", None, ()),
@@ -153,7 +145,7 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("eval-text-attack", EVAL + " -a co-attack --eps 4 --text-attack nope", None, ()),
     ("eval-text-goal", EVAL + " -a typo --text-goal nope", None, ()),
     ("eval-text-goal-images-0", EVAL + " -a typo --text-goal zero-shot-margin --text-goal-images 0", None,
-     (REGISTRIES,)),
+     ()),
     # eval: outputs
     ("eval-output-directory", "eval -m tiny -d digits -n 4 -q -o {tmp}", None, ()),
     ("eval-output-device", "eval -m tiny -d digits -n 4 -q -o {tmp}/fifo", lambda t: os.mkfifo(t / "fifo"), ()),
@@ -200,7 +192,7 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("train-n-eval-0", TRAIN + " --n-eval 0", None, ()),
     ("train-eval-attack", TRAIN + " --eval-attack nope", None, ()),
     ("train-checkpoint-every-neg", TRAIN + " --checkpoint-every -1", None, ()),
-    ("train-seed-neg", TRAIN + " --seed -1", None, (REGISTRIES,)),
+    ("train-seed-neg", TRAIN + " --seed -1", None, ()),
     ("train-device", TRAIN + " --device nope", None, ()),
     ("train-resume-nothing", TRAIN + " --resume", None, ()),
     ("train-split", TRAIN + " --train-split nope", None, ()),
@@ -211,7 +203,7 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("study-eps-neg", STUDY.format(name="eps", run="{run}") + " --eps -1", None, ()),
     ("study-n-eval-0", STUDY.format(name="eps", run="{run}") + " -n 0", None, ()),
     ("study-batch-size-0", STUDY.format(name="eps", run="{run}") + " -b 0", None, ()),
-    ("study-seed-neg", STUDY.format(name="eps", run="{run}") + " --seed -1", None, (REGISTRIES,)),
+    ("study-seed-neg", STUDY.format(name="eps", run="{run}") + " --seed -1", None, ()),
     ("study-image-attack", STUDY.format(name="eps", run="{run}") + " --image-attack nope", None, ()),
     ("study-text-goal", STUDY.format(name="eps", run="{run}") + " --text-goal nope", None, ()),
     ("study-dataset", STUDY.format(name="eps", run="{run}") + " -d nope", None, ()),
@@ -222,7 +214,7 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("study-output-device", "study eps -o {tmp}/fifo -m tiny -q", lambda t: os.mkfifo(t / "fifo"), ()),
     # proxy
     ("proxy-unknown", "proxy build nope --cache-dir {tmp}/cache", None, ()),
-    ("proxy-seed-neg", "proxy build digits --seed -1 --cache-dir {tmp}/cache", None, (RUNS_A_BUILD,)),
+    ("proxy-seed-neg", "proxy build digits --seed -1 --cache-dir {tmp}/cache", None, ()),
     ("proxy-needs-data", "proxy build tinyimagenet --cache-dir {tmp}/cache", None, ()),
     ("proxy-data-root-missing", "proxy build tinyimagenet --data-root {tmp}/nope --cache-dir {tmp}/cache", None, ()),
     ("proxy-device", "proxy build digits --device nope --cache-dir {tmp}/cache", None, ()),
@@ -230,14 +222,14 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("demo-methods", DEMO + " --methods nope", None, ()),
     ("demo-eps-neg", DEMO + " --eps -1", None, ()),
     ("demo-train-eps-0", DEMO + " --train-eps 0", None, ()),
-    ("demo-n-eval-0", DEMO + " --n-eval 0", None, (REGISTRIES,)),  # validated after base_model/ is written
-    ("demo-text-goal", DEMO + " --text-goal nope", None, (REGISTRIES,)),
+    ("demo-n-eval-0", DEMO + " --n-eval 0", None, ()),  # validated after base_model/ is written
+    ("demo-text-goal", DEMO + " --text-goal nope", None, ()),
     ("demo-model", DEMO + " -m nope:x", None, ()),
-    ("demo-seed-neg", DEMO + " --seed -1", None, (REGISTRIES,)),
-    ("demo-device", DEMO + " --device nope", None, (REGISTRIES,)),
-    ("demo-epochs-0", DEMO + " --epochs 0", None, (RUNS_THE_DEMO,)),
-    ("demo-n-train-0", DEMO + " --n-train 0", None, (RUNS_THE_DEMO,)),
-    ("demo-lr-neg", DEMO + " --lr -1", None, (RUNS_THE_DEMO,)),
+    ("demo-seed-neg", DEMO + " --seed -1", None, ()),
+    ("demo-device", DEMO + " --device nope", None, ()),
+    ("demo-epochs-0", DEMO + " --epochs 0", None, ()),
+    ("demo-n-train-0", DEMO + " --n-train 0", None, ()),
+    ("demo-lr-neg", DEMO + " --lr -1", None, ()),
     ("demo-output-device", "demo -o {tmp}/fifo -q", lambda t: os.mkfifo(t / "fifo"), ()),
 ]
 

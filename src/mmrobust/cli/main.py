@@ -2,12 +2,55 @@
 
 from __future__ import annotations
 
-import typer
+import sys
+from typing import Any
 
+import typer
+from typer.core import TyperGroup
+
+from .errors import EXIT_USER_ERROR
 from .eval_cmd import eval_command
 from .listing import datasets_command, models_command
 
+
+#: click's exception classes as typer uses them (recent typer vendors click; older ones import it)
+_CLICK = sys.modules[typer.BadParameter.__module__]
+
+
+class OneLineErrorsGroup(TyperGroup):
+    """The top-level group: a usage error (unknown option, ``-b abc``) is one ``error:`` line and exit 2.
+
+    Why: click/rich print a multi-line box for these, while every other bad input in mmrobust is one line;
+    scripts and the option tests (issue 9) rely on one shape for every refusal.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _CLICK.UsageError as exc:
+            if not standalone_mode:
+                raise
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            typer.echo(f"error: {exc.format_message()}{where}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except _CLICK.ClickException as exc:
+            if not standalone_mode:
+                raise
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrorsGroup,
     name="mmrobust",
     help="Adversarial robustness of vision-language models under image, text and multimodal attacks.",
     no_args_is_help=True,

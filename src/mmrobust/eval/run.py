@@ -22,7 +22,7 @@ from ..models import load_model
 from ..models.base import VisionLanguageModel
 from ..utils.device import resolve_device
 from ..utils.files import check_writable, output_lock
-from ..utils.seeding import seed_everything
+from ..utils.seeding import check_seed, seed_everything
 from .class_subset import select_classes
 from .classification import accuracy_summary, predict
 from .report import new_report, write_report
@@ -106,7 +106,8 @@ class EvalConfig:
 
 
 def check_run_options(batch_size: int, seed: int, n_samples: int | None, classes: int | None) -> None:
-    for name, value, low in (("--batch-size", batch_size, 1), ("--seed", seed, 0), ("--n-samples", n_samples, 1),
+    check_seed(seed)
+    for name, value, low in (("--batch-size", batch_size, 1), ("--n-samples", n_samples, 1),
                              ("--n-classes", classes, 1)):
         if value is None:
             continue

@@ -23,6 +23,7 @@ from ..models.checkpoint import read_checkpoint_config, save_checkpoint
 from ..models.native import NativeCLIP
 from ..utils.device import resolve_device
 from ..utils.environment import environment_versions
+from ..utils.seeding import check_seed
 from ..utils.files import write_json_atomic
 from .architecture import build_proxy_model
 from .arrays import ImageArrays, load_arrays
@@ -57,8 +58,7 @@ def build_proxy(
     so a modified recipe gets its own cache entry.
     """
     log = log or _stderr
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ConfigError(f"--seed must be an integer of at least 0, got {seed}")
+    check_seed(seed)
     recipe = get_recipe(name, overrides)
     entry = CacheEntry.of(recipe, seed, cache_dir)
     if entry.check(verify_hash=False)[0] != "ready" or force:

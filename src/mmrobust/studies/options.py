@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence, TypeVar
 from ..attacks.options import TEXT_GOALS
 from ..attacks.text.recipe_specs import RECIPE_NAMES, default_recipe
 from ..errors import ConfigError
+from ..utils.device import resolve_device
+from ..utils.seeding import check_seed
 
 T = TypeVar("T")
 
@@ -102,8 +104,8 @@ class StudyOptions:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
         if self.n_train is not None and self.n_train < 1:
             raise ConfigError(f"--n-train must be at least 1, got {self.n_train}")
-        if isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 0:
-            raise ConfigError(f"--seed must be an integer of at least 0, got {self.seed}")
+        check_seed(self.seed)
+        resolve_device(self.device)  # an unknown or absent device is one line before any work
         for name in ("eval_eps", "train_eps"):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0 < value <= 1):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..utils.seeding import check_seed
 
 from ..attacks.options import TEXT_GOALS, default_step_size
 from ..attacks.text.recipe_specs import RECIPE_NAMES, default_recipe
@@ -147,8 +148,7 @@ class TrainConfig:
         if self.text_goal not in TRAIN_TEXT_GOALS:
             raise ConfigError(f"--text-goal {self.text_goal!r} cannot drive a training caption attack; "
                               f"known: {', '.join(TRAIN_TEXT_GOALS)} (zero-shot-margin is an evaluation goal)")
-        if isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 0:
-            raise ConfigError(f"--seed must be an integer of at least 0, got {self.seed}")
+        check_seed(self.seed)
         if self.eval_attack not in EVAL_ATTACKS:
             raise ConfigError(f"unknown --eval-attack {self.eval_attack!r}; known: {', '.join(EVAL_ATTACKS)}")
         for name in ("epochs", "batch_size", "steps", "eval_steps", "eval_batch_size", "text_words",
