@@ -24,6 +24,7 @@ from mmrobust.errors import ConfigError, ModelLoadError
 from mmrobust.models.zeroshot import ZeroShotClassifier, build_prompts, encode_class_prompts
 from mmrobust.models.base import TextTokens, VisionLanguageModel
 from mmrobust.models.tiny import build_tiny
+from mlm_test_models import MLM_WORDS, save_tiny_mlm
 
 CLASSES = ["cat", "dog", "airplane", "truck", "frog", "horse", "ship", "bird"]
 TEMPLATES = ["This is a photo of a {}", "a blurry picture of the {}."]
@@ -285,33 +286,9 @@ def test_long_texts_are_truncated_with_a_warning(tiny_model):
 
 
 # ---------------------------------------------------------------------------------------------- masked LM
-MLM_WORDS = (
-    "this is a photo of the blurry picture image snapshot drawing painting sketch cat dog airplane truck frog "
-    "horse ship bird car tree red green small big kitten puppy jet lorry toad pony boat parrot"
-).split()
-
-
 @pytest.fixture(scope="module")
 def tiny_mlm_folder(tmp_path_factory):
-    """A randomly initialised ``transformers.BertForMaskedLM`` with a small WordPiece vocabulary, saved to tmp.
-
-    The output bias is raised so its logits clear BERT-Attack's 0.3 threshold (a random head's do not).
-    """
-    import torchvision_shim  # noqa: F401  (transformers' BERT imports torchvision, whose wheel needs it here)
-
-    transformers = pytest.importorskip("transformers")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "##s", "##ing"] + MLM_WORDS
-    tokenizer = transformers.BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    torch.manual_seed(0)
-    model = transformers.BertForMaskedLM(config)
-    with torch.no_grad():
-        model.cls.predictions.bias.add_(2.0)
-    folder = tmp_path_factory.mktemp("tiny-mlm")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_mlm(tmp_path_factory.mktemp("tiny-mlm"))
 
 
 def test_bert_attack_with_a_masked_lm_lowers_accuracy(setup, tiny_mlm_folder):

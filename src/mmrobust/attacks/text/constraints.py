@@ -3,10 +3,14 @@
 Each constraint answers two questions, both cheap and model-free: may word ``index`` be modified at all
 (:meth:`Constraint.allows_word`), and is ``candidate`` an acceptable replacement for it
 (:meth:`Constraint.allows_candidate`). "At most N words changed" is enforced by the search, which owns
-the count.
+the count. Constraints that need a model to judge a whole candidate text (sentence similarity) are
+:class:`TextConstraint` objects: the search hands them every candidate text of a step at once
+(:func:`filter_texts`), so they batch their model calls like the goal does.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 from .attacked_text import AttackedText
 from .words import STOP_WORDS, split_words
@@ -25,6 +29,24 @@ class Constraint:
 
     def describe(self) -> dict:
         return {"name": self.name}
+
+
+class TextConstraint(Constraint):
+    """A constraint on whole candidate texts, judged in batches (word-level checks allow everything)."""
+
+    def allows_texts(self, groups: Sequence[Sequence[AttackedText]]) -> list[list[bool]]:
+        """For each group of candidate texts (one group per attacked text), which ones are acceptable."""
+        raise NotImplementedError
+
+
+def filter_texts(constraints: Sequence[Constraint], groups: Sequence[Sequence[AttackedText]]) -> list[list[AttackedText]]:
+    """``groups`` with the candidates every :class:`TextConstraint` in ``constraints`` rejects removed."""
+    kept = [list(group) for group in groups]
+    for constraint in constraints:
+        if isinstance(constraint, TextConstraint) and any(kept):
+            masks = constraint.allows_texts(kept)
+            kept = [[t for t, ok in zip(group, mask) if ok] for group, mask in zip(kept, masks)]
+    return kept
 
 
 class StopWordConstraint(Constraint):

@@ -1,9 +1,12 @@
 """Goal functions: how adversarial a candidate text is (higher = better for the attacker).
 
 A goal is told the original texts once (:meth:`Goal.start`, one batched encoding), then scores the
-candidate set for one text with **one** ``encode_text`` call (:meth:`Goal.score`). The search keeps the
-best candidate and tells the goal which text it finally chose (:meth:`Goal.accept`), so goals whose value
-depends on the other texts (the zero-shot margin goal) stay consistent.
+candidate set for one text with **one** ``encode_text`` call (:meth:`Goal.score`), or the candidate sets
+of many texts together in chunked calls (:meth:`Goal.score_many`, the batched search). The search keeps
+the best candidate and tells the goal which text it finally chose (:meth:`Goal.accept`), so goals whose
+value depends on the other texts (the zero-shot margin goal) stay consistent; those are not
+``independent`` and are always searched one text at a time. Every ``encode_text`` call is counted
+(``encoder_calls``) for the attack's cost report.
 
 * :class:`EmbeddingKLGoal` — the study's BERT-Attack objective: KL(softmax(e_orig) || softmax(e_cand))
   over the dimensions of the L2-normalised text embedding. Label-free and image-free: it only moves the
@@ -42,17 +45,42 @@ class Goal(ABC):
     name: str = "abstract"
     #: True when scores depend only on the texts (no images, no other texts): duplicates are attacked once
     text_only: bool = False
+    #: True when text ``index``'s scores never depend on what was accepted for other texts, so the texts
+    #: can be searched together (batched) with results identical to searching them one by one
+    independent: bool = True
 
     def __init__(self, model: VisionLanguageModel) -> None:
         self.model = model
+        self.encoder_calls = 0
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        """:func:`encode_texts`, counting the ``encode_text`` calls it makes."""
+        self.encoder_calls += -(-len(texts) // ENCODE_CHUNK)
+        return encode_texts(self.model, texts)
 
     @abstractmethod
     def start(self, texts: Sequence[str], image_features: torch.Tensor | None = None) -> None:
         """Called once per attack with all original texts (and, for pair goals, one image feature per text)."""
 
     @abstractmethod
+    def score_embeddings(self, index: int, candidates: Sequence[str], embeddings: torch.Tensor) -> torch.Tensor:
+        """Scores (float, CPU) of ``candidates`` for text ``index`` given their normalised embeddings."""
+
     def score(self, index: int, candidates: Sequence[str]) -> torch.Tensor:
         """Scores of ``candidates`` (replacements for text ``index``), a float tensor on CPU."""
+        return self.score_embeddings(index, candidates, self.encode(candidates))
+
+    def score_many(self, requests: Sequence[tuple[int, Sequence[str]]]) -> list[torch.Tensor]:
+        """:meth:`score` for many (index, candidates) requests with all candidates encoded together."""
+        flat = [text for _, candidates in requests for text in candidates]
+        if not flat:
+            return [torch.zeros(0) for _ in requests]
+        embeddings = self.encode(flat)
+        out, start = [], 0
+        for index, candidates in requests:
+            out.append(self.score_embeddings(index, candidates, embeddings[start : start + len(candidates)]))
+            start += len(candidates)
+        return out
 
     def initial_score(self, index: int) -> float:
         """Score of the unmodified text (what a substitution must beat)."""
@@ -72,10 +100,9 @@ class _EmbeddingDistanceGoal(Goal):
     text_only = True
 
     def start(self, texts: Sequence[str], image_features: torch.Tensor | None = None) -> None:
-        self.original = encode_texts(self.model, texts)
+        self.original = self.encode(texts)
 
-    def score(self, index: int, candidates: Sequence[str]) -> torch.Tensor:
-        embeddings = encode_texts(self.model, candidates)
+    def score_embeddings(self, index: int, candidates: Sequence[str], embeddings: torch.Tensor) -> torch.Tensor:
         return self.distance(self.original[index : index + 1], embeddings).cpu()
 
     @abstractmethod
@@ -116,10 +143,9 @@ class PairSimilarityGoal(Goal):
         if image_features is None or len(image_features) != len(texts):
             raise ConfigError(f"goal {self.name!r} needs one image feature per text (pass image_features=...)")
         self.images = F.normalize(image_features.detach().float(), dim=-1)
-        self._initial = -(encode_texts(self.model, texts) * self.images.to(self.model.device)).sum(-1).cpu()
+        self._initial = -(self.encode(texts) * self.images.to(self.model.device)).sum(-1).cpu()
 
-    def score(self, index: int, candidates: Sequence[str]) -> torch.Tensor:
-        embeddings = encode_texts(self.model, candidates)
+    def score_embeddings(self, index: int, candidates: Sequence[str], embeddings: torch.Tensor) -> torch.Tensor:
         return -(embeddings @ self.images[index].to(embeddings.device)).cpu()
 
     def initial_score(self, index: int) -> float:
@@ -142,6 +168,8 @@ class ZeroShotMarginGoal(Goal):
     """
 
     name = "zero-shot-margin"
+    #: accepted prompts change the classifier the next prompts are scored against
+    independent = False
 
     def __init__(
         self,
@@ -169,7 +197,7 @@ class ZeroShotMarginGoal(Goal):
             )
         device = self.model.device
         self.images, self.labels = self.images.to(device), self.labels.to(device)
-        self.prompt_embeddings = encode_texts(self.model, texts).view(self.n_classes, self.per_class, -1)
+        self.prompt_embeddings = self.encode(texts).view(self.n_classes, self.per_class, -1)
         self.class_sums = self.prompt_embeddings.sum(dim=1)
         self.base_logits = self.images @ F.normalize(self.class_sums, dim=-1).t()  # N x C
 
@@ -188,9 +216,8 @@ class ZeroShotMarginGoal(Goal):
         column = index // self.per_class
         return float(self._scores_for_column(column, self.base_logits[:, column : column + 1])[0])
 
-    def score(self, index: int, candidates: Sequence[str]) -> torch.Tensor:
+    def score_embeddings(self, index: int, candidates: Sequence[str], embeddings: torch.Tensor) -> torch.Tensor:
         column, slot = divmod(index, self.per_class)
-        embeddings = encode_texts(self.model, candidates)  # K x D
         self._last = {text: embeddings[i] for i, text in enumerate(candidates)}
         rest = self.class_sums[column] - self.prompt_embeddings[column, slot]
         new_class = F.normalize(rest.unsqueeze(0) + embeddings, dim=-1)  # K x D
@@ -200,7 +227,7 @@ class ZeroShotMarginGoal(Goal):
         column, slot = divmod(index, self.per_class)
         embedding = self._last.get(text)
         if embedding is None:
-            embedding = encode_texts(self.model, [text])[0]
+            embedding = self.encode([text])[0]
         self.class_sums[column] += embedding - self.prompt_embeddings[column, slot]
         self.prompt_embeddings[column, slot] = embedding
         self.base_logits[:, column] = self.images @ F.normalize(self.class_sums[column], dim=-1)

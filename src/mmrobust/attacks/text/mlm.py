@@ -29,6 +29,33 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {(text[0] if text else '')[:300]}"
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of ``exc``'s chain (``__cause__``, else ``__context__``)."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line naming the real cause of a load failure.
+
+    transformers' lazy imports report "Could not import module 'BertForMaskedLM'" and keep the actual
+    error (typically ``operator torchvision::nms does not exist``: a torchvision wheel built for another
+    torch) only in the exception chain; a user needs the latter to fix anything.
+    """
+    root = _root_cause(exc)
+    line = _first_line(exc) if root is exc else f"{_first_line(exc)}; caused by {_first_line(root)}"
+    if "torchvision" in line:
+        line += (" — the installed torchvision does not match the installed torch (transformers imports it); "
+                 "install the torchvision build made for this torch, or uninstall torchvision")
+    return line
+
+
 class MaskedLanguageModel:
     """A loaded masked LM plus its tokenizer, in eval mode, on one device."""
 
@@ -37,6 +64,8 @@ class MaskedLanguageModel:
         self.tokenizer = tokenizer
         self.spec = spec
         self.max_length = int(max_length)
+        #: forward passes run so far (the attack reports the difference)
+        self.forwards = 0
 
     @classmethod
     def load(cls, spec: str, device: torch.device | str | None = None, max_length: int = 30) -> "MaskedLanguageModel":
@@ -56,15 +85,14 @@ class MaskedLanguageModel:
             auto_model = transformers.AutoModelForMaskedLM
         except Exception as exc:  # a torchvision build mismatching torch breaks transformers' lazy imports
             raise ModelLoadError(
-                f"masked LM {spec!r} needs transformers, which could not be imported ({_first_line(exc)}); "
-                "a torchvision build that does not match torch is a common cause"
+                f"masked LM {spec!r} needs transformers, which could not be imported ({describe_failure(exc)})"
             ) from None
         local = {"local_files_only": True} if path.is_dir() else {}
         try:
             tokenizer = auto_tokenizer.from_pretrained(source, **local)
         except Exception as exc:
             raise ModelLoadError(
-                f"the tokenizer of masked LM {spec!r} could not be loaded ({_first_line(exc)}); "
+                f"the tokenizer of masked LM {spec!r} could not be loaded ({describe_failure(exc)}); "
                 "without network access pass a local folder saved with save_pretrained"
             ) from None
         if tokenizer is None or not hasattr(tokenizer, "convert_tokens_to_ids"):
@@ -78,7 +106,7 @@ class MaskedLanguageModel:
         try:
             model = auto_model.from_pretrained(source, **local)
         except Exception as exc:
-            raise ModelLoadError(f"masked LM {spec!r} could not be loaded ({_first_line(exc)})") from None
+            raise ModelLoadError(f"masked LM {spec!r} could not be loaded ({describe_failure(exc)})") from None
         vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
         if vocab_size is not None and len(tokenizer) > int(vocab_size):
             raise ModelLoadError(
@@ -119,6 +147,24 @@ class MaskedLanguageModel:
         return full, positions
 
     @torch.no_grad()
+    def forward(self, sequences: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+        """Logits (L_i x V, float) of each token sequence from **one** forward pass, right-padded.
+
+        Padding is masked out of attention and positions are absolute from the left, so each text's rows
+        are those of its own unpadded forward up to floating-point summation order.
+        """
+        lengths = [len(ids) for ids in sequences]
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(sequences), max(lengths)), int(pad_id), dtype=torch.long)
+        attention = torch.zeros_like(input_ids)
+        for row, ids in enumerate(sequences):
+            input_ids[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
+            attention[row, : len(ids)] = 1
+        self.forwards += 1
+        logits = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
+        return [logits[row, :length].float() for row, length in enumerate(lengths)]
+
+    @torch.no_grad()
     def word_candidates(
         self,
         text: str,
@@ -126,14 +172,37 @@ class MaskedLanguageModel:
         wanted: Sequence[int],
         k: int = 10,
         threshold: float = 0.3,
+    ) -> dict[int, list[str]]:
+        """Candidate replacements for the words ``wanted`` (indices into ``spans``) from one MLM forward."""
+        return self.word_candidates_many([(text, spans, wanted)], k=k, threshold=threshold)[0]
+
+    @torch.no_grad()
+    def word_candidates_many(
+        self,
+        items: Sequence[tuple[str, Sequence[tuple[int, int]], Sequence[int]]],
+        k: int = 10,
+        threshold: float = 0.3,
+    ) -> list[dict[int, list[str]]]:
+        """:meth:`word_candidates` for many (text, spans, wanted) items from one padded MLM forward."""
+        if not items:
+            return []
+        prepared = [self._pieces(text, spans) for text, spans, _ in items]
+        logits = self.forward([ids for ids, _ in prepared])
+        return [self._candidates(rows, positions, wanted, k, threshold)
+                for rows, (_, positions), (_, _, wanted) in zip(logits, prepared, items)]
+
+    def _candidates(
+        self,
+        logits: torch.Tensor,
+        positions: Sequence[tuple[int, int] | None],
+        wanted: Sequence[int],
+        k: int,
+        threshold: float,
         piece_top: int = 4,
         max_combinations: int = 24,
         max_pieces: int = 12,
     ) -> dict[int, list[str]]:
-        """Candidate replacements for the words ``wanted`` (indices into ``spans``) from one MLM forward."""
-        ids, positions = self._pieces(text, spans)
-        input_ids = torch.tensor([ids], device=self.device)
-        logits = self.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).logits[0].float()
+        """The study's candidate rules applied to one text's logits (see the module docstring)."""
         top_scores, top_ids = logits.topk(min(k, logits.shape[-1]), dim=-1)
         log_probs = logits.log_softmax(dim=-1)
         out: dict[int, list[str]] = {}

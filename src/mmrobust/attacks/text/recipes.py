@@ -11,19 +11,18 @@ and search. Recombine the parts directly for anything else (see :class:`~.attack
 
 from __future__ import annotations
 
-from .attacker import TextAttacker
-from .constraints import MinWordLengthConstraint, default_word_constraints
-from .goals import Goal, make_goal
-from .mlm import MaskedLanguageModel
-from .search import GreedyWordImportanceSearch
-from .transformations import CharacterEditSwap, EmbeddingNeighbourSwap, MaskedLMSwap
 import importlib
-from typing import Any
+from typing import Any, Sequence
 
 from ...errors import ConfigError
 from ...models.base import VisionLanguageModel
-
+from .attacker import DEFAULT_CHUNK, TextAttacker
+from .constraints import Constraint, MinWordLengthConstraint, default_word_constraints
+from .goals import Goal, make_goal
+from .mlm import MaskedLanguageModel
 from .recipe_specs import RECIPE_NAMES as RECIPES, RECIPE_SPECS
+from .search import GreedyWordImportanceSearch
+from .transformations import CharacterEditSwap, EmbeddingNeighbourSwap, MaskedLMSwap
 
 #: the study's masked LM (needs network or a local copy)
 DEFAULT_MLM = "bert-base-uncased"
@@ -47,13 +46,19 @@ def build_text_attack(
     goal: "str | Goal" = "embedding-kl",
     seed: int = 0,
     mlm_threshold: float = 0.3,
+    chunk_size: int = DEFAULT_CHUNK,
+    min_similarity: float | None = None,
+    extra_constraints: Sequence[Constraint] = (),
 ) -> TextAttacker:
     """A ready :class:`TextAttacker` for ``recipe`` against ``model``.
 
     ``goal`` is a name ("embedding-kl" = the study's, "embedding-cos", "pair-similarity") or a
     :class:`~.goals.Goal` such as :class:`~.goals.ZeroShotMarginGoal`. ``mlm`` (bert-attack only) is a
     hub id, a local folder or an already loaded :class:`~.mlm.MaskedLanguageModel`; default
-    ``bert-base-uncased``.
+    ``bert-base-uncased``. ``chunk_size`` texts are searched together (1 = one at a time, same results).
+    ``min_similarity`` (off by default, as in the study) rejects candidates whose MiniLM sentence cosine
+    to the original is lower; ``extra_constraints`` (e.g. :class:`~.classnames.ClassNameConstraint`) are
+    checked after the recipe's own.
     """
     recipe = recipe.lower().strip()
     if recipe not in RECIPES:
@@ -66,19 +71,9 @@ def build_text_attack(
     options: dict = {"max_words": int(max_words), "candidates": int(candidates)}
     if recipe == "typo":
         options["seed"] = int(seed)
+    constraints += list(extra_constraints)
+    if min_similarity is not None:
+        from .similarity import SemanticSimilarityConstraint
+
+        constraints.append(SemanticSimilarityConstraint(min_similarity, device=model.device))
     search = GreedyWordImportanceSearch(max_words=max_words)
-    return TextAttacker(model, make_goal(goal, model), transformation, constraints, search, recipe=recipe, options=options)
-
-
-# ------------------------------------------------------------------ transformations named in recipe_specs
-def masked_lm_swap(model: VisionLanguageModel, *, candidates: int, mlm: Any, mlm_threshold: float, **_: Any):
-    loaded = mlm if isinstance(mlm, MaskedLanguageModel) else MaskedLanguageModel.load(mlm or DEFAULT_MLM, model.device)
-    return MaskedLMSwap(loaded, k=candidates, threshold=mlm_threshold), []
-
-
-def embedding_swap(model: VisionLanguageModel, *, candidates: int, **_: Any):
-    return EmbeddingNeighbourSwap.from_model(model, k=candidates), []
-
-
-def character_swap(model: VisionLanguageModel, *, candidates: int, seed: int, **_: Any):
-    return CharacterEditSwap(k=candidates, seed=seed), [MinWordLengthConstraint(3)]

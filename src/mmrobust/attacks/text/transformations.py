@@ -1,8 +1,10 @@
 """Transformations (candidate generators): for chosen words of a text, the words that could replace them.
 
 A transformation is asked once per text for all words the search may visit
-(:meth:`Transformation.word_candidates`), so each can batch its work: the masked LM runs one forward pass
-per text, embedding neighbours are one matrix product, typos are string edits.
+(:meth:`Transformation.word_candidates`), or once per chunk of texts by the batched search
+(:meth:`Transformation.word_candidates_many`), so each can batch its work: the masked LM runs one padded
+forward pass per chunk (and caches what it found per text for the whole run), embedding neighbours are
+one matrix product, typos are string edits.
 
 * :class:`MaskedLMSwap` — BERT-Attack's masked-LM predictions (needs a masked LM, see :mod:`.mlm`).
 * :class:`EmbeddingNeighbourSwap` — cosine nearest neighbours in a text encoder's own word-embedding
@@ -17,6 +19,7 @@ import hashlib
 import random
 import string
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -36,24 +39,67 @@ class Transformation(ABC):
     def word_candidates(self, text: AttackedText, indices: Sequence[int]) -> dict[int, list[str]]:
         """Candidate replacements (best first, lower case allowed) for each word index in ``indices``."""
 
+    def word_candidates_many(self, items: Sequence[tuple[AttackedText, Sequence[int]]]) -> list[dict[int, list[str]]]:
+        """:meth:`word_candidates` for many (text, indices) items; model-backed transformations batch it."""
+        return [self.word_candidates(text, indices) for text, indices in items]
+
+    @property
+    def forwards(self) -> int:
+        """Model forward passes run so far (0 for model-free transformations)."""
+        return 0
+
     def describe(self) -> dict[str, Any]:
         return {"transformation": self.name}
 
 
 # ---------------------------------------------------------------------------------------------- masked LM
 class MaskedLMSwap(Transformation):
-    """Top-k masked-LM predictions at each word's position (BERT-Attack, k=10, logit threshold 0.3)."""
+    """Top-k masked-LM predictions at each word's position (BERT-Attack, k=10, logit threshold 0.3).
+
+    Candidates are cached per text for the life of this object (one run: an evaluation, or every epoch of
+    a training run): they come from the masked LM alone, never from the attacked model, so a caption
+    seen again (the same class prompt in every batch) costs no forward pass. The cache keeps the most
+    recent ``cache_size`` texts.
+    """
 
     name = "masked-lm"
 
-    def __init__(self, mlm: MaskedLanguageModel, k: int = 10, threshold: float = 0.3) -> None:
+    def __init__(self, mlm: MaskedLanguageModel, k: int = 10, threshold: float = 0.3, cache_size: int = 100_000) -> None:
         self.mlm = mlm
         self.k = int(k)
         self.threshold = float(threshold)
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[str, dict[int, list[str]]] = OrderedDict()
 
     def word_candidates(self, text: AttackedText, indices: Sequence[int]) -> dict[int, list[str]]:
-        spans = [(w.start, w.end) for w in text.words]
-        return self.mlm.word_candidates(text.text, spans, list(indices), k=self.k, threshold=self.threshold)
+        return self.word_candidates_many([(text, indices)])[0]
+
+    def word_candidates_many(self, items: Sequence[tuple[AttackedText, Sequence[int]]]) -> list[dict[int, list[str]]]:
+        """Cached candidates where known; one padded MLM forward for the texts with words still missing."""
+        missing: dict[str, tuple[AttackedText, set[int]]] = {}
+        for text, indices in items:
+            known = self._cache.get(text.text, {})
+            wanted = {i for i in indices if i not in known}
+            if wanted:
+                missing.setdefault(text.text, (text, set()))[1].update(wanted)
+        if missing:
+            requests = [(t.text, [(w.start, w.end) for w in t.words], sorted(wanted)) for t, wanted in missing.values()]
+            found = self.mlm.word_candidates_many(requests, k=self.k, threshold=self.threshold)
+            for (key, _, _), candidates in zip(requests, found):
+                self._cache.setdefault(key, {}).update(candidates)
+        out = []
+        for text, indices in items:
+            known = self._cache[text.text] if indices else {}
+            if indices:
+                self._cache.move_to_end(text.text)
+            out.append({i: known[i] for i in indices})
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    @property
+    def forwards(self) -> int:
+        return self.mlm.forwards
 
     def describe(self) -> dict[str, Any]:
         return {"transformation": self.name, "k": self.k, "threshold": self.threshold, **self.mlm.describe()}
