@@ -155,3 +155,26 @@ def test_padded_masked_lm_forward_matches_one_text_forwards(mlm):
     together = mlm.word_candidates_many(items)
     alone = [mlm.word_candidates(*item) for item in items]
     assert together == alone
+
+
+# ---------------------------------------------------------------------------------------------- reports
+def test_every_text_report_has_cost_and_collision_fields(tiny_model):
+    from mmrobust.attacks.protocol import AttackContext
+    from mmrobust.attacks.registry import build_attack
+    from mmrobust.eval.zeroshot import ZeroShotClassifier, build_prompts
+
+    classes, templates = ["cat", "dog", "kitten", "puppy"], ["This is a photo of a {}"]
+    prompts = build_prompts(classes, templates)
+    classifier = ZeroShotClassifier.from_prompts(tiny_model, classes, templates)
+    for name in ("embed-sub", "typo", "sep"):
+        ctx = AttackContext(model=tiny_model, classifier=classifier, classes=classes, templates=templates,
+                            prompts=prompts, device=tiny_model.device, progress=False,
+                            options={"eps": 1 / 255, "steps": 1})
+        attack = build_attack(name, dict(ctx.options))
+        attack.prepare(ctx)
+        block = attack.describe()
+        assert block["class_name_collisions"] == sum(1 for p in block["prompts"] if p["collides_with"])
+        assert all(isinstance(p["collides_with"], list) for p in block["prompts"])
+        cost = block["cost"]
+        assert cost["text_encoder_calls"] > 0 and cost["texts_attacked"] == len(classes)
+        assert cost["texts_scored"] == block["queries"] and cost["seconds"] >= 0

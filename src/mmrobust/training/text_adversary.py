@@ -4,16 +4,24 @@ Uses the evaluation toolkit's text recipes (``embed-sub`` offline by default, ``
 LM, ``typo``) with a label-free goal (``--text-goal``; default the reference's ``embedding-kl``: push the caption's
 embedding away from the clean one), using no label and no image. ``--mlm`` gives BERT-Attack its masked LM
 (a local folder works offline).
+
+The attacker is built once per training run, so the masked LM's candidates are cached across steps and
+epochs (they do not depend on the weights being trained), and ``adversary.cost`` sums what the text
+attack cost over the run (text-encoder calls, masked-LM forwards, texts scored, seconds).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..errors import ConfigError
 from ..models.base import VisionLanguageModel
 from .config import TrainConfig
 from .objectives.base import TextAdversary
+
+if TYPE_CHECKING:  # the text-attack package is imported only when a run needs it
+    from ..attacks.text.attacker import TextAttacker
+    from ..attacks.text.cost import AttackCost
 
 
 def build_text_adversary(config: TrainConfig, model: VisionLanguageModel) -> TextAdversary:
@@ -26,9 +34,18 @@ def build_text_adversary(config: TrainConfig, model: VisionLanguageModel) -> Tex
         config.text_attack, model, max_words=config.text_words, candidates=config.text_candidates,
         mlm=config.mlm, goal=config.text_goal, seed=config.seed,
     )
+    return RecipeTextAdversary(attacker)
 
-    def adversary(texts: Sequence[str]) -> list[str]:
-        results = attacker.attack(list(texts))
-        return [result.perturbed for result in results]
 
-    return adversary
+class RecipeTextAdversary:
+    """``adversary(texts) -> perturbed texts`` around one :class:`TextAttacker` kept for the whole run."""
+
+    def __init__(self, attacker: "TextAttacker") -> None:
+        self.attacker = attacker
+
+    def __call__(self, texts: Sequence[str]) -> list[str]:
+        return [result.perturbed for result in self.attacker.attack(list(texts))]
+
+    @property
+    def cost(self) -> "AttackCost":
+        return self.attacker.total_cost

@@ -6,7 +6,12 @@ prompts. The work happens lazily on first use, so a resumed run that restores th
 (:meth:`ClassPromptAttack.load_state_dict`) never re-runs the attack.
 
 Options: :class:`~mmrobust.attacks.options.TextOptions` (words per prompt, candidates per word, masked LM,
-goal, goal images per class); the typo generator is seeded from the run's seed.
+goal, goal images per class, chunk size of the batched search, ``protect_classnames``, ``min_similarity``);
+the typo generator is seeded from the run's seed.
+
+The report block lists, per prompt, ``collides_with`` (other class names the adversarial prompt now
+contains) and, per run, ``class_name_collisions`` (prompts with any) and the attack's ``cost``
+(text-encoder calls, masked-LM forwards, texts scored, seconds).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from ...models.zeroshot import ZeroShotClassifier
 from ..protocol import AttackContext
 from .attacked_text import TextAttackResult
 from .attacker import TextAttacker, eval_mode
+from .classnames import ClassNameConstraint, collisions
+from .cost import AttackCost
 from .goals import Goal, ZeroShotMarginGoal
 from ..options import TextOptions
 from .recipes import RECIPES, build_text_attack
@@ -56,9 +63,13 @@ class ClassPromptAttack:
         self.goal_name = options.text_goal
         self.goal_images_per_class = options.text_goal_images
         self.mlm = options.mlm
+        self.chunk = options.text_chunk
+        self.protect_classnames = options.protect_classnames
+        self.min_similarity = options.min_similarity
         self.seed = 0
         self.results: list[TextAttackResult] | None = None
         self.attacker_description: dict[str, Any] = {}
+        self.cost = AttackCost()
         self._classifier: ZeroShotClassifier | None = None
 
     # ------------------------------------------------------------------ running
@@ -84,25 +95,32 @@ class ClassPromptAttack:
         return ZeroShotMarginGoal(ctx.model, features, labels.to(ctx.device), len(ctx.prompts), len(ctx.prompts[0]))
 
     def build_attacker(self) -> TextAttacker:
+        extra = []
+        if self.protect_classnames:
+            own = {p: c for c, per_class in enumerate(self.ctx.prompts) for p in per_class}
+            extra.append(ClassNameConstraint(self.ctx.classes, own))
         return build_text_attack(
             self.recipe, self.ctx.model, max_words=self.words, candidates=self.candidates,
-            mlm=self.mlm, goal=self._goal(), seed=self.seed,
+            mlm=self.mlm, goal=self._goal(), seed=self.seed, chunk_size=self.chunk,
+            min_similarity=self.min_similarity, extra_constraints=extra,
         )
 
     def ensure(self) -> None:
         """Run the attack if it has not run (nor been restored) yet."""
         if self.results is not None:
             return
+        # the chunk size is left out on purpose: it changes the cost, never the prompts
         key = ("class-prompt-attack", self.recipe, self.words, self.candidates, self.goal_name,
-               self.goal_images_per_class, self.mlm, self.seed)
+               self.goal_images_per_class, self.mlm, self.seed, self.protect_classnames, self.min_similarity)
         if key in self.ctx.shared:  # the same text attack already ran in this evaluation (e.g. for sep)
-            self.results, self.attacker_description = self.ctx.shared[key]
+            self.results, self.attacker_description, self.cost = self.ctx.shared[key]
             return
         attacker = self.build_attacker()
         flat = [p for per_class in self.ctx.prompts for p in per_class]
         self.results = attacker.attack(flat, progress=self.ctx.progress)
         self.attacker_description = attacker.describe()
-        self.ctx.shared[key] = (self.results, self.attacker_description)
+        self.cost = attacker.last_cost
+        self.ctx.shared[key] = (self.results, self.attacker_description, self.cost)
 
     # ------------------------------------------------------------------ results
     @property
@@ -123,12 +141,15 @@ class ClassPromptAttack:
     def describe(self) -> dict[str, Any]:
         self.ensure()
         per_class = len(self.ctx.prompts[0])
+        classes = list(self.ctx.classes)
         prompts = [
-            {"class": self.ctx.classes[i // per_class] if i // per_class < len(self.ctx.classes) else i // per_class,
-             "template_index": i % per_class, **r.to_dict()}
+            {"class": classes[i // per_class] if i // per_class < len(classes) else i // per_class,
+             "template_index": i % per_class, **r.to_dict(),
+             "collides_with": collisions(r.original, r.perturbed, i // per_class, classes)}
             for i, r in enumerate(self.results)
         ]
         n_changed = sum(1 for r in self.results if r.n_changed > 0)
+        n_collisions = sum(1 for p in prompts if p["collides_with"])
         block: dict[str, Any] = {
             "text_attack": self.recipe,
             "text_words": self.words,
@@ -141,6 +162,10 @@ class ClassPromptAttack:
             "words_changed": sum(r.n_changed for r in self.results),
             "queries": sum(r.queries for r in self.results),
             "n_prompts_truncated": sum(1 for r in self.results if r.truncated),
+            "protect_classnames": self.protect_classnames,
+            "min_similarity": self.min_similarity,
+            "class_name_collisions": n_collisions,
+            "cost": self.cost.to_dict(),
             "prompts": prompts,
         }
         warnings = []
@@ -148,6 +173,11 @@ class ClassPromptAttack:
             warnings.append(
                 "the text attack changed no prompt (no acceptable candidate improved the goal): "
                 "its accuracy is the clean accuracy, not a robustness measurement"
+            )
+        if n_collisions:
+            warnings.append(
+                f"{n_collisions} adversarial prompt(s) now name another class (see collides_with): the attack "
+                "merged classes rather than paraphrasing prompts; --protect-classnames forbids it"
             )
         if block["n_prompts_truncated"]:
             warnings.append(f"{block['n_prompts_truncated']} prompt(s) exceed the model's context and were truncated")
@@ -157,7 +187,7 @@ class ClassPromptAttack:
     def state_dict(self) -> dict[str, Any]:
         self.ensure()
         return {"recipe": self.recipe, "results": [r.to_dict() for r in self.results],
-                "attacker": self.attacker_description}
+                "attacker": self.attacker_description, "cost": self.cost.to_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = [TextAttackResult.from_dict(r) for r in state.get("results", [])]
@@ -169,5 +199,6 @@ class ClassPromptAttack:
             )
         self.results = saved
         self.attacker_description = dict(state.get("attacker", {}))
+        self.cost = AttackCost.from_dict(state.get("cost"))
         self._classifier = None
 
