@@ -15,10 +15,15 @@ Two modes:
     text side: how often does a one-word change make a class prompt closer to another class than to
     its own images? Runs in about a minute, with nothing but PyPI packages and the class names.
 
-Results go to ``bench/RESULTS_text.md`` (one section per mode/model, other sections kept).
+``--protect-classnames`` forbids changing a prompt's own class words and introducing another class's name
+(:class:`~mmrobust.attacks.text.classnames.ClassNameConstraint`); every table counts the adversarial prompts
+that now name another class ("collisions") either way.
+
+Results go to ``bench/RESULTS_text.md`` (one section per mode/model/protection, other sections kept).
 
     .venv/bin/python bench/class_count_text_attack.py --mode oracle
     .venv/bin/python bench/class_count_text_attack.py --mode real --model proxy:tinyimagenet --n-images 1000
+    .venv/bin/python bench/class_count_text_attack.py --mode real --model proxy:tinyimagenet --protect-classnames
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any, Sequence
 import torch
 
 from mmrobust.attacks.text.attacker import eval_mode
+from mmrobust.attacks.text.classnames import ClassNameConstraint, collisions
 from mmrobust.attacks.text.goals import ZeroShotMarginGoal
 from mmrobust.attacks.text.recipes import build_text_attack
 from mmrobust.data import templates as template_sets
@@ -63,18 +69,23 @@ def prompt_embeddings(model, prompts: Sequence[Sequence[str]]) -> torch.Tensor:
         return encode_class_prompts(model, prompts)
 
 
-def attack_prompts(model, prompts, recipe: str, goal: Any, words: int, mlm: str | None, seed: int):
+def attack_prompts(model, prompts, classes, recipe: str, goal: Any, args):
     """Adversarial prompts (same shape) + totals for the report."""
-    attacker = build_text_attack(recipe, model, max_words=words, mlm=mlm, goal=goal, seed=seed)
+    extra = []
+    if args.protect_classnames:
+        extra.append(ClassNameConstraint(classes, {p: c for c, per_class in enumerate(prompts) for p in per_class}))
+    attacker = build_text_attack(recipe, model, max_words=args.text_words, mlm=args.mlm, goal=goal, seed=args.seed,
+                                 extra_constraints=extra)
     flat = [p for per_class in prompts for p in per_class]
-    start = time.perf_counter()
     results = attacker.attack(flat, progress=True)
-    seconds = time.perf_counter() - start
     per = len(prompts[0])
     adversarial = [[r.perturbed for r in results[c * per : (c + 1) * per]] for c in range(len(prompts))]
+    collided = [r for i, r in enumerate(results) if collisions(r.original, r.perturbed, i // per, classes)]
     stats = {"changed": sum(r.n_changed > 0 for r in results), "n_prompts": len(results),
-             "queries": sum(r.queries for r in results), "seconds": seconds,
-             "examples": [r.marked for r in results if r.n_changed][:3]}
+             "queries": sum(r.queries for r in results), "seconds": attacker.last_cost.seconds,
+             "collisions": len(collided), "encoder_calls": attacker.last_cost.text_encoder_calls,
+             "examples": [r.marked for r in results if r.n_changed][:3],
+             "collision_examples": [r.marked for r in collided][:3]}
     return adversarial, stats
 
 
@@ -117,7 +128,7 @@ def run_real(args) -> tuple[str, list[dict[str, Any]]]:
                 if goal_name == "zero-shot-margin":
                     goal = ZeroShotMarginGoal(model, goal_features, goal_labels.to(model.device),
                                               len(prompts), len(prompts[0]))
-                adversarial, stats = attack_prompts(model, prompts, recipe, goal, args.text_words, args.mlm, args.seed)
+                adversarial, stats = attack_prompts(model, prompts, dataset.classes, recipe, goal, args)
                 attacked = accuracy(features, labels, prompt_embeddings(model, adversarial))
                 rows.append({"dataset": f"{name}/{split}", "classes": len(prompts), "images": len(labels),
                              "recipe": recipe, "goal": goal_name, "clean": clean, "attacked": attacked, **stats})
@@ -143,7 +154,7 @@ def run_oracle(args) -> tuple[str, list[dict[str, Any]]]:
                 goal: Any = goal_name
                 if goal_name == "zero-shot-margin":
                     goal = ZeroShotMarginGoal(model, features, labels, len(prompts), 1)
-                adversarial, stats = attack_prompts(model, prompts, recipe, goal, args.text_words, args.mlm, args.seed)
+                adversarial, stats = attack_prompts(model, prompts, classes, recipe, goal, args)
                 attacked = accuracy(features, labels, prompt_embeddings(model, adversarial))
                 rows.append({"dataset": f"{name} class names", "classes": len(prompts), "images": len(labels),
                              "recipe": recipe, "goal": goal_name, "clean": clean, "attacked": attacked, **stats})
@@ -157,11 +168,13 @@ def section(title: str, rows: list[dict[str, Any]], args) -> str:
         f"## {title}",
         "",
         f"Template `{template_sets.STUDY_TEMPLATE}`, at most {args.text_words} word(s) changed per prompt, "
-        f"seed {args.seed}, torch threads {torch.get_num_threads()}, run {time.strftime('%Y-%m-%d %H:%M')}.",
+        f"seed {args.seed}, torch threads {torch.get_num_threads()}, run {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"--protect-classnames {'on' if args.protect_classnames else 'off'}, load average "
+        f"{os.getloadavg()[0]:.1f}. Collisions = adversarial prompts that now contain another class's name.",
         "",
         "| label set | classes | images | attack | goal | clean acc | attacked acc | drop (pts) | relative drop | "
-        "prompts changed | queries | attack time (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "prompts changed | collisions | queries | encode calls | attack time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         drop = r["clean"] - r["attacked"]
@@ -169,7 +182,7 @@ def section(title: str, rows: list[dict[str, Any]], args) -> str:
         lines.append(
             f"| {r['dataset']} | {r['classes']} | {r['images']} | {r['recipe']} | {r['goal']} | {100 * r['clean']:.1f} | "
             f"{100 * r['attacked']:.1f} | {100 * drop:.1f} | {100 * relative:.0f} % | {r['changed']}/{r['n_prompts']} | "
-            f"{r['queries']} | {r['seconds']:.1f} |"
+            f"{r['collisions']} | {r['queries']} | {r['encoder_calls']} | {r['seconds']:.1f} |"
         )
     lines += ["", "Examples of adversarial prompts:", ""]
     seen = set()
@@ -178,6 +191,8 @@ def section(title: str, rows: list[dict[str, Any]], args) -> str:
         if key not in seen and r["examples"]:
             seen.add(key)
             lines.append(f"- {r['dataset']}, {r['recipe']}/{r['goal']}: " + "; ".join(f"`{e}`" for e in r["examples"]))
+            if r["collision_examples"]:
+                lines.append("  - collisions: " + "; ".join(f"`{e}`" for e in r["collision_examples"]))
     return "\n".join(lines) + "\n"
 
 
@@ -206,12 +221,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--mlm", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these small encodes)")
+    parser.add_argument("--protect-classnames", action="store_true",
+                        help="forbid changing a prompt's class words or introducing another class's name")
     args = parser.parse_args(argv)
     args.recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     args.goals = [g.strip() for g in args.goals.split(",") if g.strip()]
     torch.set_num_threads(args.threads)
     title, rows = run_oracle(args) if args.mode == "oracle" else run_real(args)
     key = args.mode if args.mode == "oracle" else f"real-{args.model}"
+    if args.protect_classnames:
+        key += "-protected"
+        title += ", --protect-classnames"
     write_section(key, section(title, rows, args))
     print(f"wrote {RESULTS}", file=sys.stderr)
 

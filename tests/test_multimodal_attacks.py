@@ -69,3 +69,26 @@ def test_text_recipe_choice_and_bad_options():
     with pytest.raises(ConfigError, match="words"):
         build_attack("co-attack", {**OPTIONS, "text_words": 0})
     assert build_attack("sep", {"text_words": 1}).threat_model() == {"norm": "Linf", "eps": 1 / 255}  # the default
+
+
+def test_co_attack_kl_maximises_the_study_mode4_objective(setup):
+    from mmrobust.attacks.multimodal.embedding_kl import ImageEmbedding, mode4_objective
+
+    model, classifier, prompts, images, labels = setup
+    attack, accuracy = run_eval_attack("co-attack-kl", setup, **OPTIONS)
+    _, sep_accuracy = run_eval_attack("sep", setup, **OPTIONS)
+    assert accuracy <= sep_accuracy + 1.0 / len(labels)
+    attack.begin_batch(0)
+    adv = attack.perturb_images(images, labels)
+    assert (adv - images).abs().max() <= EPS + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    embed = ImageEmbedding(model)
+    with torch.no_grad():
+        objective = mode4_objective(embed(images), attack.prompt_attack.classifier.text_embeddings, 3.0)
+        noise = torch.empty_like(images).uniform_(-EPS, EPS, generator=torch.Generator().manual_seed(0))
+        at_adv = objective(embed(adv), labels, None)
+        at_noise = objective(embed((images + noise).clamp(0, 1)), labels, None)
+    assert bool((at_adv > at_noise).all())  # PGD ascends the objective, beyond what noise of the same size does
+    described = attack.describe()
+    assert described["kl_text_weight"] == 3.0 and "mode 4" in described["pgd_against"]
+    with pytest.raises(ConfigError, match="restarts"):
+        build_attack("co-attack-kl", {**OPTIONS, "restarts": 2})

@@ -107,6 +107,22 @@ def _optional_text(name: str, value: Any) -> str | None:
     return text
 
 
+def _cosine(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    out = _number(name, value)
+    if not -1.0 <= out <= 1.0:
+        raise ConfigError(f"{flag(name)} is a cosine similarity in [-1, 1], got {value}")
+    return out
+
+
+def _non_negative(name: str, value: Any) -> float:
+    out = _number(name, value)
+    if out < 0:
+        raise ConfigError(f"{flag(name)} must be >= 0, got {value}")
+    return out
+
+
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{flag(name)} is a switch (true/false), got {value!r}")
@@ -129,6 +145,10 @@ RULES: dict[str, Callable[[str, Any], Any]] = {
     "mlm": _optional_text,
     "text_goal": _choice(TEXT_GOALS),
     "text_goal_images": positive_int,
+    "text_chunk": positive_int,
+    "protect_classnames": _boolean,
+    "min_similarity": _cosine,
+    "kl_text_weight": _non_negative,
 }
 
 #: fields whose CLI flag is not ``--`` + the name with dashes
@@ -222,6 +242,12 @@ class TextOptions(AttackOptions):
     mlm: str | None = None
     text_goal: str = "embedding-kl"
     text_goal_images: int = 8
+    #: prompts searched together by the batched search (1 = one at a time; the prompts are the same)
+    text_chunk: int = 128
+    #: never change a prompt's own class words nor introduce another class's name
+    protect_classnames: bool = False
+    #: reject candidates whose MiniLM sentence cosine to the original is lower (None = off, as in the study)
+    min_similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +265,19 @@ class MultimodalOptions(BudgetOptions, TextOptions):
         if values["text_attack"] is None:
             values["text_attack"] = default_recipe(values["mlm"])
         return values
+
+
+@dataclass(frozen=True)
+class Mode4Options(MultimodalOptions):
+    """``co-attack-kl`` (the study's mode 4): ``kl_text_weight`` weighs the adversarial-text KL (the study's 3);
+    the last PGD iterate is kept, so there is no success criterion to pick among restarts."""
+
+    kl_text_weight: float = 3.0
+
+    def _resolve(self, values: dict[str, Any]) -> dict[str, Any]:
+        if values["restarts"] != 1:
+            raise ConfigError("co-attack-kl keeps the last PGD iterate (as the study does): --restarts must be 1")
+        return super()._resolve(values)
 
 
 def field_names(options_class: type) -> tuple[str, ...]:

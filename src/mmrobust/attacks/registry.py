@@ -5,8 +5,7 @@ line here; its options are a dataclass in :mod:`.options` (reuse one, or subclas
 CLI's ``--attack`` help, ``mmrobust attacks``, the studies' choices, the sanity checks (``white_box``) and the
 contract tests pick the new line up by themselves. Bundles of attacks are presets (:mod:`.presets`).
 
-Extension points being built on this registry (one module + one line each): a multimodal ``mode4`` attack
-(the study's KL objective), retrieval attacks for ``--task retrieval`` (a new modality value), and run-wide
+Extension points being built on this registry (one module + one line each): retrieval attacks for ``--task retrieval`` (a new modality value), and run-wide
 options such as ``--ensemble``/``--precision`` that belong to the evaluation run, not to an attack.
 """
 
@@ -15,8 +14,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from .options import (APGDOptions, APGDTOptions, FGSMOptions, MultimodalOptions, PGDOptions, SquareOptions,
-                      TextOptions, flag)
+from .options import (APGDOptions, APGDTOptions, FGSMOptions, Mode4Options, MultimodalOptions, PGDOptions,
+                      SquareOptions, TextOptions, flag)
 from .protocol import EvalAttack
 from .spec import AttackSpec
 
@@ -38,9 +37,14 @@ SPECS: tuple[AttackSpec, ...] = (
                "word substitution from word-embedding neighbours (offline)"),
     AttackSpec("typo", "text", False, TextOptions, f"{_TEXT}:make_typo", "character edits (swap, drop, insert, keyboard)"),
     AttackSpec("sep", "multimodal", True, MultimodalOptions, f"{_MULTI}:make_separate",
-               "text attack on prompts + PGD against clean prompts (the study's)"),
+               "adversarial prompts + PGD on the CE of the clean prompts; images scored on the adversarial prompts "
+               "(the study's mode 3)"),
     AttackSpec("co-attack", "multimodal", True, MultimodalOptions, f"{_MULTI}:make_co_attack",
-               "PGD against the adversarial prompts (Co-Attack)"),
+               "adversarial prompts + PGD on the CE of the adversarial prompts, best iterate "
+               "(classification form of Co-Attack)"),
+    AttackSpec("co-attack-kl", "multimodal", True, Mode4Options, f"{_MULTI}:make_co_attack_kl",
+               "adversarial prompts + PGD maximising KL(clean||adv image embedding) + 3 KL(adv class "
+               "prompt||adv image), label-free, last iterate (the study's mode 4)"),
 )
 
 #: name -> spec, in the order above

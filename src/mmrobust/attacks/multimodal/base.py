@@ -1,9 +1,10 @@
-"""What both multimodal evaluation attacks share: adversarial class prompts + a PGD image attack.
+"""What the multimodal evaluation attacks share: adversarial class prompts + a PGD image attack.
 
-The two differ only in which classifier the PGD attacks: the clean one (``sep``, the study's adv mode 3:
-image and text attacked independently) or the adversarial-prompt one (``co-attack``: the image
-perturbation is optimised against the perturbed text embeddings, so both perturbations cooperate).
-Either way the adversarial images are scored against the adversarial prompts.
+They differ only in what the PGD maximises: the cross-entropy of the clean classifier (``sep``, the
+study's adv mode 3: image and text attacked independently), that of the adversarial-prompt classifier
+(``co-attack``: the image perturbation is optimised against the perturbed text embeddings, so both
+perturbations cooperate), or the study's mode-4 embedding objective (``co-attack-kl``, see
+:mod:`.embedding_kl`). Either way the adversarial images are scored against the adversarial prompts.
 
 Options: :class:`~mmrobust.attacks.options.MultimodalOptions` — the PGD budget (eps, norm, steps, alpha,
 restarts), the text options, and ``text_attack`` — the text recipe (default ``bert-attack`` when ``mlm`` is
@@ -46,11 +47,15 @@ class MultimodalEvalAttack(EvalAttack):
         """The classifier whose cross-entropy PGD maximises."""
         raise NotImplementedError
 
-    def attack_batch(self, images: torch.Tensor, labels: torch.Tensor) -> BatchOutcome:
+    def perturb_images(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The adversarial images of one batch (PGD on the cross-entropy of :meth:`pgd_target`)."""
         o = self.options
         pgd = PGD(self.pgd_target(), o.eps, o.alpha, o.steps, o.norm, random_start=True,
                   restarts=o.restarts, loss="ce", generator=self.batch_generator(), track_best=self.track_best)
-        adv = pgd(images, labels)
+        return pgd(images, labels)
+
+    def attack_batch(self, images: torch.Tensor, labels: torch.Tensor) -> BatchOutcome:
+        adv = self.perturb_images(images, labels)
         with torch.no_grad():
             logits = self.prompt_attack.classifier(adv)
         check_finite_logits(logits, f"{self.name} adversarial images")

@@ -4,8 +4,8 @@ Unlike ``sep`` the PGD maximises the cross-entropy of the classifier built from 
 prompts — the one that finally scores the images — so the image perturbation exploits what the text
 perturbation did (Co-Attack's idea that image and text perturbations should cooperate). The best iterate
 against that classifier is kept, so per example it is never weaker than the last iterate. This is the
-classification form of Co-Attack; the study's adv mode 4 instead maximises an embedding KL between the
-adversarial image and per-image adversarial captions.
+classification form of Co-Attack; the study's own adv mode 4 (an embedding KL between the adversarial
+image and the adversarial captions) is ``co-attack-kl`` (:mod:`.embedding_kl`).
 """
 
 from __future__ import annotations

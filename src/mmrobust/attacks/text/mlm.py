@@ -217,7 +217,9 @@ class MaskedLanguageModel:
                 for token_id, score in zip(top_ids[first].tolist(), top_scores[first].tolist()):
                     if threshold and score < threshold:
                         break
-                    words.append(self.tokenizer.convert_ids_to_tokens(int(token_id)))
+                    token = self.tokenizer.convert_ids_to_tokens(int(token_id))
+                    if token is not None:  # ids past the tokenizer's vocabulary have no text
+                        words.append(token)
                 out[index] = words
             elif last - first <= max_pieces:
                 per_piece = log_probs[first:last].topk(piece_top, dim=-1)
