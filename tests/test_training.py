@@ -191,6 +191,11 @@ def test_every_method_trains_and_reports(tmp_path: Path, method: str) -> None:
     assert (out / "mmrobust.json").is_file()
     log = [json.loads(line) for line in (tmp_path / method / "log.jsonl").read_text().splitlines()]
     assert [entry["epoch"] for entry in log] == [1]
+    if method in ("mmcoa", "text-at"):  # the caption attack's cost over the run is in the report
+        cost = report["text_attack_cost"]
+        assert cost["texts_attacked"] > 0 and cost["text_encoder_calls"] > 0 and cost["seconds"] > 0
+    else:
+        assert "text_attack_cost" not in report
 
 
 def test_mmcoa_attacks_each_distinct_caption_once(tmp_path: Path) -> None:

@@ -162,6 +162,7 @@ class Trainer:
             from .text_adversary import build_text_adversary
 
             text_adversary = build_text_adversary(cfg, self.model)
+        self.text_adversary = text_adversary
         context = ObjectiveContext(
             model=self.model,
             classes=self.train_set.classes,
@@ -409,6 +410,8 @@ class Trainer:
             "resumed": cfg.resume,
             "versions": environment_versions(),
         }
+        if getattr(self.text_adversary, "cost", None) is not None:  # this process's share (a resume starts at 0)
+            report["text_attack_cost"] = self.text_adversary.cost.to_dict()
         if self.dist.is_main:
             try:
                 save_checkpoint(self.export_model(), final_dir, metadata={"training_report": REPORT_NAME,
