@@ -72,7 +72,8 @@ def test_text_recipe_choice_and_bad_options():
 
 
 def test_co_attack_kl_maximises_the_study_mode4_objective(setup):
-    from mmrobust.attacks.multimodal.embedding_kl import ImageEmbedding, mode4_objective
+    from mmrobust.attacks.multimodal.embedding_kl import mode4_objective
+    from mmrobust.attacks.image.base import ImageEmbedder
 
     model, classifier, prompts, images, labels = setup
     attack, accuracy = run_eval_attack("co-attack-kl", setup, **OPTIONS)
@@ -81,7 +82,7 @@ def test_co_attack_kl_maximises_the_study_mode4_objective(setup):
     attack.begin_batch(0)
     adv = attack.perturb_images(images, labels)
     assert (adv - images).abs().max() <= EPS + 1e-6 and adv.min() >= 0 and adv.max() <= 1
-    embed = ImageEmbedding(model)
+    embed = ImageEmbedder(model)
     with torch.no_grad():
         objective = mode4_objective(embed(images), attack.prompt_attack.classifier.text_embeddings, 3.0)
         noise = torch.empty_like(images).uniform_(-EPS, EPS, generator=torch.Generator().manual_seed(0))

@@ -243,3 +243,15 @@ class ImageAttack:
         logits = logits.clone()
         logits.scatter_(1, labels[:, None], float("-inf"))
         return logits.argmax(dim=1)
+
+
+class ImageEmbedder(nn.Module):
+    """images in [0, 1] -> unnormalised image embeddings: the "logits" PGD sees when it attacks an embedding
+    objective (FARE's training loss, the study's mode-4 multimodal attack) instead of a classifier."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(images, normalize=False)

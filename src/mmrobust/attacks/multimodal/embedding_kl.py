@@ -26,22 +26,11 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ...models.base import VisionLanguageModel
+from ..image.base import ImageEmbedder
 from ..image.pgd import PGD
 from ..options import Mode4Options
 from .base import MultimodalEvalAttack
-
-class ImageEmbedding(nn.Module):
-    """images in [0, 1] -> unnormalised image embeddings (the quantity the mode-4 KLs compare)."""
-
-    def __init__(self, model: VisionLanguageModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_image(images, normalize=False)
 
 
 def kl_over_dimensions(target: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -78,7 +67,7 @@ class EmbeddingKLCoAttack(MultimodalEvalAttack):
 
     def perturb_images(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         o = self.options
-        embed = ImageEmbedding(self.ctx.model)
+        embed = ImageEmbedder(self.ctx.model)
         text = self.prompt_attack.classifier.text_embeddings
         with torch.no_grad():
             clean = embed(images.to(self.ctx.device)).detach()

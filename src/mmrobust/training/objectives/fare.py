@@ -11,21 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
-from ...models.base import VisionLanguageModel
+from ...attacks.image.base import ImageEmbedder
 from .base import LossTerms, Objective, ObjectiveContext, TrainBatch
-
-
-class ImageEmbedder(nn.Module):
-    """images -> unnormalised embeddings, the "logits" PGD sees when attacking FARE's loss."""
-
-    def __init__(self, model: VisionLanguageModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_image(images, normalize=False)
 
 
 def squared_distance(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
