@@ -8,11 +8,11 @@ import typer
 
 from ..eval.run import EvalConfig, run_evaluation
 from .errors import user_errors_exit
-from .options import ATTACK, TEXT, pixels, with_options
+from .options import ATTACK, PROMPT, TEXT, pixels, with_options
 
 
 @user_errors_exit
-@with_options(ATTACK, TEXT)
+@with_options(ATTACK, TEXT, PROMPT)
 def eval_command(
     model: str = typer.Option(..., "--model", "-m", help="Model spec: tiny, proxy:NAME, open_clip:ARCH[:TAG], hf:ID, ckpt:DIR."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `mmrobust datasets`)."),

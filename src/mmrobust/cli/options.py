@@ -8,8 +8,7 @@ Units: the CLI is the only place that reads K/255. ``--eps K`` / ``--alpha K`` m
 literature's units) and the raw radius under L2; :func:`pixels` turns them into the fractions of [0, 1]
 every Python API takes.
 
-Adding an option shared by several commands (e.g. ``--precision``, ``--compile``, ``--ensemble``,
-``--protect-classnames``, ``--min-similarity``): one :class:`Shared` line in the right group (or a new
+Adding an option shared by several commands (e.g. ``--precision``, ``--compile``, ``--ensemble``): one :class:`Shared` line in the right group (or a new
 group), then read it from ``**shared`` in the commands that list the group.
 """
 
@@ -100,6 +99,22 @@ TEXT = (
              "label-free). zero-shot-margin needs labelled images: evaluation only; training keeps embedding-kl.")),
 )
 
+#: validity and cost options of the attacks on class prompts (eval and the studies)
+PROMPT = (
+    Shared("protect_classnames", bool, typer.Option(
+        False, "--protect-classnames",
+        help="Text attacks on class prompts never change a prompt's own class words nor introduce another class's "
+             "name (reports count such collisions either way).")),
+    Shared("min_similarity", Optional[float], typer.Option(
+        None, "--min-similarity",
+        help="Reject substitutions whose sentence cosine (offline MiniLM) to the original prompt is below this "
+             "(TextAttack's USE constraint; default off, as in the study).")),
+    Shared("text_chunk", Optional[int], typer.Option(
+        None, "--text-chunk",
+        help="Prompts searched together by the batched text search (default 128; 1 = one at a time; "
+             "same prompts either way, fewer model calls with more).")),
+)
+
 #: image/text attack options of an evaluation run
 ATTACK = (
     Shared("attack", Optional[str], typer.Option(None, "--attack", "-a", help=_attack_help())),
@@ -121,6 +136,8 @@ ATTACK = (
         None, "--target-classes", help="Targeted attacks: at most N wrong classes (default: all other classes).")),
     Shared("text_goal_images", Optional[int], typer.Option(
         None, "--text-goal-images", help="zero-shot-margin: clean images per class the attacker may look at (default 8).")),
+    Shared("kl_text_weight", Optional[float], typer.Option(
+        None, "--kl-text-weight", help="co-attack-kl: weight of the adversarial-text KL term (default 3, the study's).")),
 )
 
 

@@ -15,7 +15,7 @@ from ..attacks.registry import names_of
 from ..studies.options import NONE
 from ..training.methods import METHOD_SPECS
 from .errors import user_errors_exit
-from .options import TEXT, Shared, pixels, with_options
+from .options import PROMPT, TEXT, Shared, pixels, with_options
 
 study_app = typer.Typer(
     name="study",
@@ -85,7 +85,7 @@ def _run(name: str, values: dict[str, Any], study_args: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------ commands
 @study_app.command("eps")
 @user_errors_exit
-@with_options(STUDY, TEXT, exclude=("eval_eps",))
+@with_options(STUDY, TEXT, PROMPT, exclude=("eval_eps",))
 def eps_command(
     eps: str = typer.Option("2,4,8,16,32", "--eps", help="Budgets K (K/255), comma-separated."),
     **shared: Any,
@@ -96,7 +96,7 @@ def eps_command(
 
 @study_app.command("classes")
 @user_errors_exit
-@with_options(STUDY, TEXT)
+@with_options(STUDY, TEXT, PROMPT)
 def classes_command(
     classes: str = typer.Option("2,5,10", "--classes", help="Numbers of classes k, comma-separated (seeded, nested subsets)."),
     **shared: Any,
@@ -107,7 +107,7 @@ def classes_command(
 
 @study_app.command("train-size")
 @user_errors_exit
-@with_options(STUDY, TEXT, TRAINING, exclude=("n_train",))
+@with_options(STUDY, TEXT, PROMPT, TRAINING, exclude=("n_train",))
 def train_size_command(
     shots: Optional[str] = typer.Option("1,4,16", "--shots", help="Images per class, comma-separated ('' for none)."),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Also: total training images, comma-separated."),
@@ -120,7 +120,7 @@ def train_size_command(
 
 @study_app.command("loss-ablation")
 @user_errors_exit
-@with_options(STUDY, TEXT, TRAINING, exclude=("method", "lambda_img", "lambda_txt"))
+@with_options(STUDY, TEXT, PROMPT, TRAINING, exclude=("method", "lambda_img", "lambda_txt"))
 def loss_ablation_command(
     lambdas: str = typer.Option("1:0,0:1,0.5:0.5", "--lambdas", help="IMG:TXT weight pairs, comma-separated."),
     **shared: Any,
@@ -132,7 +132,7 @@ def loss_ablation_command(
 
 @study_app.command("params")
 @user_errors_exit
-@with_options(STUDY, TEXT, TRAINING, exclude=("train_mode",))
+@with_options(STUDY, TEXT, PROMPT, TRAINING, exclude=("train_mode",))
 def params_command(
     modes: str = typer.Option("full,image,text,last-k", "--modes",
                               help="What to train per cell: full, image, text, last-k, prompt (comma-separated)."),

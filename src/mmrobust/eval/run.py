@@ -30,7 +30,8 @@ from ..models.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_pr
 
 #: EvalConfig fields that are attack options (None = the attack's own default, see mmrobust.attacks.options)
 ATTACK_FIELDS = ("norm", "eps", "steps", "alpha", "restarts", "square_queries", "targeted", "target_classes",
-                 "text_attack", "text_words", "text_candidates", "mlm", "text_goal", "text_goal_images")
+                 "text_attack", "text_words", "text_candidates", "mlm", "text_goal", "text_goal_images",
+                 "text_chunk", "protect_classnames", "min_similarity", "kl_text_weight")
 
 
 @dataclass
@@ -78,6 +79,14 @@ class EvalConfig:
     text_goal: str | None = None
     #: zero-shot-margin: clean labelled images per class the text attack may look at
     text_goal_images: int | None = None
+    #: prompts searched together by the text attacks' batched search (None = 128; 1 = one at a time)
+    text_chunk: int | None = None
+    #: text attacks never change a prompt's own class words nor introduce another class's name
+    protect_classnames: bool = False
+    #: text attacks reject candidates whose MiniLM sentence cosine to the original is lower (None = off)
+    min_similarity: float | None = None
+    #: co-attack-kl: weight of the adversarial-text KL (None = the study's 3)
+    kl_text_weight: float | None = None
     resume: bool = True
     sanity: bool = True
     #: evaluate on a deterministic subset of this many classes (k-way task, images of those classes only)

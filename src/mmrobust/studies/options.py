@@ -28,6 +28,7 @@ class BadValue(ValueError):
 EVAL_FIELDS = (
     "dataset", "data_root", "split", "n_eval", "batch_size", "templates", "seed", "sanity", "eval_eps", "eval_steps",
     "image_attack", "text_attack", "multimodal_attack", "text_words", "text_candidates", "mlm", "text_goal",
+    "protect_classnames", "min_similarity",
 )
 #: options that change what a fine-tune produces
 TRAIN_FIELDS = (
@@ -74,6 +75,12 @@ class StudyOptions:
     mlm: str | None = None
     #: "embedding-kl" (the study's, label-free) or "zero-shot-margin" / "embedding-cos" (see ``mmrobust eval``)
     text_goal: str = "embedding-kl"
+    #: evaluation text attacks keep each prompt's class words and introduce no other class's name
+    protect_classnames: bool = False
+    #: evaluation text attacks keep a MiniLM sentence cosine of at least this to the original (None = off)
+    min_similarity: float | None = None
+    #: prompts per batched text search (cost only; the prompts are the same whatever the value)
+    text_chunk: int | None = None
     # --- fine-tuning (train-size, loss-ablation, params)
     method: str = "mmcoa"
     epochs: int = 1

@@ -142,7 +142,8 @@ def evaluate(
     names = o.attack_names()
     values = {"eps": o.eval_eps if eps is None else eps, "steps": o.eval_steps, "text_words": o.text_words,
               "text_candidates": o.text_candidates, "mlm": o.mlm, "text_goal": o.text_goal,
-              "text_attack": None if o.text_attack == NONE else o.text_attack}
+              "text_attack": None if o.text_attack == NONE else o.text_attack,
+              "protect_classnames": o.protect_classnames, "min_similarity": o.min_similarity, "text_chunk": o.text_chunk}
     report = run_evaluation(EvalConfig(
         model=spec, dataset=o.dataset, data_root=o.data_root, split=o.split, n_samples=ctx.n_eval_for(classes),
         batch_size=o.batch_size, device=o.device, seed=o.seed, templates=o.templates, output=str(report_path),

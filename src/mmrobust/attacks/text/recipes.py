@@ -77,3 +77,19 @@ def build_text_attack(
 
         constraints.append(SemanticSimilarityConstraint(min_similarity, device=model.device))
     search = GreedyWordImportanceSearch(max_words=max_words)
+    return TextAttacker(model, make_goal(goal, model), transformation, constraints, search, recipe=recipe,
+                        options=options, chunk_size=chunk_size)
+
+
+# ------------------------------------------------------------------ transformations named in recipe_specs
+def masked_lm_swap(model: VisionLanguageModel, *, candidates: int, mlm: Any, mlm_threshold: float, **_: Any):
+    loaded = mlm if isinstance(mlm, MaskedLanguageModel) else MaskedLanguageModel.load(mlm or DEFAULT_MLM, model.device)
+    return MaskedLMSwap(loaded, k=candidates, threshold=mlm_threshold), []
+
+
+def embedding_swap(model: VisionLanguageModel, *, candidates: int, **_: Any):
+    return EmbeddingNeighbourSwap.from_model(model, k=candidates), []
+
+
+def character_swap(model: VisionLanguageModel, *, candidates: int, seed: int, **_: Any):
+    return CharacterEditSwap(k=candidates, seed=seed), [MinWordLengthConstraint(3)]
