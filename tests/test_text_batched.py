@@ -161,16 +161,15 @@ def test_padded_masked_lm_forward_matches_one_text_forwards(mlm):
 def test_every_text_report_has_cost_and_collision_fields(tiny_model):
     from mmrobust.attacks.protocol import AttackContext
     from mmrobust.attacks.registry import build_attack
-    from mmrobust.eval.zeroshot import ZeroShotClassifier, build_prompts
+    from mmrobust.models.zeroshot import ZeroShotClassifier, build_prompts
 
     classes, templates = ["cat", "dog", "kitten", "puppy"], ["This is a photo of a {}"]
     prompts = build_prompts(classes, templates)
     classifier = ZeroShotClassifier.from_prompts(tiny_model, classes, templates)
-    for name in ("embed-sub", "typo", "sep"):
+    for name in ("embed-sub", "typo", "sep", "co-attack-kl"):
         ctx = AttackContext(model=tiny_model, classifier=classifier, classes=classes, templates=templates,
-                            prompts=prompts, device=tiny_model.device, progress=False,
-                            options={"eps": 1 / 255, "steps": 1})
-        attack = build_attack(name, dict(ctx.options))
+                            prompts=prompts, device=tiny_model.device, progress=False)
+        attack = build_attack(name, {"eps": 1 / 255, "steps": 1})
         attack.prepare(ctx)
         block = attack.describe()
         assert block["class_name_collisions"] == sum(1 for p in block["prompts"] if p["collides_with"])
