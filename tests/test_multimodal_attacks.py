@@ -93,3 +93,22 @@ def test_co_attack_kl_maximises_the_study_mode4_objective(setup):
     assert described["kl_text_weight"] == 3.0 and "mode 4" in described["pgd_against"]
     with pytest.raises(ConfigError, match="restarts"):
         build_attack("co-attack-kl", {**OPTIONS, "restarts": 2})
+
+
+@pytest.mark.slow
+def test_co_attack_kl_is_as_strong_as_sep_on_proxy_digits(tmp_path):
+    """The study's mode 4 against its mode 3 on a real (proxy) model: same prompts, different image attack.
+
+    At 2/255 (measured: 85.3 % both, n=300); at 8/255 the label-free mode-4 objective is weaker than sep's
+    cross-entropy (81.3 % vs 74.3 %, bench/RESULTS_multimodal.md), so this is not claimed there.
+    """
+    from mmrobust.eval.run import EvalConfig, run_evaluation
+
+    report = run_evaluation(EvalConfig(
+        model="proxy:digits", dataset="digits", n_samples=300, attacks="sep,co-attack-kl", eps=2 / 255, steps=10,
+        output=str(tmp_path / "report.json"), progress=False, sanity=False,
+    ))
+    sep, kl = (report["metrics"]["attacks"][name] for name in ("sep", "co-attack-kl"))
+    noise = 2 * max(sep["std_error"], kl["std_error"])
+    assert kl["accuracy"] <= sep["accuracy"] + noise
+    assert kl["accuracy"] < report["metrics"]["clean"]["accuracy"]
