@@ -46,3 +46,15 @@ def tinyimagenet_root(shared_data: Path) -> Path:
     if not (shared_data / "tiny-imagenet-200").is_dir():
         pytest.skip(f"Tiny-ImageNet-200 not found under {shared_data}")
     return shared_data
+
+
+@pytest.fixture(scope="session")
+def tin_captions(tmp_path_factory, shared_data) -> Path:
+    """"Tiny-ImageNet WordNet captions": 6 real Tiny-ImageNet val photos, 3 captions each from WordNet names."""
+    from mmrobust.data.retrieval_fixture import build_retrieval_fixture
+
+    if not (shared_data / "tiny-imagenet-200").is_dir():
+        pytest.skip(f"Tiny-ImageNet-200 not found under {shared_data}")
+    folder = tmp_path_factory.mktemp("tin_captions")
+    build_retrieval_fixture(shared_data, folder, n_images=6, captions_per_image=3, seed=1)
+    return folder

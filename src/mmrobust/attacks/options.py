@@ -123,6 +123,14 @@ def _non_negative(name: str, value: Any) -> float:
     return out
 
 
+def _scales(name: str, value: Any) -> tuple[float, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    scales = tuple(_number(name, v) for v in items if str(v).strip())
+    if not scales or any(not 0 < v <= 4 for v in scales):
+        raise ConfigError(f"{flag(name)} must be scales in (0, 4], got {value!r}")
+    return scales
+
+
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{flag(name)} is a switch (true/false), got {value!r}")
@@ -149,6 +157,10 @@ RULES: dict[str, Callable[[str, Any], Any]] = {
     "protect_classnames": _boolean,
     "min_similarity": _cosine,
     "kl_text_weight": _non_negative,
+    # retrieval only (mmrobust.attacks.retrieval.options; Python API, EvalConfig.extra)
+    "co_attack_weight": positive,
+    "co_attack_text_goal": _choice(("embedding-kl", "embedding-cos", "pair-similarity")),
+    "sga_scales": lambda name, value: _scales(name, value),
 }
 
 #: fields whose CLI flag is not ``--`` + the name with dashes

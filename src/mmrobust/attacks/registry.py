@@ -64,22 +64,27 @@ def names_of(modality: str) -> list[str]:
 
 def parse_attack_list(text: str | list[str] | tuple[str, ...] | None) -> list[str]:
     """``"pgd,apgd"`` -> ``["pgd", "apgd"]``; unknown, repeated or empty entries are one ConfigError."""
+    return parse_names(text, ATTACKS, "attack")
+
+
+def parse_names(text: str | list[str] | tuple[str, ...] | None, table: Mapping[str, AttackSpec], kind: str) -> list[str]:
+    """Names from ``table`` (this registry, or the retrieval one) as typed after ``--attack``."""
     if text is None:
         return []
     parts = [str(p).strip().lower() for p in (text.split(",") if isinstance(text, str) else text)]
     if not parts or any(not p for p in parts):
-        raise ConfigError(f"--attack {','.join(parts)!r} has an empty entry; known: {', '.join(ATTACKS)}")
-    unknown = [n for n in parts if n not in ATTACKS]
+        raise ConfigError(f"--attack {','.join(parts)!r} has an empty entry; known: {', '.join(table)}")
+    unknown = [n for n in parts if n not in table]
     if unknown:
-        raise ConfigError(f"unknown attack {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
+        raise ConfigError(f"unknown {kind} {', '.join(unknown)}; known: {', '.join(table)}")
     if len(set(parts)) != len(parts):
         raise ConfigError(f"attack listed twice in {','.join(parts)!r}")
     return parts
 
 
-def check_values_used(names: list[str], given: Mapping[str, Any]) -> None:
+def check_values_used(names: list[str], given: Mapping[str, Any], table: Mapping[str, AttackSpec] = ATTACKS) -> None:
     """A value the user set that none of the selected attacks reads is a mistake, not a silent no-op."""
-    read = {f for n in names for f in ATTACKS[n].fields}
+    read = {f for n in names for f in table[n].fields}
     unused = [k for k, v in given.items() if v is not None and v is not False and k not in read]
     if unused:
         selected = ", ".join(names) if names else "none (give --attack or --preset)"

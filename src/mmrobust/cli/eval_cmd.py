@@ -37,9 +37,16 @@ def eval_command(
         True, "--resume/--no-resume", help="Continue an interrupted attack run from <output>.state.json."
     ),
     no_sanity: bool = typer.Option(False, "--no-sanity", help="Skip the robustness sanity checks (report says so)."),
+    task: str = typer.Option(
+        "classification", "--task",
+        help="classification (zero-shot) or retrieval (image-text recall@1/5/10; datasets flickr30k, coco, wds:PATH).",
+    ),
+    source_model: Optional[str] = typer.Option(
+        None, "--source-model", help="Retrieval transfer: craft the attacks on this model, score them on --model."
+    ),
     **shared: Any,
 ) -> None:
-    """Evaluate zero-shot classification (clean, or under attacks) and write one JSON report."""
+    """Evaluate zero-shot classification or image-text retrieval (clean, or under attacks); one JSON report."""
     norm = shared["norm"]
     attack_values = {**shared, "eps": pixels(shared["eps"], norm, "--eps"),
                      "alpha": pixels(shared["alpha"], norm, "--alpha")}
@@ -48,10 +55,15 @@ def eval_command(
         model=model, dataset=dataset, data_root=data_root, split=split, n_samples=n_samples,
         batch_size=batch_size, device=device, seed=seed, templates=templates, output=output,
         logit_scale=logit_scale, progress=not quiet, attacks=attacks, resume=resume, sanity=not no_sanity,
-        classes=n_classes, **attack_values,
+        classes=n_classes, task=task, source_model=source_model, **attack_values,
     )
-    announce_attacks(config.validate())
+    config.validate()
+    if config.task == "classification":
+        announce_attacks(config)
     report = run_evaluation(config)
+    if report["task"] in ("retrieval", "robust_retrieval"):
+        print_retrieval_summary(report, output)
+        return
     clean = report["metrics"]["clean"]
     typer.echo(
         f"{report['model']['spec']} on {report['dataset']['name']}/{report['dataset']['split']} "
@@ -91,3 +103,12 @@ def announce_attacks(config: EvalConfig) -> None:
     typer.echo(line)
     if config.preset and get_preset(config.preset).note:
         typer.echo(f"note: {get_preset(config.preset).note}")
+
+
+def print_retrieval_summary(report: dict, output: str) -> None:
+    """Recall (the model's score) and attack success rate (the attack's score), each labelled."""
+    from ..eval.retrieval_summary import summary_lines
+
+    for line in summary_lines(report):
+        typer.echo(line)
+    typer.echo(f"report: {output}")

@@ -22,5 +22,11 @@ def models_command() -> None:
 
 def datasets_command() -> None:
     """List dataset names, their default split and where the files come from."""
+    from ..data.retrieval_registry import list_retrieval_datasets
+
     for row in list_datasets():
+        if row["task"] == "classification":
+            typer.echo(f"{row['name']:<16} {row['default_split']:<6} {row['description']}")
+    typer.echo("retrieval (--task retrieval):")
+    for row in list_retrieval_datasets():
         typer.echo(f"{row['name']:<16} {row['default_split']:<6} {row['description']}")

@@ -19,6 +19,7 @@ from .base import ImageClassificationDataset
 from .cifar import load_cifar10, load_cifar100
 from .digits import load_digits
 from .image_folder import load_image_folder
+from .retrieval_karpathy import load_coco, load_flickr30k
 from .tiny_imagenet import load_tiny_imagenet
 from .torchvision_datasets import TORCHVISION_DATASETS, make_torchvision_loader
 
@@ -38,6 +39,10 @@ SPECS: tuple[DatasetSpec, ...] = (
     DatasetSpec("cifar100", load_cifar100, "test", "CIFAR-100, python pickle layout (cifar-100-python/)"),
     DatasetSpec("tinyimagenet", load_tiny_imagenet, "val", "Tiny-ImageNet-200, official layout, names from words.txt"),
     DatasetSpec("imagefolder", load_image_folder, "test", "any ImageFolder tree: <root>/<class>/<image>"),
+    DatasetSpec("flickr30k", load_flickr30k, "test",
+                "Flickr30k, Karpathy split (dataset_flickr30k.json + flickr30k-images/); test = 1k", task="retrieval"),
+    DatasetSpec("coco", load_coco, "test", "MSCOCO captions, Karpathy split (dataset_coco.json + val2014/); test = 5k",
+                task="retrieval"),
 ) + tuple(
     DatasetSpec(name, make_torchvision_loader(name), "test" if "test" in info.splits else next(iter(info.splits)),
                 f"torchvision {info.cls} (needs a working torchvision)")
@@ -56,6 +61,8 @@ def load_dataset(
     if key not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
     spec = DATASETS[key]
+    if spec.task != "classification":
+        raise DatasetError(f"{spec.name} is a {spec.task} dataset (image-caption pairs): use --task {spec.task}")
     return spec.loader(root, split or spec.default_split, **kwargs)
 
 

@@ -91,6 +91,10 @@ class EvalConfig:
     sanity: bool = True
     #: evaluate on a deterministic subset of this many classes (k-way task, images of those classes only)
     classes: int | None = None
+    #: "classification" (zero-shot) or "retrieval" (image–text recall, see :mod:`.retrieval`)
+    task: str = "classification"
+    #: retrieval transfer: craft attacks on this model, score on ``model``
+    source_model: str | None = None
 
     def attack_values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ATTACK_FIELDS}
@@ -104,6 +108,16 @@ class EvalConfig:
     def validate(self) -> "EvalConfig":
         """The run-level options (attack options are validated by each attack's options class)."""
         check_run_options(self.batch_size, self.seed, self.n_samples, self.classes)
+        task = str(self.task).lower()
+        if task not in ("classification", "retrieval"):
+            raise ConfigError(f"unknown --task {self.task!r}; use classification or retrieval")
+        if task == "retrieval":
+            from .retrieval import retrieval_attacks
+
+            retrieval_attacks(self)  # the retrieval registry validates its attacks' options
+            return self
+        if self.source_model is not None:
+            raise ConfigError("--source-model (transfer) is only supported with --task retrieval")
         if self.logit_scale is not None:
             from ..attacks.options import positive
 
@@ -188,6 +202,10 @@ def _evaluate(
     ``model`` overrides loading ``config.model`` (programmatic use, tests); ``after_batch`` is called after
     every finished robust batch (tests use it to simulate an interruption).
     """
+    if str(config.task).lower() == "retrieval":
+        from .retrieval import run_retrieval_evaluation
+
+        return run_retrieval_evaluation(config.validate(), model=model, after_batch=after_batch)
     if config.output is not None:
         check_writable(config.output)  # fail before the work, not after it
     config.validate()
