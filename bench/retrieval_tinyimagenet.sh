@@ -15,7 +15,7 @@ run "$OUT/r.json" --model "$MODEL" --dataset flickr30k --data-root "$OUT/fixture
     --attack pgd,embed-sub,co-attack,sga --eps 1
 # the other image / text attacks, and the webdataset layout of the same fixture (clean must match)
 run "$OUT/r_more.json" --model "$MODEL" --dataset "wds:$OUT/fixture/wds" \
-    --attack pgd-t,apgd,typo --eps 1
+    --attack pgd,apgd,typo --targeted --eps 1   # --targeted: pgd pulls towards the nearest wrong image
 # a second model: 1 epoch of TeCoA on 2000 Tiny-ImageNet train images
 [ -d "$OUT/tecoa/final" ] || "$MM" train -m "$MODEL" --method tecoa -d tinyimagenet --data-root "$DATA" \
     --epochs 1 --n-train 2000 --lr 1e-4 --steps 2 --n-eval 200 -o "$OUT/tecoa" -q
