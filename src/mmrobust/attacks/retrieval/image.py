@@ -16,6 +16,7 @@ from ..image.apgd import APGD
 from ..image.base import ImageAttack
 from ..image.eval_attacks import APGDEnsemble, threat_model_description
 from ..image.pgd import PGD
+from ..image.targeted import EachTarget
 from .base import CaptionSetClassifier, RetrievalAttack, RetrievalBatch, RetrievalContext, RetrievalOutcome, caption_set_embeddings
 from .options import RetrievalAPGDOptions, RetrievalPGDOptions
 
@@ -50,11 +51,16 @@ class CaptionSetImageAttack(RetrievalAttack):
 
 
 def make_pgd(o: RetrievalPGDOptions) -> RetrievalAttack:
-    return CaptionSetImageAttack(
-        "pgd",
-        lambda clf, gen: PGD(clf, o.eps, o.alpha, o.steps, o.norm, random_start=True, restarts=o.restarts,
-                             targeted=o.targeted, loss="ce", generator=gen, track_best=True),
-        o, {"steps": o.steps, "alpha": o.alpha, "restarts": o.restarts, "targeted": o.targeted})
+    def pgd(clf: CaptionSetClassifier, gen: torch.Generator) -> ImageAttack:
+        return PGD(clf, o.eps, o.alpha, o.steps, o.norm, random_start=True, restarts=o.restarts,
+                   targeted=o.targeted, loss="ce", generator=gen, track_best=True)
+
+    def each_target(clf: CaptionSetClassifier, gen: torch.Generator) -> ImageAttack:
+        return EachTarget(lambda: pgd(clf, gen), clf, o.eps, o.norm, o.target_classes, gen)
+
+    return CaptionSetImageAttack("pgd", each_target if o.targeted else pgd, o,
+                                 {"steps": o.steps, "alpha": o.alpha, "restarts": o.restarts, "targeted": o.targeted,
+                                  "target_images": o.target_classes})
 
 
 def make_apgd(o: RetrievalAPGDOptions) -> RetrievalAttack:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..options import DEFAULT_STEPS, AttackOptions, BudgetOptions
+from ..options import DEFAULT_STEPS, AttackOptions, BudgetOptions, PGDOptions
 from ..text.recipe_specs import default_recipe
 from ..options import default_step_size
 
@@ -33,17 +33,14 @@ class CaptionOptions(AttackOptions):
 
 
 @dataclass(frozen=True)
-class RetrievalPGDOptions(BudgetOptions):
-    """``targeted``: pull each image towards the captions of its most similar wrong image."""
-
-    steps: int = DEFAULT_STEPS
-    alpha: float | None = None
-    restarts: int = 1
-    targeted: bool = False
+class RetrievalPGDOptions(PGDOptions):
+    """``targeted``: pull each image towards the captions of each of its ``target_classes`` most similar wrong
+    images in turn (the classification scheme; default 9 images, not the whole split)."""
 
     def _resolve(self, values: dict[str, Any]) -> dict[str, Any]:
-        if values["alpha"] is None:
-            values["alpha"] = default_step_size(values["eps"], values["norm"])
+        values = super()._resolve(values)
+        if values["targeted"] and values["target_classes"] is None:
+            values["target_classes"] = DEFAULT_TARGET_IMAGES
         return values
 
 
