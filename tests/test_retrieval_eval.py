@@ -20,7 +20,9 @@ ATTACKS = "pgd,apgd-t,embed-sub,typo,co-attack,sga"
 
 def _config(root: Path, output: Path | None, **kwargs) -> EvalConfig:
     base = dict(model="tiny", dataset="flickr30k", data_root=str(root), output=None if output is None else str(output),
-                task="retrieval", batch_size=3, progress=False, eps=8 / 255, steps=2, text_candidates=3)
+                task="retrieval", batch_size=3, progress=False)
+    if kwargs.get("attacks"):
+        base.update(eps=8 / 255, steps=2, text_candidates=3)
     base.update(kwargs)
     return EvalConfig(**base)
 
