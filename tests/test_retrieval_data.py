@@ -100,6 +100,9 @@ def test_webdataset_bad_input(tmp_path):
     _shard(tmp_path / "test" / "1.tar", {"s2.png": buffer.getvalue()})
     data = load_retrieval_dataset(f"wds:{tmp_path}")
     assert data.captions == [["one", "two"]] and data.n_skipped_no_captions == 2
+    _shard(tmp_path / "test" / "1.tar", {"s3.png": b"not an image", "s3.txt": b"a caption"})
+    with pytest.raises(DatasetError, match=r"corrupt image 1\.tar:s3\.png"):
+        load_retrieval_dataset(f"wds:{tmp_path}").image(1)
     _shard(tmp_path / "test" / "1.tar", {"s2.txt": b"caption without image"})
     with pytest.raises(DatasetError, match="s2 .* no image"):
         load_retrieval_dataset(f"wds:{tmp_path}")

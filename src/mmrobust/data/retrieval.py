@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from ..errors import DatasetError
-from .base import _resize_center_crop, load_image_file
+from .base import load_image_file
+from .image_decode import decode_image as safe_decode
 
 
 @dataclass(frozen=True)
@@ -34,19 +34,14 @@ class ImageSource:
 
 
 def decode_image(source: ImageSource, image_size: int | None) -> torch.Tensor:
-    """3 x S x S float pixels in [0, 1]; a bad image names itself in the error."""
+    """3 x S x S float pixels in [0, 1], through the safe decoder (size limit); a bad image names itself."""
     if source.path is not None:
         return load_image_file(source.path, image_size)
-    from PIL import Image, UnidentifiedImageError
-
+    buffer = io.BytesIO(source.data or b"")
     try:
-        with Image.open(io.BytesIO(source.data or b"")) as img:
-            img = img.convert("RGB")
-            if image_size is not None:
-                img = _resize_center_crop(img, image_size)
-            array = np.asarray(img, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DatasetError(f"corrupt image {source.name}: {exc}") from None
+        array = safe_decode(buffer, image_size)  # type: ignore[arg-type]  (Pillow reads file objects too)
+    except DatasetError as exc:
+        raise DatasetError(str(exc).replace(str(buffer), source.name)) from None
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
