@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 model=model_spec, dataset=dataset, data_root=args.data_root, split=split,
                 n_samples=args.n_eval_tin if tin else args.n_eval, batch_size=100, seed=args.seed,
                 templates="study", attacks=(args.tin_attacks if tin else "pgd,embed-sub,sep"), eps=args.eps / 255,
-                steps=args.eval_steps, sanity=False, resume=False, progress=False,
+                steps=args.eval_steps, sanity=False, resume=False, progress=False, ensemble="each",
                 output=str(out / f"eval_{name}_{dataset}.json"),
             ))
             timings[f"eval_{name}_{dataset}_s"] = round(time.perf_counter() - t, 1)

@@ -85,7 +85,7 @@ class _FlipTextAttack(EvalAttack):
             return BatchOutcome(correct=(self.classifier(images).argmax(1) == labels).cpu())
 
 
-def test_loop_groups_by_modality_and_runs_every_attack_on_every_batch():
+def test_loop_groups_by_modality_in_each_mode():
     from mmrobust.attacks.image.eval_attacks import make_pgd
     from mmrobust.attacks.options import PGDOptions
 
@@ -98,9 +98,14 @@ def test_loop_groups_by_modality_and_runs_every_attack_on_every_batch():
     state = EvalState(config_hash="x")
     prepare_attacks(attacks, ctx, state)
     indices = list(range(0, 60, 2))
-    run_attacks(ctx, attacks, ds, indices, 7, state)
+    run_attacks(ctx, attacks, ds, indices, 7, state, ensemble="each")
     assert len(state.attack_correct["pgd"]) == len(state.attack_correct["fake-text"]) == len(indices)
-    metrics, per_example = summarize(state, attacks, 10)
+    metrics, per_example = summarize(state, attacks, 10, "each")
+    clean = np.array(per_example["clean"])
+    for name in ("pgd", "fake-text"):  # every clean-correct image attacked, no other
+        assert metrics["attacks"][name]["n_attacked"] == clean.sum()
+    cascade_metrics, _ = summarize(state, attacks, 10, "cascade")  # the text attack came after PGD: not standalone
+    assert cascade_metrics["by_modality"]["text"] is None and "text" in cascade_metrics["by_modality"]["note"]
     labels = np.array(per_example["labels"])
     text = np.array(per_example["fake-text"])
     assert not text[(labels == 0) | (labels == 1)].any()  # swapped prompts break exactly those classes
@@ -125,6 +130,8 @@ def test_cli_attack_run_writes_a_report(runner, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["metrics"]["attacks"]["fgsm"]["n"] == 4 and report["threat_model"]["eps_255"] == 4
+    assert report["ensemble"]["mode"] == "cascade" and report["precision"] == "fp32"
+    assert "attacked" in result.output
     assert not (tmp_path / "r.json.state.json").exists()  # the state file goes once the report is written
 
 
@@ -151,6 +158,8 @@ def test_cli_attack_run_writes_a_report(runner, tmp_path):
     (["--logit-scale", "0"], "--logit-scale"),
     (["--seed", "-1"], "--seed"),
     (["--batch-size", "0"], "--batch-size"),
+    (["--attack", "pgd", "--eps", "4", "--ensemble", "all"], "--ensemble"),
+    (["--attack", "pgd", "--eps", "4", "--precision", "fp8"], "--precision"),
 ])
 def test_cli_bad_attack_input_is_one_error_line_and_no_report(runner, tmp_path, args, needle):
     out = tmp_path / "r.json"

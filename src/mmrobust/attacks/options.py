@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
+from ..utils.precision import PRECISIONS
 from .image.base import normalize_norm
 from .text.recipe_specs import RECIPE_NAMES, default_recipe
 
@@ -161,6 +162,7 @@ RULES: dict[str, Callable[[str, Any], Any]] = {
     "co_attack_weight": positive,
     "co_attack_text_goal": _choice(("embedding-kl", "embedding-cos", "pair-similarity")),
     "sga_scales": lambda name, value: _scales(name, value),
+    "precision": _choice(PRECISIONS),
 }
 
 #: fields whose CLI flag is not ``--`` + the name with dashes
@@ -194,6 +196,8 @@ class BudgetOptions(AttackOptions):
 
     norm: str = "Linf"
     eps: float | None = None
+    #: arithmetic of the attack's forward/backward (mmrobust.utils.precision); scoring stays fp32
+    precision: str = "fp32"
 
     def validated(self) -> "BudgetOptions":
         norm = normalize_norm(self.norm)

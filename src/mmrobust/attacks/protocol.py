@@ -72,9 +72,11 @@ class EvalAttack(ABC):
     """One named attack in an evaluation run.
 
     Lifecycle: ``prepare(ctx)`` once, then ``attack_batch(images, labels)`` per batch (in order, possibly
-    resumed mid-way after ``load_state_dict``), then ``describe()`` for the report. Before each batch the
-    loop calls :meth:`begin_batch` with the batch's position; attacks draw their randomness from
-    :meth:`batch_generator` so every batch is reproducible on its own (resume gives identical results).
+    resumed mid-way after ``load_state_dict``), then ``describe()`` for the report. The loop only passes the
+    images still worth attacking (clean-correct ones; in cascade mode, those no earlier attack broke), and
+    before each call it gives :meth:`begin_batch` their dataset indices; attacks key their randomness by
+    these (:meth:`batch_example_ids`, :class:`~mmrobust.attacks.image.streams.ExampleStreams`), so an
+    example's result depends neither on the batch size, nor on its neighbours, nor on a resume.
     """
 
     #: name as typed on the CLI ("pgd", "bert-attack", "co-attack", ...)
@@ -102,16 +104,21 @@ class EvalAttack(ABC):
         """Restore what :meth:`state_dict` saved (called after :meth:`prepare` on resume)."""
 
     # -------------------------------------------------------------- optional hooks (defaults suffice)
-    def begin_batch(self, position: int) -> None:
-        """Called by the loop before :meth:`attack_batch`; ``position`` = the batch's first index position."""
+    def begin_batch(self, position: int, example_ids: Sequence[int] | None = None) -> None:
+        """Called by the loop before :meth:`attack_batch`: the batch's first position and the dataset indices
+        of the images about to be attacked (in order)."""
         self.batch_position = int(position)
+        self.example_ids = None if example_ids is None else [int(i) for i in example_ids]
 
-    def batch_generator(self, device: torch.device | str = "cpu") -> torch.Generator:
-        """A generator seeded from (ctx.seed, current batch position, attack name): per-batch determinism."""
-        seed = getattr(getattr(self, "ctx", None), "seed", 0)
-        generator = torch.Generator(device=device)
-        generator.manual_seed(batch_seed(seed, getattr(self, "batch_position", 0), self.name))
-        return generator
+    def batch_example_ids(self, n: int) -> list[int]:
+        """The dataset indices of the ``n`` images of the current call (positions when the caller gave none)."""
+        ids = getattr(self, "example_ids", None)
+        if ids is None:
+            start = getattr(self, "batch_position", 0)
+            return list(range(start, start + n))
+        if len(ids) != n:
+            raise RuntimeError(f"attack {self.name} got {n} images but {len(ids)} example indices")
+        return list(ids)
 
     def threat_model(self) -> dict[str, Any] | None:
         """``{"norm": "Linf"|"L2", "eps": float}`` for attacks that perturb images (the loop then checks every

@@ -33,6 +33,12 @@ def eval_command(
         None, "--logit-scale", help="Fix the temperature (the study evaluates at 100); default: the model's."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ensemble: str = typer.Option(
+        "cascade", "--ensemble",
+        help="cascade: each attack only on images no earlier attack broke (as AutoAttack; per-attack numbers "
+             "cumulative); each: every attack on every clean-correct image (standalone numbers). Same worst case.",
+    ),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model's towers (off by default)."),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue an interrupted attack run from <output>.state.json."
     ),
@@ -55,7 +61,8 @@ def eval_command(
         model=model, dataset=dataset, data_root=data_root, split=split, n_samples=n_samples,
         batch_size=batch_size, device=device, seed=seed, templates=templates, output=output,
         logit_scale=logit_scale, progress=not quiet, attacks=attacks, resume=resume, sanity=not no_sanity,
-        classes=n_classes, task=task, source_model=source_model, **attack_values,
+        classes=n_classes, task=task, source_model=source_model, ensemble=ensemble, compile=compile_model,
+        **attack_values,
     )
     config.validate()
     if config.task == "classification":
@@ -70,9 +77,11 @@ def eval_command(
         f"(n={report['n_samples']}, seed={report['seed']}): clean accuracy "
         f"{100 * clean['accuracy']:.2f}% ± {100 * clean['std_error']:.2f}"
     )
+    if "ensemble" in report:
+        typer.echo(f"  ensemble {report['ensemble']['mode']}, precision {report['precision']}")
     for name, block in report["metrics"].get("attacks", {}).items():
         typer.echo(f"  {name:<12} robust accuracy {100 * block['accuracy']:.2f}%  "
-                   f"(success rate {100 * (block['attack_success_rate'] or 0):.1f}% of correct, {block['seconds']:.1f}s)")
+                   f"(attacked {block['n_attacked']}, broke {block['n_broken']}, {block['seconds']:.1f}s)")
     if "worst_case" in report["metrics"]:
         typer.echo(f"  worst case   robust accuracy {100 * report['metrics']['worst_case']['accuracy']:.2f}%")
         if report.get("unreliable"):

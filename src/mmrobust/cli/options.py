@@ -138,6 +138,9 @@ ATTACK = (
         None, "--text-goal-images", help="zero-shot-margin: clean images per class the attacker may look at (default 8).")),
     Shared("kl_text_weight", Optional[float], typer.Option(
         None, "--kl-text-weight", help="co-attack-kl: weight of the adversarial-text KL term (default 3, the study's).")),
+    Shared("precision", Optional[str], typer.Option(
+        None, "--precision", help="Image-attack arithmetic: fp32 (default), tf32 (CUDA; a no-op on CPU) or bf16 "
+                                  "autocast. Scoring stays fp32; a sanity check replays a subset in fp32.")),
 )
 
 

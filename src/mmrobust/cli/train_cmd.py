@@ -53,6 +53,10 @@ def train_command(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: best available)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output-dir from its last checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="Training attack and forward/backward arithmetic: fp32, tf32 (CUDA) or bf16 (AMP)."
+    ),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model's towers (off by default)."),
     **shared: Any,
 ) -> None:
     """Fine-tune a model with a defense and write a loadable checkpoint (OUTPUT_DIR/final) and a report."""
@@ -67,6 +71,7 @@ def train_command(
         n_train=n_train, shots=shots, n_eval=n_eval, eval_attack=eval_attack,
         eval_eps=None if eval_eps is None else parse_eps(eval_eps, "--eval-eps"), eval_steps=eval_steps,
         checkpoint_every_steps=checkpoint_every, seed=seed, device=device, resume=resume, progress=not quiet,
+        precision=precision, compile=compile_model,
     )
     report = train(config)
     if report.get("distributed", {}).get("world_size", 1) > 1 and "timings" not in report:

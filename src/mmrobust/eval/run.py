@@ -1,8 +1,8 @@
 """One evaluation run, as the CLI, the studies and the demo launch it: load, sample, score, report.
 
 Clean-only runs (no ``attacks``) behave as before. With ``attacks`` the run builds every attack from the
-registry, prepares them once, runs the robust loop (:mod:`.robust`, every attack on every batch, resumable
-via :mod:`.resume`), runs the sanity checks (:mod:`.sanity`) and writes one report.
+registry, prepares them once, runs the robust loop (:mod:`.robust`: only clean-correct images are attacked,
+by default each attack only on what earlier ones left standing; resumable via :mod:`.resume`), runs the sanity checks (:mod:`.sanity`) and writes one report.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..models import load_model
 from ..models.base import VisionLanguageModel
 from ..utils.device import resolve_device
 from ..utils.files import check_writable, output_lock
+from ..utils.precision import check_precision
 from ..utils.seeding import check_seed, seed_everything
 from .class_subset import select_classes
 from .classification import accuracy_summary, predict
@@ -31,7 +32,7 @@ from ..models.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_pr
 #: EvalConfig fields that are attack options (None = the attack's own default, see mmrobust.attacks.options)
 ATTACK_FIELDS = ("norm", "eps", "steps", "alpha", "restarts", "square_queries", "targeted", "target_classes",
                  "text_attack", "text_words", "text_candidates", "mlm", "text_goal", "text_goal_images",
-                 "text_chunk", "protect_classnames", "min_similarity", "kl_text_weight")
+                 "text_chunk", "protect_classnames", "min_similarity", "kl_text_weight", "precision")
 
 
 @dataclass
@@ -95,6 +96,12 @@ class EvalConfig:
     task: str = "classification"
     #: retrieval transfer: craft attacks on this model, score on ``model``
     source_model: str | None = None
+    #: "cascade" (each attack only on images no earlier attack broke, as AutoAttack) or "each" (standalone)
+    ensemble: str = "cascade"
+    #: arithmetic of the image attacks' forward/backward: fp32 (None = default), tf32 or bf16; scoring stays fp32
+    precision: str | None = None
+    #: torch.compile the model's towers (see mmrobust.utils.compile)
+    compile: bool = False
 
     def attack_values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ATTACK_FIELDS}
@@ -108,6 +115,9 @@ class EvalConfig:
     def validate(self) -> "EvalConfig":
         """The run-level options (attack options are validated by each attack's options class)."""
         check_run_options(self.batch_size, self.seed, self.n_samples, self.classes)
+        from .robust import check_ensemble
+
+        self.ensemble = check_ensemble(self.ensemble)
         task = str(self.task).lower()
         if task not in ("classification", "retrieval"):
             raise ConfigError(f"unknown --task {self.task!r}; use classification or retrieval")
@@ -224,6 +234,10 @@ def _evaluate(
         model = load_model(config.model, device=str(device))
     else:
         model = model.to(device).eval()
+    if config.compile:
+        from ..utils.compile import compile_towers
+
+        model = compile_towers(model)
     dataset = select_classes(load_dataset(config.dataset, config.data_root, config.split), config.classes, config.seed)
     templates = resolve_templates(config.templates, dataset.templates)
     indices = subsample_indices(len(dataset), config.n_samples, config.seed)
@@ -241,7 +255,13 @@ def _evaluate(
         seed=config.seed,
         batch_size=config.batch_size,
         device=str(device),
+        precision=check_precision(options.get("precision") or "fp32"),
     )
+    if attacks:
+        from ..utils.precision import precision_note
+
+        report["precision_note"] = precision_note(report["precision"], device)
+    report["compile"] = bool(config.compile)
     report["logit_scale"] = float(classifier.scale().detach())
     timings: dict[str, Any] = {"load_s": round(t_load - t0, 3), "encode_class_prompts_s": round(t_text - t_load, 3)}
 
@@ -289,7 +309,7 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
         "model": config.model, "weights": weights_fingerprint(model), "dataset": dataset.describe(),
         "templates": list(templates), "indices": indices_sha256(indices), "batch_size": config.batch_size,
         "seed": config.seed, "logit_scale": config.logit_scale, "attacks": names, "options": options,
-        "device": device.type,
+        "device": device.type, "ensemble": config.ensemble,
     })
     state_path = state_path_for(config.output) if config.output is not None else None
     state_file = StateFile(state_path, digest, enabled=config.resume)
@@ -301,10 +321,10 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     t_prep = time.perf_counter()
     prepare_attacks(attacks, ctx, state)
     t_loop = time.perf_counter()
-    run_attacks(ctx, attacks, dataset, indices, config.batch_size, state, state_file, after_batch)
+    run_attacks(ctx, attacks, dataset, indices, config.batch_size, state, state_file, after_batch, config.ensemble)
     t_done = time.perf_counter()
 
-    metrics, per_example = summarize(state, attacks, len(dataset.classes))
+    metrics, per_example = summarize(state, attacks, len(dataset.classes), config.ensemble)
     report["accuracy"] = metrics["clean"]["accuracy"]
     report["robust_accuracy"] = metrics["worst_case"]["accuracy"]
     report["metrics"] = metrics
@@ -317,6 +337,13 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
         if threat is not None else None
     )
     report["attack_options"] = {"preset": config.preset, **options}
+    report["ensemble"] = {
+        "mode": config.ensemble,
+        "order": names,
+        "note": ("each attack ran only on the images no earlier attack broke (per-attack numbers are cumulative)"
+                 if config.ensemble == "cascade" else "every attack ran on every clean-correct image (standalone)"),
+        "per_attack": {n: {k: metrics["attacks"][n][k] for k in ("n_attacked", "n_broken")} for n in names},
+    }
     report["resume"] = {"enabled": config.resume, "config_hash": digest,
                         "state_file": str(state_path) if state_path else None,
                         "resumed_from_position": resumed_from}

@@ -7,10 +7,14 @@ images outside the threat model, results that change with the batch size. Each c
 fails (the report gets ``unreliable: true`` and a loud warning on stderr) or is skipped with a reason —
 a run never claims a check it did not do.
 
-Checks from the main run's results: ``robust_le_clean`` (every attack), ``threat_model`` (every attack that
-returns images). Probe checks, only when image-perturbing (image or multimodal) attacks were requested, on the first ``n_probe`` evaluation
+Checks from the main run's results: ``threat_model`` (every attack that returns images). Robust accuracy
+cannot exceed clean accuracy by construction (only clean-correct images are attacked; an unattacked image
+counts as broken), so ``robust_le_clean`` is listed as skipped with that reason. Probe checks, only when
+image-perturbing (image or multimodal) attacks were requested, on the first ``n_probe`` evaluation
 examples: ``gradients``, ``steps_monotone``, ``eps_monotone``, ``large_eps``, ``square_vs_whitebox``
-(Linf only), ``batch_size``.
+(Linf only), ``batch_size`` (PGD without and with a random start: per-example streams make the outcome
+independent of the batch size), and ``precision`` when attacks ran below fp32 (a subset re-attacked in fp32
+must not be broken clearly more often).
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..attacks.protocol import AttackContext, EvalAttack, batch_seed
+from ..attacks.image.streams import ExampleStreams
+from ..attacks.protocol import AttackContext, EvalAttack
 from ..data.base import ImageClassificationDataset
+from ..utils.precision import precision_context
 from .classification import iterate_batches
 from .resume import EvalState
 
@@ -42,6 +48,8 @@ class SanityConfig:
     eps_factors: tuple[float, ...] = (0.5, 1.0, 2.0)
     probe_attack_steps: int = 10
     square_queries: int = 300
+    #: examples per attack re-attacked in fp32 when the run used a lower precision
+    n_precision: int = 16
     max_zero_gradient_fraction: float = 0.1
     large_eps_max_accuracy: float = 0.05
     slack_examples: int = 1
@@ -56,9 +64,10 @@ def _slack(n: int, config: SanityConfig) -> float:
 class _Probe:
     """The probe examples and the helpers that attack them deterministically."""
 
-    def __init__(self, ctx: AttackContext, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                 threat: dict[str, Any]) -> None:
+    def __init__(self, ctx: AttackContext, images: torch.Tensor, labels: torch.Tensor, example_ids: Sequence[int],
+                 batch_size: int, threat: dict[str, Any]) -> None:
         self.ctx, self.images, self.labels = ctx, images, labels
+        self.example_ids = [int(i) for i in example_ids]
         self.batch_size = max(1, min(batch_size, images.shape[0]))
         self.norm = threat["norm"]
         self.eps = float(threat["eps"])
@@ -72,12 +81,12 @@ class _Probe:
             return (self.ctx.classifier(images).argmax(dim=1) == labels).cpu()
 
     def attack_accuracy(self, make, salt: str, batch_size: int | None = None) -> tuple[float, torch.Tensor]:
-        """Accuracy (and per-example correctness) under ``make(generator)``, batch by batch."""
+        """Accuracy (and per-example correctness) under the attack ``make()``, batch by batch, each example with
+        its own random stream keyed by (seed, dataset index, salt)."""
         results = []
         for start, x, y in self._batches(batch_size or self.batch_size):
-            generator = torch.Generator()
-            generator.manual_seed(batch_seed(self.ctx.seed, start, "sanity:" + salt))
-            adv = make(generator)(x, y)
+            ids = self.example_ids[start : start + x.shape[0]]
+            adv = make()(x, y, streams=ExampleStreams.for_examples(self.ctx.seed, ids, "sanity:" + salt))
             results.append(self.correct(adv, y))
         correct = torch.cat(results)
         return float(correct.float().mean()), correct
@@ -87,8 +96,8 @@ class _Probe:
         from ..attacks.options import default_step_size
 
         alpha = alpha if alpha is not None else default_step_size(eps, self.norm)
-        return lambda gen: PGD(self.ctx.classifier, eps, alpha, steps, self.norm, random_start=random_start,
-                               generator=gen, track_best=True)
+        return lambda: PGD(self.ctx.classifier, eps, alpha, steps, self.norm, random_start=random_start,
+                           track_best=True)
 
     def zero_gradient_fraction(self) -> tuple[float, float]:
         """(fraction of examples whose CE input gradient is all zero, fraction non-finite)."""
@@ -139,15 +148,10 @@ def run_sanity_checks(
     checks: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     n = len(state.clean_correct)
-    clean_acc = sum(state.clean_correct) / max(n, 1)
 
     # ---- from the main run
-    checks["robust_le_clean"] = _check(
-        all(sum(state.attack_correct.get(a.name, [])) / max(n, 1) <= clean_acc + _slack(n, config) for a in attacks),
-        clean_accuracy=clean_acc,
-        attack_raw_accuracy={a.name: sum(state.attack_correct.get(a.name, [])) / max(n, 1) for a in attacks},
-        note="accuracy on attacked inputs must not exceed clean accuracy (slack: a few examples)",
-    )
+    skipped["robust_le_clean"] = ("holds by construction: only clean-correct images are attacked and an "
+                                  "unattacked image counts as not robust")
     if state.ball_checks:
         bad = {name: c for name, c in state.ball_checks.items() if c["n_out_of_box"] or c["n_outside_ball"]}
         checks["threat_model"] = _check(not bad, per_attack=dict(state.ball_checks),
@@ -161,8 +165,11 @@ def run_sanity_checks(
         for name in probe_names:
             skipped[name] = "no image-perturbing attack in this run (these checks probe pixel-space attacks)"
     else:
-        _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, checks, skipped,
-                      perturbing[0].threat_model())
+        with precision_context("fp32", ctx.device):  # the probes measure the attacks, not the arithmetic
+            _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, checks, skipped,
+                          perturbing[0].threat_model())
+    with precision_context("fp32", ctx.device):
+        _precision_check(ctx, attacks, state, dataset, indices, config, checks, skipped)
 
     failed = [name for name, c in checks.items() if not c["passed"]]
     return {
@@ -180,8 +187,9 @@ def run_sanity_checks(
 
 def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, checks, skipped, threat) -> None:
     n_probe = min(config.n_probe, len(indices))
-    batch = next(iterate_batches(dataset, list(indices)[:n_probe], n_probe, ctx.device))
-    probe = _Probe(ctx, batch.images, batch.labels, batch_size, threat)
+    probe_ids = list(indices)[:n_probe]
+    batch = next(iterate_batches(dataset, probe_ids, n_probe, ctx.device))
+    probe = _Probe(ctx, batch.images, batch.labels, probe_ids, batch_size, threat)
     eps, norm = probe.eps, probe.norm
     slack = _slack(n_probe, config)
 
@@ -216,11 +224,10 @@ def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, che
 
         wb_correct = torch.ones(n_probe, dtype=torch.bool)
         for attack in whitebox:
-            wb_correct &= torch.tensor(state.attack_correct[attack.name][:n_probe], dtype=torch.bool)
+            wb_correct &= torch.tensor([v is True for v in state.attack_correct[attack.name][:n_probe]])
         clean = torch.tensor(state.clean_correct[:n_probe], dtype=torch.bool)
         _, sq_correct = probe.attack_accuracy(
-            lambda gen: square_attack(ctx.classifier, eps, norm, n_queries=config.square_queries, generator=gen),
-            "square")
+            lambda: square_attack(ctx.classifier, eps, norm, n_queries=config.square_queries), "square")
         wb_acc = float((wb_correct & clean).float().mean())
         sq_acc = float((sq_correct & clean).float().mean())
         only_square = int((clean & wb_correct & ~sq_correct).sum())
@@ -235,11 +242,53 @@ def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, che
     if second == first:
         skipped["batch_size"] = "only one probe example"
     else:
-        deterministic = probe.pgd(eps, config.probe_attack_steps, random_start=False)
-        acc_a = probe.attack_accuracy(deterministic, "batch", first)[0]
-        acc_b = probe.attack_accuracy(deterministic, "batch", second)[0]
-        checks["batch_size"] = _check(abs(acc_a - acc_b) <= slack, batch_sizes=[first, second],
-                                      accuracy=[acc_a, acc_b], attack="PGD without random start")
+        results = {}
+        for label, random_start in (("PGD without random start", False), ("PGD with random start", True)):
+            attack = probe.pgd(eps, config.probe_attack_steps, random_start=random_start)
+            acc_a, correct_a = probe.attack_accuracy(attack, "batch", first)
+            acc_b, correct_b = probe.attack_accuracy(attack, "batch", second)
+            results[label] = {"accuracy": [acc_a, acc_b], "n_disagree": int((correct_a != correct_b).sum())}
+        checks["batch_size"] = _check(
+            all(abs(r["accuracy"][0] - r["accuracy"][1]) <= slack for r in results.values()),
+            batch_sizes=[first, second], attacks=results,
+            note="per-example random streams: an example's attack must not depend on its batch")
+
+
+def _precision_check(ctx, attacks, state, dataset, indices, config, checks, skipped) -> None:
+    """Re-attack up to ``n_precision`` examples per image attack in fp32 when the run used a lower precision.
+
+    The fp32 replay uses the same per-example streams as the run, so any difference comes from the arithmetic:
+    fp32 breaking clearly more images than the run's precision means low precision masked the attack.
+    """
+    low = [a for a in attacks if getattr(getattr(a, "options", a), "precision", "fp32") != "fp32"]
+    replayable = [a for a in low if hasattr(a, "adversarial")]
+    if not low:
+        skipped["precision"] = "attacks ran in fp32"
+        return
+    if not replayable:
+        skipped["precision"] = "no image attack to replay in fp32 (multimodal attacks are not replayed)"
+        return
+    precision = replayable[0].precision
+    per_attack, passed = {}, True
+    for attack in replayable:
+        outcomes = state.attack_correct.get(attack.name, [])
+        positions = [p for p, value in enumerate(outcomes) if value is not None][: config.n_precision]
+        if not positions:
+            per_attack[attack.name] = {"n": 0, "note": "no attacked example"}
+            continue
+        ids = [int(indices[p]) for p in positions]
+        batch = next(iterate_batches(dataset, ids, len(ids), ctx.device))
+        adv, _ = attack.adversarial(batch.images, batch.labels, ids, precision="fp32")
+        with torch.no_grad():
+            fp32_correct = (ctx.classifier(adv).argmax(dim=1) == batch.labels).cpu()
+        run_broken = sum(1 for p in positions if outcomes[p] is False)
+        fp32_broken = int((~fp32_correct).sum())
+        ok = fp32_broken <= run_broken + _slack(len(ids), config) * len(ids)
+        passed &= ok
+        per_attack[attack.name] = {"n": len(ids), "broken_in_run": run_broken, "broken_in_fp32": fp32_broken,
+                                   "passed": ok}
+    checks["precision"] = _check(passed, precision=precision, per_attack=per_attack,
+                                 note="fp32 replay (same random streams) must not break clearly more images")
 
 
 def warn_if_unreliable(sanity: dict[str, Any]) -> None:

@@ -148,7 +148,7 @@ def evaluate(
         model=spec, dataset=o.dataset, data_root=o.data_root, split=o.split, n_samples=ctx.n_eval_for(classes),
         batch_size=o.batch_size, device=o.device, seed=o.seed, templates=o.templates, output=str(report_path),
         progress=o.progress, attacks=names or None, sanity=o.sanity, resume=True, classes=classes,
-        **values_read_by(names, values),
+        ensemble="each", **values_read_by(names, values),
     ))
     return row_from_report(report, report_path)
 

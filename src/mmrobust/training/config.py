@@ -123,6 +123,10 @@ class TrainConfig:
     checkpoint_every_steps: int = 0
     keep_checkpoints: int = 1
     progress: bool = True
+    #: arithmetic of the training attack and of the forward/backward (AMP): fp32, tf32 or bf16
+    precision: str = "fp32"
+    #: torch.compile the model's towers (mmrobust.utils.compile)
+    compile: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ derived values
@@ -189,6 +193,9 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.checkpoint_every_steps < 0:
             raise ConfigError("--checkpoint-every must be >= 0 (0 = once per epoch)")
+        from ..utils.precision import check_precision
+
+        self.precision = check_precision(self.precision)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,7 +208,7 @@ class TrainConfig:
         return data
 
     #: options that may change between a run and its resumption (more epochs, another device, quieter)
-    RESUMABLE_CHANGES = ("epochs", "device", "resume", "progress", "output_dir", "keep_checkpoints")
+    RESUMABLE_CHANGES = ("epochs", "device", "resume", "progress", "output_dir", "keep_checkpoints", "compile")
 
     def differences(self, saved: dict[str, Any]) -> list[str]:
         """Options whose value differs from a saved run's config (ignoring those a resume may change)."""

@@ -33,7 +33,9 @@ from ..models.zeroshot import build_prompts
 from ..models import load_model, save_checkpoint
 from ..models.base import VisionLanguageModel
 from ..utils.environment import environment_versions
+from ..utils.compile import compile_towers
 from ..utils.files import atomic_write, output_lock, write_json_atomic
+from ..utils.precision import precision_context
 from ..utils.seeding import seed_everything
 from .batching import epoch_order, global_batches, shard, training_indices
 from .checkpointing import (
@@ -154,6 +156,8 @@ class Trainer:
                 param.requires_grad_(False)
         self.selection: TrainableSelection = select_trainable(base, cfg.train_mode, cfg.last_k, cfg.prompt_size)
         self.model: VisionLanguageModel = self.selection.model.eval()
+        if cfg.compile:
+            compile_towers(base)
         self.fingerprint = model_fingerprint(self.model)
         text_adversary = None
         # Built from the weights *before* a resume loads the checkpoint, like an uninterrupted run (the
@@ -270,7 +274,8 @@ class Trainer:
         adversarial = self.objective.adversarial_inputs(batch)
         # Phase boundary: nothing an attack left in .grad may reach the update.
         self.optimizer.zero_grad(set_to_none=True)
-        terms = self.objective.loss(batch, adversarial)
+        with precision_context(cfg.precision, self.dist.device):  # AMP: forward in the policy, backward outside
+            terms = self.objective.loss(batch, adversarial)
         where = (f"epoch {position.epoch + 1}, step {position.step_in_epoch + 1} (global step "
                  f"{position.global_step + 1}), batch of training images {local[:8]}{'...' if len(local) > 8 else ''}")
         finite = bool(torch.isfinite(terms.loss.detach()))

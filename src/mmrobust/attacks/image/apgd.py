@@ -31,6 +31,7 @@ from .base import (
     steepest_ascent,
 )
 from .losses import loss_name, resolve_loss
+from .streams import ExampleStreams
 
 
 def apgd_checkpoints(steps: int) -> list[int]:
@@ -69,8 +70,9 @@ class APGD(ImageAttack):
         momentum: float = 0.75,
         random_start: bool = True,
         generator: torch.Generator | None = None,
+        precision: str = "fp32",
     ) -> None:
-        super().__init__(classifier, eps, norm, targeted, generator)
+        super().__init__(classifier, eps, norm, targeted, generator, precision)
         self.steps = check_steps(steps)
         self.restarts = check_steps(restarts, "restarts")
         #: None = every other class of the task (APGD-T's targets; AutoAttack's 9 on 10-class CIFAR-10)
@@ -99,33 +101,38 @@ class APGD(ImageAttack):
         return out
 
     # ------------------------------------------------------------------ driver
-    def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
+             streams: ExampleStreams) -> torch.Tensor:
         n = images.shape[0]
         adv = images.clone()
         done = torch.zeros(n, dtype=torch.bool, device=images.device)  # successfully attacked
         filled = torch.zeros(n, dtype=torch.bool, device=images.device)  # adv holds some run's result
+        state = (adv, done, filled)
         if not self.targeted:
-            self._attempt(images, labels, None, False, adv, done, filled)
+            self._attempt(images, labels, None, False, state, streams, "untargeted")
         elif targets is not None:
-            self._attempt(images, labels, targets, True, adv, done, filled)
+            self._attempt(images, labels, targets, True, state, streams, "targets")
         else:
             with torch.no_grad():
                 ranked = self._logits(images).argsort(dim=1, descending=True)
             for rank in range(1, target_rank_limit(self.n_target_classes, ranked.shape[1]) + 1):
-                self._attempt(images, labels, ranked[:, rank], False, adv, done, filled)
+                self._attempt(images, labels, ranked[:, rank], False, state, streams, f"rank{rank}")
         return adv
 
-    def _attempt(self, images, labels, targets, hit_target, adv, done, filled) -> None:
-        """``restarts`` runs on the examples not yet ``done``, updating ``adv``/``done``/``filled`` in place.
+    def _attempt(self, images, labels, targets, hit_target, state, streams: ExampleStreams, run: str) -> None:
+        """``restarts`` runs on the examples not yet ``done``, updating ``state`` = (adv, done, filled) in place.
 
-        A success replaces the stored result; otherwise the first run's highest-loss iterate is kept.
+        A success replaces the stored result; otherwise the first run's highest-loss iterate is kept. Each run
+        starts from the examples' own streams under (``run``, restart), so no example depends on the others.
         """
-        for _ in range(self.restarts):
+        adv, done, filled = state
+        for restart in range(self.restarts):
             todo = (~done).nonzero().squeeze(1)
             if todo.numel() == 0:
                 return
             t = None if targets is None else targets[todo]
-            run_adv, success = self._one_run(images[todo], labels[todo], t, hit_target)
+            run_adv, success = self._one_run(images[todo], labels[todo], t, hit_target, streams.subset(todo),
+                                              (run, restart))
             take = success | ~filled[todo]
             adv[todo[take]] = run_adv[take]
             filled[todo] = True
@@ -145,50 +152,68 @@ class APGD(ImageAttack):
     def _step(self, images: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         return clip_to_box(images, project(delta, self.eps, self.norm))
 
-    def _one_run(self, images, labels, targets, hit_target):
-        n = images.shape[0]
+    def _one_run(self, images, labels, targets, hit_target, streams: ExampleStreams, label: tuple):
+        """One APGD run: (adversarial images, per-example success).
+
+        An example is retired as soon as it is misclassified (or hits its target): its result, the first such
+        iterate, is then fixed. Every quantity APGD keeps (step size, loss counters, best point, momentum) is
+        per example, so the examples still standing run exactly as they would with the retired ones present —
+        the same result at a fraction of the cost when many break early (AutoAttack keeps iterating on them).
+        """
         view = (-1,) + (1,) * (images.dim() - 1)
-        delta = random_start(images, self.eps, self.norm, self.generator) if self.random_start else torch.zeros_like(images)
+        if self.random_start:
+            delta = random_start(images, self.eps, self.norm, streams, *label)
+        else:
+            delta = torch.zeros_like(images)
         loss, grad, success = self._loss_and_grad(images, delta, labels, targets, hit_target)
-        found = torch.where(success.view(view), delta, torch.zeros_like(delta))
+        out = delta.clone()  # per example: the first successful iterate, else (filled at the end) the best one
         found_mask = success.clone()
-        best_delta, best_loss, best_grad = delta.clone(), loss.clone(), grad.clone()
-        step = torch.full((n,), 2.0 * self.eps, device=images.device)
-        prev_delta = delta.clone()
-        prev_loss = loss.clone()
-        increases = torch.zeros(n, device=images.device)
-        last_checkpoint, step_at_checkpoint, best_at_checkpoint = 0, step.clone(), best_loss.clone()
-        checkpoints = set(self.checkpoints)
+        rows = (~success).nonzero().squeeze(1)
+        s = {"images": images, "labels": labels, "delta": delta, "loss": loss, "grad": grad}
+        if targets is not None:
+            s["targets"] = targets
+        s = {key: value[rows] for key, value in s.items()}
+        s.update(best_delta=s["delta"].clone(), best_loss=s["loss"].clone(), best_grad=s["grad"].clone(),
+                 prev_delta=s["delta"].clone(), prev_loss=s["loss"].clone(),
+                 step=torch.full((rows.numel(),), 2.0 * self.eps, device=images.device),
+                 increases=torch.zeros(rows.numel(), device=images.device))
+        s.update(step_at_checkpoint=s["step"].clone(), best_at_checkpoint=s["best_loss"].clone())
+        last_checkpoint, checkpoints = 0, set(self.checkpoints)
         for k in range(self.steps):
+            if rows.numel() == 0:
+                break
             with torch.no_grad():
-                z = self._step(images, delta + step.view(view) * steepest_ascent(grad, self.norm))
-                if k == 0:
-                    new_delta = z
-                else:
+                delta = s["delta"]
+                z = self._step(s["images"], delta + s["step"].view(view) * steepest_ascent(s["grad"], self.norm))
+                if k > 0:
                     a = self.momentum
-                    new_delta = self._step(images, delta + a * (z - delta) + (1 - a) * (delta - prev_delta))
-                prev_delta, delta = delta, new_delta
-            loss, grad, success = self._loss_and_grad(images, delta, labels, targets, hit_target)
+                    z = self._step(s["images"], delta + a * (z - delta) + (1 - a) * (delta - s["prev_delta"]))
+                s["prev_delta"], s["delta"] = delta, z
+            loss, grad, success = self._loss_and_grad(s["images"], s["delta"], s["labels"], s.get("targets"),
+                                                      hit_target)
             with torch.no_grad():
-                newly = success & ~found_mask
-                found[newly] = delta[newly]
-                found_mask |= newly
-                increases += (loss > prev_loss).float()
-                prev_loss = loss
-                improved = loss > best_loss
-                best_delta[improved] = delta[improved]
-                best_grad[improved] = grad[improved]
-                best_loss = torch.where(improved, loss, best_loss)
+                out[rows[success]] = s["delta"][success]  # before a checkpoint may move the iterate
+                found_mask[rows[success]] = True
+                s["grad"] = grad
+                s["increases"] += (loss > s["prev_loss"]).float()
+                s["prev_loss"] = loss
+                improved = loss > s["best_loss"]
+                s["best_delta"][improved] = s["delta"][improved]
+                s["best_grad"][improved] = grad[improved]
+                s["best_loss"] = torch.where(improved, loss, s["best_loss"])
                 if (k + 1) in checkpoints:
-                    span = (k + 1) - last_checkpoint
-                    oscillating = increases < self.rho * span
-                    stalled = (step == step_at_checkpoint) & (best_loss == best_at_checkpoint)
+                    oscillating = s["increases"] < self.rho * ((k + 1) - last_checkpoint)
+                    stalled = (s["step"] == s["step_at_checkpoint"]) & (s["best_loss"] == s["best_at_checkpoint"])
                     reduce = oscillating | stalled
-                    step_at_checkpoint, best_at_checkpoint = step.clone(), best_loss.clone()
-                    step = torch.where(reduce, step / 2, step)
-                    delta[reduce] = best_delta[reduce]
-                    grad[reduce] = best_grad[reduce]
-                    increases.zero_()
+                    s["step_at_checkpoint"], s["best_at_checkpoint"] = s["step"].clone(), s["best_loss"].clone()
+                    s["step"] = torch.where(reduce, s["step"] / 2, s["step"])
+                    s["delta"][reduce] = s["best_delta"][reduce]
+                    s["grad"][reduce] = s["best_grad"][reduce]
+                    s["increases"].zero_()
                     last_checkpoint = k + 1
-        out = torch.where(found_mask.view(view), found, best_delta)
+                if success.any():  # retire the examples that just broke
+                    keep = ~success
+                    s = {key: value[keep] for key, value in s.items()}
+                    rows = rows[keep]
+        out[rows] = s["best_delta"]
         return (images + out).detach(), found_mask

@@ -7,9 +7,12 @@ Design choices, each for a reason:
   inside PGD during training and silently adds ten extra gradient terms to the training step.)
 * The model is put in eval mode for the attack and every submodule's previous mode is restored afterwards
   (restoring only the top-level flag would lose deliberately frozen submodules).
-* Attacks run in fp32 with autocast disabled: low-precision gradients mask attacks.
-* All randomness comes from a ``torch.Generator`` (CPU generators are fine on any device), so an evaluation
-  batch can be replayed exactly on resume.
+* Attacks run in fp32 with autocast disabled by default: low-precision gradients can mask attacks. A lower
+  ``precision`` (tf32, bf16; :mod:`mmrobust.utils.precision`) is a measured opt-in, and evaluation re-checks
+  a subset in fp32 (sanity check ``precision``).
+* All randomness comes from per-example streams (:mod:`.streams`) keyed by the example, so an example's
+  attack is the same whatever its batch, and an evaluation batch replays exactly on resume. Direct API
+  calls without streams draw the keys from ``generator``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError, NumericalError
+from ...utils.precision import check_precision, precision_context
+from .streams import ExampleStreams
 
 NORMS = {"linf": "Linf", "inf": "Linf", "l_inf": "Linf", "l2": "L2"}
 
@@ -96,16 +101,6 @@ def eval_mode(model: Any) -> Iterator[None]:
             module.training = training
 
 
-def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
-    """Disable autocast around the attack so forward and gradients stay in fp32."""
-    if device.type in ("cuda", "cpu", "mps", "xpu"):
-        try:
-            return torch.autocast(device_type=device.type, enabled=False)
-        except RuntimeError:  # a backend without autocast support
-            pass
-    return contextlib.nullcontext()
-
-
 def per_example_norm(x: torch.Tensor, norm: str) -> torch.Tensor:
     flat = x.flatten(1)
     return flat.abs().amax(dim=1) if norm == "Linf" else flat.norm(p=2, dim=1)
@@ -140,26 +135,18 @@ def steepest_ascent(grad: torch.Tensor, norm: str) -> torch.Tensor:
     return grad / _view(per_example_norm(grad, "L2").clamp_min(1e-12), grad)
 
 
-def random_uniform(shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
-    """U[0, 1) noise drawn from ``generator`` (whatever its device), returned on ``like``'s device."""
-    gen_device = generator.device if generator is not None else like.device
-    noise = torch.rand(shape, generator=generator, device=gen_device, dtype=torch.float32)
-    return noise.to(like.device)
+def random_start(images: torch.Tensor, eps: float, norm: str, streams: ExampleStreams, *label: object) -> torch.Tensor:
+    """A random perturbation in the eps-ball (uniform per coordinate for Linf, uniform radius for L2).
 
-
-def random_normal(shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
-    gen_device = generator.device if generator is not None else like.device
-    return torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32).to(like.device)
-
-
-def random_start(images: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
-    """A random perturbation in the eps-ball (uniform per coordinate for Linf, uniform radius for L2)."""
+    Drawn from each example's own stream under ``("start", *label)`` (e.g. the restart number).
+    """
+    shape, device = tuple(images.shape[1:]), images.device
     if norm == "Linf":
-        delta = (2 * random_uniform(tuple(images.shape), generator, images) - 1) * eps
+        delta = (2 * streams.uniform(shape, "start", *label, device=device) - 1) * eps
     else:
-        direction = random_normal(tuple(images.shape), generator, images)
+        direction = streams.normal(shape, "start", *label, device=device)
         direction = direction / _view(per_example_norm(direction, "L2").clamp_min(1e-12), direction)
-        radius = random_uniform((images.shape[0],), generator, images) * eps
+        radius = streams.uniform((), "start-radius", *label, device=device) * eps
         delta = direction * _view(radius, direction)
     return clip_to_box(images, delta)
 
@@ -178,6 +165,10 @@ class ImageAttack:
     fixed, so the text side is never re-encoded per step). In targeted mode ``attack(images, labels,
     targets)`` pushes towards ``targets``; without them each attack picks its own (PGD: the highest-scoring
     wrong class).
+
+    Randomness: ``attack(..., streams=ExampleStreams)`` gives each example its own stream (evaluation keys
+    them by dataset index); without ``streams`` the keys are drawn from ``generator`` (or the global RNG).
+    ``precision`` ("fp32" default, "tf32", "bf16") sets the arithmetic of the attack's forward/backward.
     """
 
     def __init__(
@@ -187,6 +178,7 @@ class ImageAttack:
         norm: str = "Linf",
         targeted: bool = False,
         generator: torch.Generator | None = None,
+        precision: str = "fp32",
     ) -> None:
         if not callable(classifier):
             raise ConfigError("the attacked classifier must be callable: images -> logits")
@@ -195,29 +187,38 @@ class ImageAttack:
         self.eps = check_eps(eps, self.norm)
         self.targeted = bool(targeted)
         self.generator = generator
+        self.precision = check_precision(precision)
 
     # ------------------------------------------------------------------ public
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        return self.attack(images, labels, targets)
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None,
+                 streams: ExampleStreams | None = None) -> torch.Tensor:
+        return self.attack(images, labels, targets, streams)
 
-    def attack(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+    def attack(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None,
+               streams: ExampleStreams | None = None) -> torch.Tensor:
         """Adversarial images: detached, same shape, in [0, 1], within the eps-ball around ``images``."""
         check_images(images, labels)
+        if streams is None:
+            streams = ExampleStreams.from_generator(images.shape[0], self.generator)
+        elif len(streams) != images.shape[0]:
+            raise ConfigError(f"{len(streams)} random streams for {images.shape[0]} images")
         device = model_device(self.classifier, images.device)
         clean = images.detach().to(device=device, dtype=torch.float32)
         labels = labels.detach().to(device=device, dtype=torch.long)
         if targets is not None:
             targets = targets.detach().to(device=device, dtype=torch.long)
-        with eval_mode(self.classifier), full_precision(device), torch.enable_grad():
-            adv = self._run(clean, labels, targets)
+        with eval_mode(self.classifier), precision_context(self.precision, device), torch.enable_grad():
+            adv = self._run(clean, labels, targets, streams)
         adv = (clean + project(adv - clean, self.eps, self.norm)).clamp(0.0, 1.0)  # exact guarantee
         return adv.detach().to(images.device, images.dtype)
 
     def describe(self) -> dict[str, Any]:
-        return {"attack": type(self).__name__, "norm": self.norm, "eps": self.eps, "targeted": self.targeted}
+        return {"attack": type(self).__name__, "norm": self.norm, "eps": self.eps, "targeted": self.targeted,
+                "precision": self.precision}
 
     # ------------------------------------------------------------------ helpers for subclasses
-    def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
+             streams: ExampleStreams) -> torch.Tensor:
         raise NotImplementedError
 
     def _logits(self, images: torch.Tensor) -> torch.Tensor:

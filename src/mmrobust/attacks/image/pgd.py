@@ -22,6 +22,7 @@ from .base import (
     steepest_ascent,
 )
 from .losses import loss_name, resolve_loss
+from .streams import ExampleStreams
 
 
 class PGD(ImageAttack):
@@ -47,8 +48,9 @@ class PGD(ImageAttack):
         loss: str | Callable = "ce",
         generator: torch.Generator | None = None,
         track_best: bool = False,
+        precision: str = "fp32",
     ) -> None:
-        super().__init__(classifier, eps, norm, targeted, generator)
+        super().__init__(classifier, eps, norm, targeted, generator, precision)
         self.alpha = check_positive("alpha", alpha)
         self.steps = check_steps(steps)
         self.restarts = check_steps(restarts, "restarts")
@@ -68,7 +70,8 @@ class PGD(ImageAttack):
             "track_best": self.track_best,
         }
 
-    def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
+             streams: ExampleStreams) -> torch.Tensor:
         targets = self._resolve_targets(images, labels, targets)
         best = images.clone()
         done = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
@@ -79,7 +82,7 @@ class PGD(ImageAttack):
             x = images if todo is None else images[todo]
             y = labels if todo is None else labels[todo]
             t = None if targets is None else (targets if todo is None else targets[todo])
-            adv, success = self._one_run(x, y, t)
+            adv, success = self._one_run(x, y, t, streams if todo is None else streams.subset(todo), restart)
             if todo is None:
                 best, done = adv, success
             else:
@@ -89,11 +92,12 @@ class PGD(ImageAttack):
         return best
 
     def _one_run(
-        self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None
+        self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None, streams: ExampleStreams,
+        restart: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One PGD run from one start: (adversarial images, per-example success)."""
+        """One PGD run from one start (restart number ``restart``): (adversarial images, per-example success)."""
         if self.random_start:
-            delta = random_start(images, self.eps, self.norm, self.generator)
+            delta = random_start(images, self.eps, self.norm, streams, restart)
         else:
             delta = torch.zeros_like(images)
         found = images.clone()
@@ -132,6 +136,7 @@ class FGSM(PGD):
         targeted: bool = False,
         loss: str | Callable = "ce",
         generator: torch.Generator | None = None,
+        precision: str = "fp32",
     ) -> None:
         super().__init__(classifier, eps, alpha=eps, steps=1, norm=norm, random_start=False, restarts=1,
-                         targeted=targeted, loss=loss, generator=generator)
+                         targeted=targeted, loss=loss, generator=generator, precision=precision)

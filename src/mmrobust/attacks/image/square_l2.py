@@ -14,8 +14,8 @@ import math
 
 import torch
 
-from .base import random_uniform
-from .square import Square, square_fraction
+from .square import Square, square_fraction, window_mask
+from .streams import ExampleStreams
 
 
 def pseudo_gaussian(rows: int, cols: int) -> torch.Tensor:
@@ -46,43 +46,56 @@ class SquareL2(Square):
         if self.norm != "L2":
             raise ValueError("SquareL2 is the L2 attack; use Square for linf")
 
-    def _sign(self, n: int, c: int, like: torch.Tensor) -> torch.Tensor:
-        return self._random_sign((n, c, 1, 1), like)
-
     def _onto_sphere(self, images: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
         return (images + delta / norms * self.eps).clamp(0, 1)
 
-    def _initial(self, images: torch.Tensor) -> torch.Tensor:
-        """A grid of random-sign blobs of side h/5 (the paper's initialisation), on the eps-sphere."""
-        n, c, h, w = images.shape
+    def _initial(self, images: torch.Tensor, streams: ExampleStreams, restart: int) -> torch.Tensor:
+        """A grid of random-sign blobs of side h/5 (the paper's initialisation), on the eps-sphere; the signs of
+        each example come from its own stream."""
+        _, c, h, w = images.shape
         side = max(h // 5, 1)
+        rows, cols = h // side, w // side
+        signs = torch.where(streams.uniform((rows, cols, c), "l2-init", restart, device=images.device) < 0.5,
+                            -1.0, 1.0)
         delta = torch.zeros_like(images)
-        top0, left0 = (h - side * (h // side)) // 2, (w - side * (w // side)) // 2
+        top0, left0 = (h - side * rows) // 2, (w - side * cols) // 2
         blob = square_blob(side, False).to(images)
-        for i in range(h // side):
-            for j in range(w // side):
+        for i in range(rows):
+            for j in range(cols):
                 top, left = top0 + i * side, left0 + j * side
-                delta[:, :, top : top + side, left : left + side] += blob * self._sign(n, c, images)
+                delta[:, :, top : top + side, left : left + side] += blob * signs[:, i, j, :, None, None]
         return self._onto_sphere(images, delta)
 
-    def _propose(self, images: torch.Tensor, adv: torch.Tensor, iteration: int) -> torch.Tensor:
-        """Empty window 2, put a fresh blob in window 1 with the mass of both plus the unused budget."""
+    def _propose(self, images: torch.Tensor, adv: torch.Tensor, iteration: int, streams: ExampleStreams,
+                 restart: int) -> torch.Tensor:
+        """Empty window 2, put a fresh blob in window 1 with the mass of both plus the unused budget; windows,
+        blob orientation and signs drawn per example from its own stream (vectorised over examples)."""
         n, c, h, w = images.shape
         side = max(int(round(math.sqrt(square_fraction(self.p_init, iteration, self.n_queries) * h * w))), 3)
         side = min(side + (side % 2 == 0), h, w)
-        (t1, l1), (t2, l2) = [(self._randint(h - side, images), self._randint(w - side, images)) for _ in range(2)]
+        u = streams.uniform((5 + c,), "l2-window", restart, iteration, device=images.device)
+        top1, left1 = (u[:, 0] * (h - side)).long(), (u[:, 1] * (w - side)).long()
+        mask1, mask2 = window_mask(u[:, 0], u[:, 1], side, h, w), window_mask(u[:, 2], u[:, 3], side, h, w)
+        signs = torch.where(u[:, 5:] < 0.5, -1.0, 1.0)[:, :, None, None]
         delta = adv - images
-        win1 = (slice(None), slice(None), slice(t1, t1 + side), slice(l1, l1 + side))
-        win2 = (slice(None), slice(None), slice(t2, t2 + side), slice(l2, l2 + side))
-        both = torch.zeros_like(delta)
-        both[win1], both[win2] = 1.0, 1.0
+        both = (mask1 | mask2)[:, None].to(delta.dtype)
         in_windows = (delta * both).pow(2).sum(dim=(2, 3), keepdim=True)  # per channel
         unused = (self.eps ** 2 - delta.pow(2).sum(dim=(1, 2, 3), keepdim=True)).clamp_min(0) / c
-        old = delta[win1] / delta[win1].pow(2).sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-10)
-        transpose = bool(random_uniform((1,), self.generator, images).item() > 0.5)
-        update = square_blob(side, transpose).to(images) * self._sign(n, c, images) + old
+        index = _window_index(top1, left1, side)
+        old = delta.permute(0, 2, 3, 1)[index].permute(0, 3, 1, 2)
+        old = old / old.pow(2).sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-10)
+        blob = square_blob(side, False).to(images)
+        shape = torch.where((u[:, 4] > 0.5)[:, None, None, None], blob.t(), blob)
+        update = shape * signs + old
         update = update / update.pow(2).sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-12)
-        delta[win2] = 0.0
-        delta[win1] = update * (unused + in_windows).sqrt()
+        delta = delta * (~mask2)[:, None]
+        delta.permute(0, 2, 3, 1)[index] = (update * (unused + in_windows).sqrt()).permute(0, 2, 3, 1)
         return self._onto_sphere(images, delta)
+
+
+def _window_index(top: torch.Tensor, left: torch.Tensor, side: int) -> tuple[torch.Tensor, ...]:
+    """Advanced-indexing tuple selecting each example's ``side`` x ``side`` window of an N x H x W x C tensor."""
+    offsets = torch.arange(side, device=top.device)
+    examples = torch.arange(top.shape[0], device=top.device)[:, None, None]
+    return examples, (top[:, None] + offsets)[:, :, None], (left[:, None] + offsets)[:, None, :]

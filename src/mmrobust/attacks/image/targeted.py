@@ -14,6 +14,7 @@ import torch
 
 from .apgd import target_rank_limit
 from .base import ImageAttack
+from .streams import ExampleStreams
 
 
 class EachTarget(ImageAttack):
@@ -24,8 +25,8 @@ class EachTarget(ImageAttack):
     """
 
     def __init__(self, make: Callable[[], ImageAttack], classifier: Any, eps: float, norm: str,
-                 target_classes: int | None, generator: torch.Generator | None = None) -> None:
-        super().__init__(classifier, eps, norm, True, generator)
+                 target_classes: int | None, generator: torch.Generator | None = None, precision: str = "fp32") -> None:
+        super().__init__(classifier, eps, norm, True, generator, precision)
         self.make = make
         self.target_classes = target_classes
         self.queries_used = 0.0
@@ -35,7 +36,8 @@ class EachTarget(ImageAttack):
         return {**inner, "targets": "each of the highest-scoring wrong classes in turn (APGD-T's scheme)",
                 "target_classes": self.target_classes if self.target_classes is not None else "all other classes"}
 
-    def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
+             streams: ExampleStreams) -> torch.Tensor:
         with torch.no_grad():
             ranked = self._logits(images).argsort(dim=1, descending=True)
         adv = images.clone()
@@ -46,7 +48,8 @@ class EachTarget(ImageAttack):
             if todo.numel() == 0:
                 break
             attack = self.make()
-            run_adv = attack._run(images[todo], labels[todo], ranked[todo, rank] if targets is None else targets[todo])
+            run_adv = attack._run(images[todo], labels[todo], ranked[todo, rank] if targets is None else targets[todo],
+                                  streams.derive("target", rank).subset(todo))
             queries += float(getattr(attack, "queries_used", 0.0)) * todo.numel()
             with torch.no_grad():
                 fooled = self._logits(run_adv).argmax(dim=1) != labels[todo]

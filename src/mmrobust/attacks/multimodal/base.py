@@ -21,6 +21,7 @@ from ...models.zeroshot import check_finite_logits
 from ...models.zeroshot import ZeroShotClassifier
 from ..image.eval_attacks import threat_model_description
 from ..image.pgd import PGD
+from ..image.streams import ExampleStreams
 from ..protocol import AttackContext, BatchOutcome, EvalAttack
 from ..text.prompt_attack import ClassPromptAttack
 from ..options import MultimodalOptions
@@ -51,8 +52,12 @@ class MultimodalEvalAttack(EvalAttack):
         """The adversarial images of one batch (PGD on the cross-entropy of :meth:`pgd_target`)."""
         o = self.options
         pgd = PGD(self.pgd_target(), o.eps, o.alpha, o.steps, o.norm, random_start=True,
-                  restarts=o.restarts, loss="ce", generator=self.batch_generator(), track_best=self.track_best)
-        return pgd(images, labels)
+                  restarts=o.restarts, loss="ce", track_best=self.track_best, precision=o.precision)
+        return pgd(images, labels, streams=self.example_streams(images.shape[0]))
+
+    def example_streams(self, n: int) -> ExampleStreams:
+        """Random streams of the ``n`` images of this call, keyed by (seed, dataset index, attack name)."""
+        return ExampleStreams.for_examples(self.ctx.seed, self.batch_example_ids(n), self.name)
 
     def attack_batch(self, images: torch.Tensor, labels: torch.Tensor) -> BatchOutcome:
         adv = self.perturb_images(images, labels)
@@ -67,7 +72,7 @@ class MultimodalEvalAttack(EvalAttack):
             "name": self.name,
             "modality": self.modality,
             **threat_model_description(o.norm, o.eps),
-            "steps": o.steps, "alpha": o.alpha, "restarts": o.restarts,
+            "steps": o.steps, "alpha": o.alpha, "restarts": o.restarts, "precision": o.precision,
             "pgd_against": self.pgd_against,
             **self.prompt_attack.describe(),
         }

@@ -72,9 +72,8 @@ class EmbeddingKLCoAttack(MultimodalEvalAttack):
         with torch.no_grad():
             clean = embed(images.to(self.ctx.device)).detach()
         pgd = PGD(embed, o.eps, o.alpha, o.steps, o.norm, random_start=True, restarts=1,
-                  loss=mode4_objective(clean, text, self.text_weight), generator=self.batch_generator(),
-                  track_best=False)
-        return pgd(images, labels)
+                  loss=mode4_objective(clean, text, self.text_weight), track_best=False, precision=o.precision)
+        return pgd(images, labels, streams=self.example_streams(images.shape[0]))
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "kl_text_weight": self.text_weight}

@@ -116,7 +116,7 @@ class Objective(ABC):
     def pgd(self, classifier: Any, generator: torch.Generator | None, loss: Any = "ce") -> PGD:
         cfg = self.config
         return PGD(classifier, eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, norm="Linf",
-                   random_start=cfg.attack_random_start, loss=loss, generator=generator)
+                   random_start=cfg.attack_random_start, loss=loss, generator=generator, precision=cfg.precision)
 
     def adversarial_images(self, batch: TrainBatch) -> torch.Tensor:
         """PGD maximising zero-shot CE against all class prompts (TeCoA's and MMCoA's training attack)."""
