@@ -114,6 +114,9 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("eval-n-classes-1", EVAL + " --n-classes 1", None, ()),
     ("eval-n-classes-huge", EVAL + " --n-classes 1000", None, ()),
     ("eval-seed-neg", EVAL + " --seed -1", None, ()),
+    ("eval-ensemble-bad", EVAL + " -a pgd --ensemble all", None, ()),
+    ("eval-precision-bad", EVAL + " -a pgd --precision fp8", None, ()),
+    ("eval-precision-text-only", EVAL + " -a embed-sub --precision bf16", None, ()),
     ("eval-seed-huge", EVAL + " --seed 99999999999999999999", None, ()),
     ("eval-device", EVAL + " --device nope", None, ()),
     ("eval-device-absent", EVAL + " --device cuda:7", None, ()),
@@ -177,6 +180,7 @@ CASES: list[tuple[str, str, Callable[[Path], None] | None, tuple]] = [
     ("resume-future-version", RESUMED, _resume_state(_set(state_version=99)), ()),
     # train
     ("train-epochs-0", TRAIN + " --epochs 0", None, ()),
+    ("train-precision-bad", TRAIN + " --precision half", None, ()),
     ("train-batch-size-0", TRAIN + " -b 0", None, ()),
     ("train-lr-nan", TRAIN + " --lr nan", None, ()),
     ("train-weight-decay-neg", TRAIN + " --weight-decay -1", None, ()),
