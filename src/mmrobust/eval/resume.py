@@ -100,8 +100,11 @@ def _problem(state: EvalState, n_total: int, batch_size: int, attack_names: list
         return "attack_correct names attacks this run does not have"
     for name in attack_names:
         values = state.attack_correct.get(name, [])
-        if not isinstance(values, list) or len(values) != p or not all(isinstance(v, bool) for v in values):
-            return f"attack_correct[{name!r}] is not {p} booleans"
+        if not isinstance(values, list) or len(values) != p or \
+                not all(v is None or isinstance(v, bool) for v in values):
+            return f"attack_correct[{name!r}] is not {p} booleans or nulls (null = not attacked)"
+        if any(v is not None and not c for v, c in zip(values, state.clean_correct)):
+            return f"attack_correct[{name!r}] has results for images that were misclassified clean (never attacked)"
     for field_name in ("attack_extra", "ball_checks"):
         block = getattr(state, field_name)
         if not isinstance(block, dict) or not all(
