@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...models.base import VisionLanguageModel
-from ..image.base import random_normal
 from .base import RetrievalAttack, RetrievalBatch, RetrievalOutcome, batch_owner, encode_captions, flatten
 from .embedding_pgd import embedding_pgd
 from .multimodal import MultimodalRetrievalAttack
@@ -53,7 +52,8 @@ class ScaledEmbedder(nn.Module):
         size = images.shape[-2:]
         out = [images]
         for scale in self.scales:
-            noisy = images + NOISE_STD * random_normal(tuple(images.shape), self.generator, images)
+            noise = torch.randn(tuple(images.shape), generator=self.generator, device=self.generator.device)
+            noisy = images + NOISE_STD * noise.to(images.device)
             shape = (max(1, int(scale * size[0])), max(1, int(scale * size[1])))
             scaled = F.interpolate(noisy, size=shape, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
             out.append(F.interpolate(scaled, size=tuple(size), mode="bicubic", align_corners=False))
