@@ -101,6 +101,13 @@ def _imagefolder(root):
         Image.new("RGB", (8, 8), (200, 10, 10)).save(root / "test" / name / "a.png")
 
 
+def _wds(root):
+    from mmrobust.data import load_dataset
+    from mmrobust.data.wds_writer import write_wds
+
+    write_wds(load_dataset("digits"), root, indices=[0, 1, 2])
+
+
 #: dataset name -> fixture writer(root); a new dataset spec adds its fixture here (the test below insists)
 FIXTURES = {
     "digits": None,  # ships with scikit-learn
@@ -108,6 +115,7 @@ FIXTURES = {
     "cifar100": _cifar100,
     "tinyimagenet": lambda root: __import__("test_data")._write_tiny_imagenet(root),
     "imagefolder": _imagefolder,
+    "wds:": _wds,  # wds:PATH with an empty PATH reads the data root itself
 }
 
 

@@ -22,6 +22,7 @@ from .image_folder import load_image_folder
 from .retrieval_karpathy import load_coco, load_flickr30k
 from .tiny_imagenet import load_tiny_imagenet
 from .torchvision_datasets import TORCHVISION_DATASETS, make_torchvision_loader
+from .wds import load_wds
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -43,6 +44,7 @@ SPECS: tuple[DatasetSpec, ...] = (
                 "Flickr30k, Karpathy split (dataset_flickr30k.json + flickr30k-images/); test = 1k", task="retrieval"),
     DatasetSpec("coco", load_coco, "test", "MSCOCO captions, Karpathy split (dataset_coco.json + val2014/); test = 5k",
                 task="retrieval"),
+    DatasetSpec("wds:", load_wds, "test", "CLIP_benchmark webdataset: wds:FOLDER, or a hub id wds:OWNER/NAME"),
 ) + tuple(
     DatasetSpec(name, make_torchvision_loader(name), "test" if "test" in info.splits else next(iter(info.splits)),
                 f"torchvision {info.cls} (needs a working torchvision)")
@@ -57,6 +59,9 @@ def load_dataset(
     name: str, root: str | Path | None = None, split: str | None = None, **kwargs: Any
 ) -> ImageClassificationDataset:
     """Load ``name`` (see :data:`DATASETS`); ``split=None`` takes the dataset's evaluation split."""
+    for spec in SPECS:  # prefix specs (``wds:PATH``): the loader gets PATH
+        if spec.name.endswith(":") and name.startswith(spec.name):
+            return spec.loader(root, split or spec.default_split, path=name[len(spec.name):], **kwargs)
     key = name.lower().replace("-", "_") if name.lower().replace("-", "_") in DATASETS else name.lower()
     if key not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.base import ImageClassificationDataset
+from ..data.loader import iterate_index_batches
 from ..models.zeroshot import check_finite_logits
 
 
@@ -33,18 +34,21 @@ def iterate_batches(
     device: torch.device | str,
     start_position: int = 0,
     progress: str | None = None,
+    workers: int | None = None,
 ) -> Iterator[Batch]:
-    """Yield batches of ``dataset[indices]`` in order, from ``start_position`` (for resumed runs)."""
+    """Yield batches of ``dataset[indices]`` in order, from ``start_position`` (for resumed runs).
+
+    File-backed datasets are decoded by ``workers`` DataLoader processes ahead of use (None = automatic,
+    see :func:`mmrobust.data.loader.auto_workers`); the batches are the same whatever ``workers`` is.
+    """
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     starts = range(start_position, len(indices), batch_size)
-    bar = tqdm(starts, desc=progress, unit="batch", disable=progress is None, leave=False)
-    for start in bar:
-        stop = min(start + batch_size, len(indices))
-        items = [dataset[int(i)] for i in indices[start:stop]]
-        images = torch.stack([img for img, _ in items]).to(device)
-        labels = torch.tensor([label for _, label in items], device=device)
-        yield Batch(range(start, stop), images, labels)
+    spans = [(start, min(start + batch_size, len(indices))) for start in starts]
+    loaded = iterate_index_batches(dataset, [indices[a:b] for a, b in spans], workers)
+    bar = tqdm(spans, desc=progress, unit="batch", disable=progress is None, leave=False)
+    for (start, stop), (images, labels) in zip(bar, loaded):
+        yield Batch(range(start, stop), images.to(device), labels.to(device))
 
 
 @torch.no_grad()

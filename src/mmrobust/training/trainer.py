@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..data import load_dataset, resolve_templates, subsample_indices
 from ..data.base import ImageClassificationDataset
+from ..data.loader import iterate_index_batches
 from ..data.sampling import indices_sha256
 from ..errors import ConfigError, ModelLoadError, NumericalError, ReportError
 from ..models.zeroshot import build_prompts
@@ -257,16 +258,24 @@ class Trainer:
         atomic_write(self.output_dir / LOG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     # ------------------------------------------------------------------ one step
-    def _load_batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        items = [self.train_set[i] for i in indices]
-        images = torch.stack([img for img, _ in items]).to(self.dist.device)
-        labels = torch.tensor([label for _, label in items], device=self.dist.device)
-        return images, labels
+    def _local_batches(self, batches: list[list[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's share of each global batch, decoded ahead by DataLoader workers for file-backed sets."""
+        local = [shard(batch, self.dist.rank, self.dist.world_size) for batch in batches]
+        for images, labels in iterate_index_batches(self.train_set, local):
+            yield images.to(self.dist.device), labels.to(self.dist.device)
 
-    def _step(self, position: Position, global_batch: list[int]) -> dict[str, float]:
+    def _load_batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch of training images in this process (tests and one-off use)."""
+        images, labels = next(iterate_index_batches(self.train_set, [indices], workers=0))
+        return images.to(self.dist.device), labels.to(self.dist.device)
+
+    def _step(self, position: Position, global_batch: list[int], images: torch.Tensor | None = None,
+              labels: torch.Tensor | None = None) -> dict[str, float]:
+        """One optimizer step; ``images``/``labels`` are this rank's share, loaded here when not given."""
         cfg = self.config
         local = shard(global_batch, self.dist.rank, self.dist.world_size)
-        images, labels = self._load_batch(local)
+        if images is None or labels is None:
+            images, labels = self._load_batch(local)
         generator = torch.Generator().manual_seed(
             step_seed(cfg.seed, position.epoch, position.step_in_epoch, self.dist.rank)
         )
@@ -347,9 +356,9 @@ class Trainer:
             t_epoch = time.perf_counter()
             bar = tqdm(range(start, len(batches)), desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
                        unit="step", disable=not (cfg.progress and self.dist.is_main), leave=False)
-            for step in bar:
+            for step, (images, labels) in zip(bar, self._local_batches(batches[start:])):
                 position = Position(epoch, step, position.global_step)
-                numbers = self._step(position, batches[step])
+                numbers = self._step(position, batches[step], images, labels)
                 for key, value in numbers.items():
                     accumulators[key] = accumulators.get(key, 0.0) + value
                 position = Position(epoch, step + 1, position.global_step + 1)
