@@ -134,9 +134,11 @@ def index_shard(path: Path, shard: int) -> tuple[list[WdsSample], list[int]]:
         samples.append(WdsSample(shard, key, image[0], image[1], image[2]))
         labels.append(label)
 
+    end = 0
     try:
         with tarfile.open(path, mode="r:") as tar:
             for member in tar:
+                end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
                 if not member.isfile():
                     continue
                 key, ext = split_member_name(member.name)
@@ -149,10 +151,24 @@ def index_shard(path: Path, shard: int) -> tuple[list[WdsSample], list[int]]:
                     handle = tar.extractfile(member)
                     current["cls"] = handle.read().decode("ascii", errors="replace") if handle else ""
             close(last_key)
+        check_end_marker(path, end)
     except (tarfile.TarError, OSError, EOFError) as exc:
         after = f" after sample {last_key!r}" if last_key else ""
         raise DatasetError(f"corrupt shard {path}{after}: {exc}") from None
     return samples, labels
+
+
+def check_end_marker(path: Path, end: int) -> None:
+    """``tarfile`` stops quietly at a damaged header, so a truncated shard would just look shorter.
+
+    A complete tar ends with zero blocks after its last member; anything else there means data was lost.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(end)
+        tail = handle.read()
+    if not tail or tail.count(0) != len(tail):
+        raise tarfile.ReadError(f"no end-of-archive marker after byte {end} (truncated or damaged; "
+                                f"{len(tail)} trailing bytes are not zero blocks)")
 
 
 class WdsImageDataset(ImageClassificationDataset):
@@ -195,8 +211,9 @@ class WdsImageDataset(ImageClassificationDataset):
         except DatasetError:
             raise
         except Exception as exc:  # PIL raises several types for undecodable bytes
+            detail = "not a decodable image" if type(exc).__name__ == "UnidentifiedImageError" else str(exc)
             raise DatasetError(f"corrupt image in shard {self.shards[sample.shard]}, sample {sample.key!r}: "
-                               f"{type(exc).__name__}: {exc}") from None
+                               f"{type(exc).__name__}: {detail}") from None
         return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0), int(self._labels[index])
 
     def describe(self) -> dict[str, Any]:
