@@ -72,6 +72,7 @@ def _register_optional_groups() -> None:
         ("mmrobust.cli.demo_cmd", "demo_command", "demo"),
         ("mmrobust.cli.attacks_cmd", "attacks_command", "attacks"),
         ("mmrobust.cli.study_cmd", "study_app", "study"),
+        ("mmrobust.cli.benchmark_cmd", "benchmark_command", "benchmark"),
     ):
         try:
             module = importlib.import_module(module_name)

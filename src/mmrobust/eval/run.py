@@ -273,6 +273,7 @@ def _evaluate(
         clean = accuracy_summary(preds == labels, labels, len(dataset.classes))
         report["accuracy"] = clean["accuracy"]
         report["metrics"] = {"clean": clean}
+        report["per_example"] = {"labels": labels.tolist(), "clean": (preds == labels).tolist()}  # paired tests
         timings.update(clean_eval_s=round(t_eval - t_text, 3),
                        images_per_s=round(len(indices) / max(t_eval - t_text, 1e-9), 2))
         report["timings"] = timings

@@ -1,0 +1,61 @@
+"""One (model, dataset) cell = one normal eval report, reused when finished with the same configuration.
+
+Why whole reports: a cell is then inspectable and re-plottable like any ``mmrobust eval`` output, and a
+killed benchmark loses at most one batch: finished cells are reused (their stored key matches), the
+unfinished one resumes from eval's own per-batch state file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ..eval.resume import config_hash
+from ..eval.run import EvalConfig, run_evaluation
+from ..models.base import VisionLanguageModel
+from ..eval.report import write_report
+
+CELLS_DIR = "cells"
+#: EvalConfig fields that do not change a cell's numbers
+_NOT_IN_KEY = {"output", "progress", "resume"}
+
+
+def slug(text: str) -> str:
+    """A file-name-safe, readable rendering of a spec (``proxy:tinyimagenet`` -> ``proxy-tinyimagenet``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "x"
+
+
+def cell_path(out_dir: Path, model: str, dataset_item: str) -> Path:
+    return out_dir / CELLS_DIR / f"{slug(model)}__{slug(dataset_item)}.json"
+
+
+def cell_key(config: EvalConfig) -> str:
+    """Hash of everything that determines the cell's numbers."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_KEY}
+    return config_hash(fields)
+
+
+def finished_cell(path: Path, key: str) -> dict[str, Any] | None:
+    """The stored report if it was written by a finished run with the same key."""
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return report if report.get("benchmark_cell", {}).get("key") == key else None
+
+
+def run_cell(config: EvalConfig, path: Path, model: VisionLanguageModel, item: str) -> tuple[dict[str, Any], bool]:
+    """(report, reused): reuse a finished cell, else evaluate (resuming any interrupted run) and store it."""
+    key = cell_key(config)
+    report = finished_cell(path, key)
+    if report is not None:
+        return report, True
+    report = run_evaluation(dataclasses.replace(config, output=str(path)), model=model)
+    report["benchmark_cell"] = {"key": key, "item": item, "dataset_spec": config.dataset}
+    write_report(path, report)
+    return report, False

@@ -1,0 +1,75 @@
+"""The benchmark heat map: datasets x attack families, one panel per model, values in %.
+
+OOD datasets on top, then their average, then (apart) the IID dataset; missing datasets are grey rows
+that say so, and unreliable cells are marked with "!", so no figure shows a number it cannot stand by.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..utils.files import atomic_write
+from .table import FAMILY_TITLES, families_present
+
+
+def _panel_rows(rows: Sequence[dict[str, Any]], model: str) -> list[dict[str, Any] | None]:
+    """OOD rows, the average, a gap (None) and the IID rows."""
+    mine = [r for r in rows if r["model"] == model]
+    ordered: list[dict[str, Any] | None] = [r for r in mine if r["role"] == "ood"]
+    ordered += [r for r in mine if r["role"] == "average"]
+    iid = [r for r in mine if r["role"] == "iid"]
+    return ordered + ([None] + iid if iid else [])
+
+
+def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    families = families_present(rows) or ["clean"]
+    panels = [_panel_rows(rows, m) for m in models]
+    height = max(len(p) for p in panels)
+    fig, axes = plt.subplots(1, len(models), figsize=(1.4 * len(families) * len(models) + 3, 0.45 * height + 2),
+                             squeeze=False)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
+    image = None
+    for ax, model, panel in zip(axes[0], models, panels):
+        values = np.full((len(panel), len(families)), np.nan)
+        labels = []
+        for i, row in enumerate(panel):
+            labels.append("" if row is None else ("IID: " if row["role"] == "iid" else "") + str(row["dataset"]))
+            for j, family in enumerate(families):
+                if row is not None and family in row["families"]:
+                    values[i, j] = 100 * row["families"][family]["accuracy"]
+        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=100, aspect="auto")
+        for i, row in enumerate(panel):
+            for j, family in enumerate(families):
+                if row is None:
+                    continue
+                if row["status"] != "ok":
+                    text = row["status"] if j == 0 else ""
+                else:
+                    text = "–" if np.isnan(values[i, j]) else f"{values[i, j]:.1f}"
+                    text += "!" if row.get("verdict", "").startswith("UNRELIABLE") and text != "–" else ""
+                color = "white" if not np.isnan(values[i, j]) and values[i, j] < 50 else "black"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color,
+                        fontweight="bold" if row["role"] == "average" else "normal")
+        ax.set_xticks(range(len(families)), [FAMILY_TITLES[f] for f in families], rotation=30, ha="right")
+        ax.set_yticks(range(len(panel)), labels)
+        ax.set_title(model, fontsize=10)
+        ax.set_xlabel("attack family")
+    axes[0][0].set_ylabel("dataset")
+    fig.colorbar(image, ax=axes[0].tolist(), label="accuracy (%)", fraction=0.03)
+    fig.suptitle(title + "\n(! = cell failed a sanity check; grey = not available)", fontsize=10)
+
+    def _write(tmp: Path) -> None:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+
+    try:
+        return atomic_write(path, _write)
+    finally:
+        plt.close(fig)

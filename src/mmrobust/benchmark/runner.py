@@ -1,0 +1,121 @@
+"""``run_benchmark``: validate the lists, run or reuse every cell, write table.{csv,json,md} and the heat map.
+
+Order of work: expand and check every dataset item (an unknown one stops here, before any model loads);
+then per model, load it once and run its cells dataset by dataset. A dataset whose files are missing
+becomes a row saying so and how to get them; a dataset that fails mid-run becomes a "failed" row; the
+other cells still run. Model and option errors stop the run (they would fail every cell the same way).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..data.catalog import Catalog, expand_dataset_list
+from ..errors import ConfigError, DatasetError
+from ..eval.run import EvalConfig
+from ..models import load_model
+from ..utils.device import resolve_device
+from ..utils.files import atomic_write, write_json_atomic
+from .cells import cell_path, run_cell
+from .datasets import missing_message, open_dataset, plan_datasets
+from .plot import heatmap
+from .table import average_row, cell_row, csv_lines, markdown, missing_row, paired_rows
+
+
+@dataclass
+class BenchmarkConfig:
+    """Models x datasets with one evaluation setup; ``eval`` carries every eval option (its model,
+    dataset and output fields are replaced per cell). ``iid`` names the fine-tuning set's own dataset."""
+
+    models: list[str]
+    datasets: str | list[str]
+    output_dir: str
+    eval: EvalConfig
+    iid: str | None = None
+    title: str = "mmrobust benchmark"
+    plot: bool = True
+    log: Any = field(default=None, repr=False)
+
+
+def _say(config: BenchmarkConfig, text: str) -> None:
+    print(text, file=config.log or sys.stderr, flush=True)
+
+
+def _items(config: BenchmarkConfig) -> list[str]:
+    items = expand_dataset_list(config.datasets)
+    if config.iid is not None and config.iid not in items:
+        items.append(config.iid)
+    return items
+
+
+def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
+    """Run (or reuse) every cell and write the tables and the plot; returns the table dict."""
+    if not config.models:
+        raise ConfigError("give at least one --model")
+    if len(set(config.models)) != len(config.models):
+        raise ConfigError(f"a model is listed twice in --model: {config.models}")
+    out = Path(config.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"-o {out} exists and is not a directory")
+    catalog = Catalog()
+    choices = plan_datasets(_items(config), catalog)  # unknown datasets stop here
+    device = str(resolve_device(config.eval.device))
+    rows: list[dict[str, Any]] = []
+    reports: dict[tuple[str, str], dict[str, Any]] = {}
+    t0 = time.perf_counter()
+    for model_spec in config.models:
+        model = load_model(model_spec, device=device)
+        for choice in choices:
+            role = "iid" if choice.item == config.iid else "ood"
+            dataset = open_dataset(choice, config.eval.data_root, config.eval.split)
+            if dataset is None:
+                message = missing_message(choice, config.eval.data_root)
+                _say(config, f"[{model_spec} | {choice.item}] missing: {message}")
+                rows.append(missing_row(model_spec, choice.item, role, "missing", message))
+                continue
+            n = config.eval.n_samples
+            cell_config = dataclasses.replace(config.eval, model=model_spec, dataset=choice.spec, device=device,
+                                              n_samples=None if n is None or n >= len(dataset) else n)
+            path = cell_path(out, model_spec, choice.item)
+            try:
+                report, reused = run_cell(cell_config, path, model, choice.item)
+            except DatasetError as exc:
+                _say(config, f"[{model_spec} | {choice.item}] failed: {exc}")
+                rows.append(missing_row(model_spec, choice.item, role, "failed", str(exc)))
+                continue
+            reports[(model_spec, choice.item)] = report
+            row = cell_row(model_spec, choice.item, report, str(path.relative_to(out)), reused, role)
+            rows.append(row)
+            clean = row["families"].get("clean", {})
+            _say(config, f"[{model_spec} | {choice.item}] {'reused' if reused else 'done'}: n={row['n']} "
+                         f"clean {100 * clean.get('accuracy', float('nan')):.1f}% ({row['verdict']})")
+        rows.append(average_row(model_spec, rows))
+    paired = paired_rows(rows, reports, config.models, config.eval.seed)
+    table = {
+        "title": config.title, "models": list(config.models), "datasets": [c.item for c in choices],
+        "dataset_specs": {c.item: c.spec for c in choices}, "iid": config.iid, "rows": rows, "paired": paired,
+        "n_requested": config.eval.n_samples, "seed": config.eval.seed, "attacks": config.eval.attacks,
+        "eps": config.eval.eps, "wall_s": round(time.perf_counter() - t0, 2),
+        "cells_reused": sum(1 for r in rows if r.get("reused")),
+        "cells_run": sum(1 for r in rows if r.get("reused") is False),
+    }
+    write_tables(out, table, config)
+    return table
+
+
+def write_tables(out: Path, table: dict[str, Any], config: BenchmarkConfig) -> None:
+    write_json_atomic(out / "table.json", table)
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(csv_lines(table["rows"]))
+    atomic_write(out / "table.csv", lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
+    text = markdown(table["rows"], table["paired"], table["models"], config.title)
+    atomic_write(out / "table.md", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    if config.plot:
+        heatmap(table["rows"], table["models"], out / "heatmap.png", config.title)

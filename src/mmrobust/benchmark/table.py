@@ -1,0 +1,170 @@
+"""Benchmark cells -> rows with 95 % intervals, OOD averages, the IID row apart, paired model comparisons.
+
+Columns are attack families as the study reports them: clean, image, text, multimodal and the worst case
+over all attacks (an image counts as robust in a family only if it survives every attack of that family).
+Accuracies carry Wilson intervals (:mod:`mmrobust.stats`); with several models every model is compared
+with the first on the *same images* (exact McNemar, paired bootstrap of the difference).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..stats import Z95, format_interval, mcnemar_exact, paired_bootstrap, wilson_interval
+
+FAMILIES = ("clean", "image", "text", "multimodal", "worst_case")
+FAMILY_TITLES = {"clean": "clean", "image": "image", "text": "text", "multimodal": "multimodal",
+                 "worst_case": "worst case"}
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def family_vectors(report: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per-example correctness per family, from a report's ``per_example`` block."""
+    per_example = report.get("per_example") or {}
+    if "clean" not in per_example:
+        return {}
+    vectors = {"clean": np.asarray(per_example["clean"], dtype=bool)}
+    attacks = report.get("metrics", {}).get("attacks", {})
+    for name, block in attacks.items():
+        family = block.get("modality")
+        if family in FAMILIES and name in per_example:
+            robust = np.asarray(per_example[name], dtype=bool)
+            vectors[family] = vectors[family] & robust if family in vectors else robust
+    if attacks and "worst_case" in per_example:
+        vectors["worst_case"] = np.asarray(per_example["worst_case"], dtype=bool)
+    return vectors
+
+
+def verdict(report: dict[str, Any]) -> str:
+    """The cell's reliability verdict, from its sanity checks."""
+    sanity = report.get("sanity")
+    if sanity is None:
+        return "clean only (no attack to check)"
+    if not sanity.get("ran"):
+        return f"unchecked ({sanity.get('reason', 'sanity checks did not run')})"
+    if report.get("unreliable"):
+        return f"UNRELIABLE (failed: {', '.join(sanity.get('failed', [])) or '?'})"
+    return "reliable (sanity checks passed)"
+
+
+def family_block(correct: np.ndarray) -> dict[str, Any]:
+    n, k = int(correct.size), int(correct.sum())
+    low, high = wilson_interval(k, n)
+    return {"accuracy": k / n if n else float("nan"), "n_correct": k, "n": n, "low": low, "high": high}
+
+
+def cell_row(model: str, item: str, report: dict[str, Any], path: str, reused: bool, role: str) -> dict[str, Any]:
+    vectors = family_vectors(report)
+    return {
+        "model": model, "dataset": item, "role": role, "status": "ok", "dataset_spec": report["dataset"]["name"],
+        "n": int(report["n_samples"]), "indices_sha256": report["sampling"]["indices_sha256"],
+        "families": {f: family_block(v) for f, v in vectors.items()}, "verdict": verdict(report),
+        "report": path, "reused": reused,
+    }
+
+
+def missing_row(model: str, item: str, role: str, status: str, message: str) -> dict[str, Any]:
+    return {"model": model, "dataset": item, "role": role, "status": status, "message": message, "families": {},
+            "n": 0, "verdict": status}
+
+
+def average_row(model: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean accuracy over the model's OOD datasets that ran; the interval treats datasets as independent
+    samples (normal approximation: sd of the mean = sqrt(sum p(1-p)/n) / k)."""
+    ood = [r for r in rows if r["model"] == model and r["role"] == "ood" and r["status"] == "ok"]
+    families: dict[str, Any] = {}
+    for family in FAMILIES:
+        blocks = [r["families"][family] for r in ood if family in r["families"] and r["families"][family]["n"]]
+        if not blocks:
+            continue
+        k = len(blocks)
+        mean = sum(b["accuracy"] for b in blocks) / k
+        sd = math.sqrt(sum(b["accuracy"] * (1 - b["accuracy"]) / b["n"] for b in blocks)) / k
+        families[family] = {"accuracy": mean, "low": max(0.0, mean - Z95 * sd), "high": min(1.0, mean + Z95 * sd),
+                            "n_datasets": k, "n": sum(b["n"] for b in blocks)}
+    return {"model": model, "dataset": "average (OOD)", "role": "average", "status": "ok" if families else "empty",
+            "families": families, "n": sum(r["n"] for r in ood), "n_datasets": len(ood),
+            "verdict": f"mean over {len(ood)} OOD dataset(s)"}
+
+
+def paired_rows(rows: Sequence[dict[str, Any]], reports: dict[tuple[str, str], dict[str, Any]],
+                models: Sequence[str], seed: int) -> list[dict[str, Any]]:
+    """Every model vs the first one, per dataset and family, on the same images."""
+    if len(models) < 2:
+        return []
+    reference = models[0]
+    by_key = {(r["model"], r["dataset"]): r for r in rows if r["status"] == "ok" and r["role"] != "average"}
+    out = []
+    for model in models[1:]:
+        for (m, item), row in by_key.items():
+            ref = by_key.get((reference, item))
+            if m != model or ref is None or ref["indices_sha256"] != row["indices_sha256"]:
+                continue
+            a, b = family_vectors(reports[(model, item)]), family_vectors(reports[(reference, item)])
+            for family in FAMILIES:
+                if family in a and family in b:
+                    test = mcnemar_exact(a[family], b[family])
+                    diff = paired_bootstrap(a[family], b[family], BOOTSTRAP_RESAMPLES, seed)
+                    out.append({"model": model, "reference": reference, "dataset": item, "family": family,
+                                "difference": diff.difference, "low": diff.low, "high": diff.high,
+                                "mcnemar_p": test.p_value, "only_model": test.b, "only_reference": test.c,
+                                "n": test.n})
+    return out
+
+
+def families_present(rows: Sequence[dict[str, Any]]) -> list[str]:
+    present = {f for r in rows for f in r["families"]}
+    return [f for f in FAMILIES if f in present]
+
+
+def csv_lines(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    header = ["model", "dataset", "role", "status", "family", "accuracy", "ci_low", "ci_high", "n", "n_correct",
+              "verdict", "dataset_spec", "message"]
+    lines: list[list[Any]] = [header]
+    for r in rows:
+        if not r["families"]:
+            lines.append([r["model"], r["dataset"], r["role"], r["status"], "", "", "", "", r["n"], "",
+                          r["verdict"], r.get("dataset_spec", ""), r.get("message", "")])
+        for family, b in r["families"].items():
+            lines.append([r["model"], r["dataset"], r["role"], r["status"], family, round(b["accuracy"], 6),
+                          round(b["low"], 6), round(b["high"], 6), b["n"], b.get("n_correct", ""), r["verdict"],
+                          r.get("dataset_spec", ""), r.get("message", "")])
+    return lines
+
+
+def markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str, Any]], models: Sequence[str],
+             title: str) -> str:
+    families = families_present(rows)
+    head = "| dataset | n | " + " | ".join(FAMILY_TITLES[f] for f in families) + " | verdict |"
+    rule = "|---|---:|" + "---:|" * len(families) + "---|"
+    lines = [f"# {title}", "", "Accuracy in % with 95 % Wilson intervals (average row: normal approximation over "
+             "datasets). The IID row is kept apart from the OOD average, as the study reports it.", ""]
+    for model in models:
+        lines += [f"## {model}", "", head, rule]
+        mine = [r for r in rows if r["model"] == model]
+        for role in ("ood", "average", "iid"):
+            for r in (x for x in mine if x["role"] == role):
+                name = {"average": f"**{r['dataset']}**", "iid": f"IID: {r['dataset']}"}.get(role, r["dataset"])
+                if role == "iid":
+                    lines.append("| | | " + " | ".join("" for _ in families) + " | |")
+                if r["status"] != "ok":
+                    lines.append(f"| {name} | – | " + " | ".join("–" for _ in families)
+                                 + f" | {r['status']}: {r.get('message', '')} |")
+                    continue
+                cells = [format_interval(r["families"][f]["accuracy"], r["families"][f]["low"], r["families"][f]["high"])
+                         if f in r["families"] else "–" for f in families]
+                lines.append(f"| {name} | {r['n']} | " + " | ".join(cells) + f" | {r['verdict']} |")
+        lines.append("")
+    if paired:
+        lines += [f"## Paired differences vs {paired[0]['reference']} (same images)", "",
+                  "| model | dataset | family | difference (points) [95 % bootstrap] | McNemar p | only model / only ref |",
+                  "|---|---|---|---:|---:|---:|"]
+        for p in paired:
+            lines.append(f"| {p['model']} | {p['dataset']} | {FAMILY_TITLES[p['family']]} | "
+                         f"{100 * p['difference']:+.1f} [{100 * p['low']:+.1f}, {100 * p['high']:+.1f}] | "
+                         f"{p['mcnemar_p']:.3g} | {p['only_model']} / {p['only_reference']} |")
+        lines.append("")
+    return "\n".join(lines)

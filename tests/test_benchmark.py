@@ -1,0 +1,124 @@
+"""``mmrobust benchmark``: cells, reuse, resume after a kill, missing and unknown datasets, tables."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mmrobust.benchmark import BenchmarkConfig, run_benchmark
+from mmrobust.benchmark.cells import cell_key, finished_cell
+from mmrobust.benchmark.table import family_vectors, paired_rows
+from mmrobust.cli.main import app
+from mmrobust.data import load_dataset
+from mmrobust.data.wds_writer import write_wds
+from mmrobust.eval.run import EvalConfig
+
+
+@pytest.fixture(scope="module")
+def small_wds(cifar10_root: Path, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bench") / "wds_small"
+    return write_wds(load_dataset("cifar10", cifar10_root), folder, indices=range(0, 1000, 20), max_count=20)
+
+
+def _args(out: Path, root: Path, wds: Path, *extra: str) -> list[str]:
+    return ["benchmark", "-m", "tiny", "-m", "tiny:1", "-d", f"wds:{wds},caltech256", "--iid", "cifar10",
+            "--data-root", str(root), "-n", "24", "-b", "8", "-a", "pgd", "--eps", "1", "--steps", "2", "-q",
+            "--no-sanity", "-o", str(out), *extra]
+
+
+def test_benchmark_end_to_end_and_reuse(cifar10_root: Path, small_wds: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "bench"
+    first = runner.invoke(app, _args(out, cifar10_root, small_wds))
+    assert first.exit_code == 0, first.output
+    assert "4 cell(s) run, 0 reused" in first.output
+    table = json.loads((out / "table.json").read_text())
+    rows = {(r["model"], r["dataset"]): r for r in table["rows"]}
+    ok = rows[("tiny", f"wds:{small_wds}")]
+    assert ok["status"] == "ok" and ok["n"] == 24 and set(ok["families"]) == {"clean", "image", "worst_case"}
+    block = ok["families"]["clean"]
+    assert block["low"] <= block["accuracy"] <= block["high"] and block["n"] == 24
+    assert ok["verdict"] == "unchecked (disabled with --no-sanity)"
+    missing = rows[("tiny", "caltech256")]
+    assert missing["status"] == "missing" and "to get it" in missing["message"]
+    assert rows[("tiny:1", "cifar10")]["role"] == "iid"
+    average = rows[("tiny", "average (OOD)")]
+    assert average["n_datasets"] == 1  # the IID row and the missing one are not averaged
+    assert average["families"]["clean"]["accuracy"] == block["accuracy"]
+    assert {p["family"] for p in table["paired"]} == {"clean", "image", "worst_case"}
+    assert all(p["reference"] == "tiny" and p["model"] == "tiny:1" for p in table["paired"])
+    md = (out / "table.md").read_text()
+    assert "## tiny:1" in md and "IID: cifar10" in md and "missing:" in md and "McNemar" in md
+    with open(out / "table.csv") as handle:
+        assert len(list(csv.DictReader(handle))) >= 2 * (2 * 3 + 1)
+    assert (out / "heatmap.png").stat().st_size > 10_000
+    cells = sorted((out / "cells").glob("*.json"))
+    assert len(cells) == 4
+    stamps = [c.stat().st_mtime_ns for c in cells]
+
+    second = runner.invoke(app, _args(out, cifar10_root, small_wds))
+    assert second.exit_code == 0 and "0 cell(s) run, 4 reused" in second.output
+    assert [c.stat().st_mtime_ns for c in cells] == stamps
+    # another seed is another configuration: the finished cell is not reused for it
+    report = json.loads(cells[0].read_text())
+    config = EvalConfig(model="tiny", dataset=report["benchmark_cell"]["dataset_spec"])
+    assert cell_key(config) != cell_key(dataclasses.replace(config, seed=1))
+    assert finished_cell(cells[0], "another key") is None
+
+
+def test_killed_benchmark_continues_where_it_stopped(cifar10_root: Path, small_wds: Path, tmp_path: Path,
+                                                     monkeypatch) -> None:
+    from mmrobust.benchmark import cells as cells_module
+
+    real = cells_module.run_evaluation
+    config = BenchmarkConfig(models=["tiny"], datasets=f"cifar10,wds:{small_wds}", output_dir=str(tmp_path / "b"),
+                             eval=EvalConfig(model="", dataset="", data_root=str(cifar10_root), n_samples=24,
+                                             batch_size=8, progress=False, attacks="pgd", eps=1, steps=2,
+                                             sanity=False),
+                             plot=False)
+
+    def killed_in_second_cell(cfg, model=None):
+        def after(done: int) -> None:
+            if "wds" in cfg.dataset and done == 2:
+                raise KeyboardInterrupt
+        return real(cfg, model=model, after_batch=after)
+
+    monkeypatch.setattr(cells_module, "run_evaluation", killed_in_second_cell)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(config)
+    monkeypatch.setattr(cells_module, "run_evaluation", real)
+    table = run_benchmark(config)
+    assert (table["cells_reused"], table["cells_run"]) == (1, 1)
+    resumed = json.loads(next((tmp_path / "b" / "cells").glob("*wds*.json")).read_text())
+    assert resumed["resume"]["resumed_from_position"] == 16
+    fresh = run_benchmark(BenchmarkConfig(**{**config.__dict__, "output_dir": str(tmp_path / "fresh")}))
+    wds_row = lambda t: next(r for r in t["rows"] if r["dataset"].startswith("wds:"))  # noqa: E731
+    assert wds_row(fresh)["families"] == wds_row(table)["families"]
+
+
+def test_unknown_dataset_stops_before_any_work(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["benchmark", "-m", "tiny", "-d", "digits,not_a_set", "-o", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "unknown dataset 'not_a_set' in --datasets" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_paired_rows_use_the_same_images() -> None:
+    def report(clean):
+        return {"per_example": {"clean": clean}, "metrics": {}}
+
+    rows = [{"model": m, "dataset": "d", "role": "ood", "status": "ok", "indices_sha256": "h", "families": {"clean": {}}}
+            for m in ("a", "b")]
+    reports = {("a", "d"): report([True] * 10), ("b", "d"): report([False] * 3 + [True] * 7)}
+    (paired,) = paired_rows(rows, reports, ["a", "b"], seed=0)
+    assert (paired["only_model"], paired["only_reference"], paired["n"]) == (0, 3, 10)
+    assert paired["difference"] == pytest.approx(-0.3) and paired["mcnemar_p"] == pytest.approx(0.25)
+    rows[1]["indices_sha256"] = "other"
+    assert paired_rows(rows, reports, ["a", "b"], seed=0) == []
+    assert np.array_equal(family_vectors(reports[("b", "d")])["clean"], [False] * 3 + [True] * 7)
