@@ -24,6 +24,13 @@ def _panel_rows(rows: Sequence[dict[str, Any]], model: str) -> list[dict[str, An
     return ordered + ([None] + iid if iid else [])
 
 
+def _short(item: str, width: int = 32) -> str:
+    """Row labels: a wds folder path shows its last part (the table keeps the full spec)."""
+    if item.startswith("wds:") and ("/" in item[4:]) and len(item) > width:
+        item = "wds:…/" + item.rstrip("/").rpartition("/")[2]
+    return item if len(item) <= width else item[: width - 1] + "…"
+
+
 def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, title: str) -> Path:
     import matplotlib
 
@@ -34,19 +41,21 @@ def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, t
     panels = [_panel_rows(rows, m) for m in models]
     height = max(len(p) for p in panels)
     fig, axes = plt.subplots(1, len(models), figsize=(1.4 * len(families) * len(models) + 3, 0.45 * height + 2),
-                             squeeze=False)
+                             squeeze=False, sharey=True)
     cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
     image = None
     for ax, model, panel in zip(axes[0], models, panels):
         values = np.full((len(panel), len(families)), np.nan)
         labels = []
         for i, row in enumerate(panel):
-            labels.append("" if row is None else ("IID: " if row["role"] == "iid" else "") + str(row["dataset"]))
+            labels.append("" if row is None else ("IID: " if row["role"] == "iid" else "") + _short(row["dataset"]))
             for j, family in enumerate(families):
                 if row is not None and family in row["families"]:
                     values[i, j] = 100 * row["families"][family]["accuracy"]
         image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=100, aspect="auto")
         for i, row in enumerate(panel):
+            if row is None:  # the gap between the OOD block and the IID row
+                ax.axhspan(i - 0.5, i + 0.5, color="white")
             for j, family in enumerate(families):
                 if row is None:
                     continue
@@ -59,7 +68,10 @@ def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, t
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color,
                         fontweight="bold" if row["role"] == "average" else "normal")
         ax.set_xticks(range(len(families)), [FAMILY_TITLES[f] for f in families], rotation=30, ha="right")
-        ax.set_yticks(range(len(panel)), labels)
+        if ax is axes[0][0]:
+            ax.set_yticks(range(len(panel)), labels)
+        else:
+            ax.tick_params(labelleft=False)
         ax.set_title(model, fontsize=10)
         ax.set_xlabel("attack family")
     axes[0][0].set_ylabel("dataset")
