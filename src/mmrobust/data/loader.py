@@ -21,8 +21,11 @@ from .base import ImageClassificationDataset, SubsetView, TensorImageDataset
 
 #: batches each worker decodes ahead (DataLoader's prefetch_factor)
 PREFETCH_BATCHES = 2
-#: the automatic worker count never exceeds this (decoding 64 x 64 JPEGs saturates well before)
+#: the automatic worker count never exceeds this
 MAX_AUTO_WORKERS = 4
+#: below this many usable cores the automatic choice is 0 workers: on a (loaded) 2-core machine 1 or 2
+#: workers made Tiny-ImageNet decoding 0.75-0.80x as fast as decoding in-process (bench/RESULTS_data_loader.md)
+MIN_CORES_FOR_WORKERS = 4
 
 
 def in_memory_view(dataset: ImageClassificationDataset) -> tuple[TensorImageDataset, list[int] | None] | None:
@@ -35,11 +38,11 @@ def in_memory_view(dataset: ImageClassificationDataset) -> tuple[TensorImageData
 
 
 def auto_workers(dataset: ImageClassificationDataset) -> int:
-    """0 for in-memory sets; otherwise one worker per spare core, at most :data:`MAX_AUTO_WORKERS`."""
+    """0 for in-memory sets and on small machines; else half the cores, at most :data:`MAX_AUTO_WORKERS`."""
     if in_memory_view(dataset) is not None:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(MAX_AUTO_WORKERS, cores - 1))
+    return 0 if cores < MIN_CORES_FOR_WORKERS else min(MAX_AUTO_WORKERS, cores // 2)
 
 
 def _stack(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
