@@ -300,10 +300,9 @@ def fetch_from_hub(repo_id: str, split: str, data_root: str | Path | None = None
     try:
         return Path(snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns))
     except Exception as exc:  # offline: ConnectError/LocalEntryNotFoundError; unknown repo: RepositoryNotFound
-        first = (str(exc).splitlines() or [type(exc).__name__])[-1].strip()[:160]
-        raise DatasetError(f"wds:{repo_id} is neither a local folder nor cached, and the Hugging Face hub is "
-                           f"unreachable ({type(exc).__name__}: {first}); {hub_download_hint(repo_id, data_root)}"
-                           ) from None
+        cause = "no network" if "connect" in str(exc).lower() or "offline" in str(exc).lower() else type(exc).__name__
+        raise DatasetError(f"wds:{repo_id} is neither a local folder nor cached, and the Hugging Face hub cannot "
+                           f"provide it ({cause}); {hub_download_hint(repo_id, data_root)}") from None
 
 
 def locate(spec: str, data_root: str | Path | None) -> Path | None:

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from ..data.base import ImageClassificationDataset
 from ..data.loader import iterate_index_batches
 from ..models.zeroshot import check_finite_logits
+from ..stats import wilson_interval
 
 
 @dataclass
@@ -71,7 +72,7 @@ def predict(
 
 
 def accuracy_summary(correct: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, float | int]:
-    """Accuracy with its binomial standard error and per-class accuracy (sample-size honesty)."""
+    """Accuracy with its binomial standard error, 95 % Wilson interval and per-class accuracy."""
     n = int(correct.size)
     acc = float(correct.mean()) if n else float("nan")
     per_class = [float(correct[labels == c].mean()) if (labels == c).any() else None for c in range(n_classes)]
@@ -80,5 +81,6 @@ def accuracy_summary(correct: np.ndarray, labels: np.ndarray, n_classes: int) ->
         "n_correct": int(correct.sum()),
         "n": n,
         "std_error": float(np.sqrt(acc * (1 - acc) / n)) if n else float("nan"),
+        "ci95_wilson": list(wilson_interval(int(correct.sum()), n)),
         "per_class_accuracy": per_class,
     }
