@@ -62,17 +62,21 @@ def _log_binom_pmf(k: np.ndarray, n: int) -> np.ndarray:
     return np.array([lgamma(n + 1) - lgamma(i + 1) - lgamma(n - i + 1) for i in k]) - n * math.log(2)
 
 
+class _Record:
+    """Results are frozen dataclasses; ``as_dict`` gives their JSON-ready form."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class McNemarResult:
+class McNemarResult(_Record):
     """Discordant counts (``b``: only A right, ``c``: only B right) and the exact two-sided p-value."""
 
     n: int
     b: int
     c: int
     p_value: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNemarResult:
@@ -96,7 +100,7 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNem
 
 
 @dataclass(frozen=True)
-class PairedDifference:
+class PairedDifference(_Record):
     """Accuracy of A minus accuracy of B on the same images, with a bootstrap interval."""
 
     n: int
@@ -105,9 +109,6 @@ class PairedDifference:
     high: float
     n_resamples: int
     seed: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def paired_bootstrap(
@@ -148,7 +149,7 @@ def t_quantile_975(dof: int) -> float:
 
 
 @dataclass(frozen=True)
-class SeedSummary:
+class SeedSummary(_Record):
     """Accuracies over fine-tuning seeds: mean, sample sd, t interval of the mean, pooled Wilson interval."""
 
     n_seeds: int
@@ -160,9 +161,6 @@ class SeedSummary:
     pooled_n: int
     pooled_low: float
     pooled_high: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def seed_summary(successes: Sequence[int], ns: Sequence[int]) -> SeedSummary:

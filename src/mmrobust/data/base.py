@@ -124,6 +124,16 @@ def load_image_file(
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
+def image_to_tensor(img: Any, image_size: int | None = None) -> torch.Tensor:
+    """An already opened PIL image (e.g. from a torchvision set) -> 3 x H x W float in [0, 1]."""
+    from .image_decode import resize_center_crop
+
+    img = img.convert("RGB")
+    if image_size is not None and img.size != (image_size, image_size):
+        img = resize_center_crop(img, image_size)
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
+
+
 class SubsetView(ImageClassificationDataset):
     """A fixed list of indices into a dataset, keeping its names and templates."""
 

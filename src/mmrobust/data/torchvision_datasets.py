@@ -85,12 +85,10 @@ class TorchvisionImageDataset(ImageClassificationDataset):
         return len(self.inner)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from .image_decode import resize_center_crop
+        from .base import image_to_tensor
 
         image, label = self.inner[index]
-        image = resize_center_crop(image.convert("RGB"), self.image_size)
-        array = np.asarray(image, dtype=np.uint8).copy()
-        return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0), int(label)
+        return image_to_tensor(image, self.image_size), int(label)
 
 
 def _labels_of(inner: Any) -> np.ndarray:

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from ..errors import DatasetError
-from .base import ImageClassificationDataset, _resize_center_crop
+from .base import ImageClassificationDataset
+from .image_decode import decode_image
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 CLASSNAMES_FILE = "classnames.txt"
@@ -199,21 +200,15 @@ class WdsImageDataset(ImageClassificationDataset):
         return data
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
 
         sample = self.samples[index]
-        try:
-            with Image.open(io.BytesIO(self.read_bytes(index))) as img:
-                img = img.convert("RGB")
-                if self.image_size is not None and img.size != (self.image_size, self.image_size):
-                    img = _resize_center_crop(img, self.image_size)
-                array = np.asarray(img, dtype=np.uint8).copy()
-        except DatasetError:
-            raise
-        except Exception as exc:  # PIL raises several types for undecodable bytes
-            detail = "not a decodable image" if type(exc).__name__ == "UnidentifiedImageError" else str(exc)
+        buffer = io.BytesIO(self.read_bytes(index))
+        try:  # the safe decoder: size limit before decoding, one line for undecodable bytes
+            array = decode_image(buffer, self.image_size)  # type: ignore[arg-type]  (Pillow reads file objects)
+        except DatasetError as exc:
+            detail = str(exc).replace(f"image {buffer}", "image").replace(f" {buffer}", "")
             raise DatasetError(f"corrupt image in shard {self.shards[sample.shard]}, sample {sample.key!r}: "
-                               f"{type(exc).__name__}: {detail}") from None
+                               f"{detail}") from None
         return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0), int(self._labels[index])
 
     def describe(self) -> dict[str, Any]:
