@@ -79,7 +79,7 @@ def test_killed_benchmark_continues_where_it_stopped(cifar10_root: Path, small_w
     real = cells_module.run_evaluation
     config = BenchmarkConfig(models=["tiny"], datasets=f"cifar10,wds:{small_wds}", output_dir=str(tmp_path / "b"),
                              eval=EvalConfig(model="", dataset="", data_root=str(cifar10_root), n_samples=24,
-                                             batch_size=8, progress=False, attacks="pgd", eps=1, steps=2,
+                                             batch_size=8, progress=False, attacks="pgd", eps=1 / 255, steps=2,
                                              sanity=False),
                              plot=False)
 

@@ -66,6 +66,7 @@ def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
         raise ConfigError(f"-o {out} exists and is not a directory")
     catalog = Catalog()
     choices = plan_datasets(_items(config), catalog)  # unknown datasets stop here
+    config.eval.validate()  # every run and attack option, before any model loads
     device = str(resolve_device(config.eval.device))
     rows: list[dict[str, Any]] = []
     reports: dict[tuple[str, str], dict[str, Any]] = {}
@@ -102,7 +103,7 @@ def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
         "title": config.title, "models": list(config.models), "datasets": [c.item for c in choices],
         "dataset_specs": {c.item: c.spec for c in choices}, "iid": config.iid, "rows": rows, "paired": paired,
         "n_requested": config.eval.n_samples, "seed": config.eval.seed, "attacks": config.eval.attacks,
-        "eps": config.eval.eps, "wall_s": round(time.perf_counter() - t0, 2),
+        "preset": config.eval.preset, "eps": config.eval.eps, "wall_s": round(time.perf_counter() - t0, 2),
         "cells_reused": sum(1 for r in rows if r.get("reused")),
         "cells_run": sum(1 for r in rows if r.get("reused") is False),
     }

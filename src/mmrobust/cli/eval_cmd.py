@@ -8,41 +8,27 @@ import typer
 
 from ..eval.run import EvalConfig, run_evaluation
 from .errors import user_errors_exit
-from .options import ATTACK, PROMPT, TEXT, pixels, with_options
+from .options import ATTACK, PROMPT, RUN, TEXT, pixels, with_options
+
+
+def eval_config(model: str, dataset: str, output: str | None, shared: dict[str, Any], **run: Any) -> EvalConfig:
+    """The EvalConfig of the RUN, ATTACK and TEXT option values (``--eps K`` -> a fraction here)."""
+    values = dict(shared)
+    norm = values["norm"]
+    values["eps"] = pixels(values["eps"], norm, "--eps")
+    values["alpha"] = pixels(values["alpha"], norm, "--alpha")
+    attacks = values.pop("attack")
+    progress, sanity, classes = not values.pop("quiet"), not values.pop("no_sanity"), values.pop("n_classes")
+    return EvalConfig(model=model, dataset=dataset, output=output, attacks=attacks, progress=progress, sanity=sanity,
+                      classes=classes, **run, **values)
 
 
 @user_errors_exit
-@with_options(ATTACK, TEXT, PROMPT)
+@with_options(RUN, ATTACK, TEXT, PROMPT)
 def eval_command(
     model: str = typer.Option(..., "--model", "-m", help="Model spec: tiny, proxy:NAME, open_clip:ARCH[:TAG], hf:ID, ckpt:DIR."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `mmrobust datasets`)."),
     output: str = typer.Option(..., "--output", "-o", help="Report file (JSON), written atomically."),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder holding the dataset files."),
-    split: Optional[str] = typer.Option(None, "--split", help="Dataset split (default: the dataset's test split)."),
-    n_samples: Optional[int] = typer.Option(None, "--n-samples", "-n", help="Evaluate a fixed random subset of N images."),
-    n_classes: Optional[int] = typer.Option(
-        None, "--n-classes", help="K-way task on a fixed (seeded) subset of K classes and their images."
-    ),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per batch."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: best available)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for sub-sampling and any randomness; recorded."),
-    templates: Optional[str] = typer.Option(
-        None, "--templates", help="Prompt templates: default (dataset's), study, clip, clip-cifar, digits, or a file."
-    ),
-    logit_scale: Optional[float] = typer.Option(
-        None, "--logit-scale", help="Fix the temperature (the study evaluates at 100); default: the model's."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    ensemble: str = typer.Option(
-        "cascade", "--ensemble",
-        help="cascade: each attack only on images no earlier attack broke (as AutoAttack; per-attack numbers "
-             "cumulative); each: every attack on every clean-correct image (standalone numbers). Same worst case.",
-    ),
-    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model's towers (off by default)."),
-    resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Continue an interrupted attack run from <output>.state.json."
-    ),
-    no_sanity: bool = typer.Option(False, "--no-sanity", help="Skip the robustness sanity checks (report says so)."),
     task: str = typer.Option(
         "classification", "--task",
         help="classification (zero-shot) or retrieval (image-text recall@1/5/10; datasets flickr30k, coco, wds:PATH).",
@@ -53,17 +39,7 @@ def eval_command(
     **shared: Any,
 ) -> None:
     """Evaluate zero-shot classification or image-text retrieval (clean, or under attacks); one JSON report."""
-    norm = shared["norm"]
-    attack_values = {**shared, "eps": pixels(shared["eps"], norm, "--eps"),
-                     "alpha": pixels(shared["alpha"], norm, "--alpha")}
-    attacks = attack_values.pop("attack")
-    config = EvalConfig(
-        model=model, dataset=dataset, data_root=data_root, split=split, n_samples=n_samples,
-        batch_size=batch_size, device=device, seed=seed, templates=templates, output=output,
-        logit_scale=logit_scale, progress=not quiet, attacks=attacks, resume=resume, sanity=not no_sanity,
-        classes=n_classes, task=task, source_model=source_model, ensemble=ensemble, compile=compile_model,
-        **attack_values,
-    )
+    config = eval_config(model, dataset, output, shared, task=task, source_model=source_model)
     config.validate()
     if config.task == "classification":
         announce_attacks(config)

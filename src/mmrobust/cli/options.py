@@ -81,6 +81,35 @@ def _preset_help() -> str:
         f"{p.name}: {p.description}" for p in PRESETS.values()) + "."
 
 
+#: data and run options of zero-shot evaluations: eval (one dataset) and benchmark (one cell per dataset)
+RUN = (
+    Shared("data_root", Optional[str], typer.Option(None, "--data-root", help="Folder holding the dataset files.")),
+    Shared("split", Optional[str], typer.Option(
+        None, "--split", help="Dataset split (default: the dataset's test split).")),
+    Shared("n_samples", Optional[int], typer.Option(
+        None, "--n-samples", "-n", help="Evaluate a fixed random subset of N images (per dataset).")),
+    Shared("n_classes", Optional[int], typer.Option(
+        None, "--n-classes", help="K-way task on a fixed (seeded) subset of K classes and their images.")),
+    Shared("batch_size", int, typer.Option(64, "--batch-size", "-b", help="Images per batch.")),
+    Shared("device", Optional[str], typer.Option(
+        None, "--device", help="cpu, cuda, cuda:N or mps (default: best available).")),
+    Shared("seed", int, typer.Option(0, "--seed", help="Seed for sub-sampling and any randomness; recorded.")),
+    Shared("templates", Optional[str], typer.Option(
+        None, "--templates", help="Prompt templates: default (dataset's), study, clip, clip-cifar, digits, or a file.")),
+    Shared("logit_scale", Optional[float], typer.Option(
+        None, "--logit-scale", help="Fix the temperature (the study evaluates at 100); default: the model's.")),
+    Shared("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bars.")),
+    Shared("resume", bool, typer.Option(
+        True, "--resume/--no-resume", help="Continue an interrupted attack run from <output>.state.json.")),
+    Shared("no_sanity", bool, typer.Option(
+        False, "--no-sanity", help="Skip the robustness sanity checks (report says so).")),
+    Shared("ensemble", str, typer.Option(
+        "cascade", "--ensemble",
+        help="cascade: each attack only on images no earlier attack broke (as AutoAttack; per-attack numbers "
+             "cumulative); each: every attack on every clean-correct image (standalone numbers). Same worst case.")),
+    Shared("compile", bool, typer.Option(False, "--compile", help="torch.compile the model's towers (off by default).")),
+)
+
 #: text options: eval, train, every study and the demo (issue 12: one meaning each)
 TEXT = (
     Shared("text_attack", Optional[str], typer.Option(
