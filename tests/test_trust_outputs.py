@@ -125,6 +125,10 @@ def test_folder_locks_refuse_a_second_training_or_study(tmp_path):
         train = CliRunner().invoke(app, ["train", "-m", "tiny", "--method", "clean", "-d", "digits", "-q",
                                          "-o", str(tmp_path / "run"), "--epochs", "1", "--n-train", "8"])
         _one_line_exit_2(train, "another mmrobust run is writing training folder")
+    with output_lock(tmp_path / "bench", "benchmark folder", folder=True):
+        bench = CliRunner().invoke(app, ["benchmark", "-m", "tiny", "--datasets", "digits", "-n", "4", "-q",
+                                         "-o", str(tmp_path / "bench")])
+        _one_line_exit_2(bench, "another mmrobust run is writing benchmark folder")
 
 
 def _no_space(*args, **kwargs):

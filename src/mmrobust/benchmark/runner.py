@@ -22,7 +22,7 @@ from ..errors import ConfigError, DatasetError
 from ..eval.run import EvalConfig
 from ..models import load_model
 from ..utils.device import resolve_device
-from ..utils.files import atomic_write, write_json_atomic
+from ..utils.files import atomic_write, output_lock, write_json_atomic
 from .cells import cell_path, run_cell
 from .datasets import missing_message, open_dataset, plan_datasets
 from .plot import heatmap
@@ -56,7 +56,15 @@ def _items(config: BenchmarkConfig) -> list[str]:
 
 
 def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
-    """Run (or reuse) every cell and write the tables and the plot; returns the table dict."""
+    """Run (or reuse) every cell and write the tables and the plot; returns the table dict.
+
+    The folder is locked while this runs: a second benchmark on the same ``-o`` is refused with one line.
+    """
+    with output_lock(config.output_dir, "benchmark folder", folder=True):
+        return _run_benchmark(config)
+
+
+def _run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
     if not config.models:
         raise ConfigError("give at least one --model")
     if len(set(config.models)) != len(config.models):

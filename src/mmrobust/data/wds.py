@@ -206,7 +206,7 @@ class WdsImageDataset(ImageClassificationDataset):
         try:  # the safe decoder: size limit before decoding, one line for undecodable bytes
             array = decode_image(buffer, self.image_size)  # type: ignore[arg-type]  (Pillow reads file objects)
         except DatasetError as exc:
-            detail = str(exc).replace(f"image {buffer}", "image").replace(f" {buffer}", "")
+            detail = str(exc).replace(f" {buffer}", "").replace("corrupt image: ", "not a decodable image: ")
             raise DatasetError(f"corrupt image in shard {self.shards[sample.shard]}, sample {sample.key!r}: "
                                f"{detail}") from None
         return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0), int(self._labels[index])
