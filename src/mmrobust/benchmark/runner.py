@@ -60,11 +60,6 @@ def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
 
     The folder is locked while this runs: a second benchmark on the same ``-o`` is refused with one line.
     """
-    with output_lock(config.output_dir, "benchmark folder", folder=True):
-        return _run_benchmark(config)
-
-
-def _run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
     if not config.models:
         raise ConfigError("give at least one --model")
     if len(set(config.models)) != len(config.models):
@@ -72,10 +67,14 @@ def _run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
     out = Path(config.output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} exists and is not a directory")
-    catalog = Catalog()
-    choices = plan_datasets(_items(config), catalog)  # unknown datasets stop here
+    choices = plan_datasets(_items(config), Catalog())  # unknown datasets stop here
     config.eval.validate()  # every run and attack option, before any model loads
     device = str(resolve_device(config.eval.device))
+    with output_lock(out, "benchmark folder", folder=True):
+        return _run_cells(config, out, choices, device)
+
+
+def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     reports: dict[tuple[str, str], dict[str, Any]] = {}
     t0 = time.perf_counter()
