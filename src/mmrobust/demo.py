@@ -23,8 +23,11 @@ from .attacks.presets import PRESETS
 from .attacks.registry import ATTACKS
 from .errors import ConfigError
 from .studies.grid import Cell, config_hash
+from .studies.intervals import add_intervals, compare_rows, format_comparisons
 from .studies.options import StudyOptions
 from .studies.runner import StudyContext, evaluate, fine_tune, prepare, reliability
+from .studies.tables import Column
+from .studies.tables import format_table as study_table
 from .training.config import eps_label
 from .training.methods import get_method
 from .utils.files import atomic_write, output_lock, write_json_atomic
@@ -110,9 +113,12 @@ class DemoConfig:
 
 
 def demo_row(method: str, row: dict[str, Any], train_report: dict[str, Any] | None) -> dict[str, Any]:
-    """A study row as a demo table row (the method, the accuracies, the checks' verdict, the training cost)."""
+    """A study row as a demo table row (the method, the accuracies with their 95 % Wilson intervals and per-image
+    outcomes, the checks' verdict, the training cost)."""
+    add_intervals(row)
     out: dict[str, Any] = {"method": method, **{c: row.get(c) for c in COLUMNS}, "n": row["n"],
-                           "checks": reliability(row)}
+                           "checks": reliability(row), "ci": row["ci"], "correct": row.get("correct"),
+                           "images": row.get("images")}
     if train_report is not None:
         out["trained_parameters"] = train_report["trainable"]["n_trainable_parameters"]
         out["train_steps"] = train_report["global_steps"]
@@ -121,24 +127,31 @@ def demo_row(method: str, row: dict[str, Any], train_report: dict[str, Any] | No
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Fixed-width text table: rows = methods, columns = accuracies in percent."""
-    header = f"{'method':<8}" + "".join(f"{COLUMN_TITLES[c]:>13}" for c in COLUMNS) + "  checks"
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        cells = "".join(f"{100 * row[c]:>12.1f}%" if row[c] is not None else f"{'-':>13}" for c in COLUMNS)
-        lines.append(f"{row['method']:<8}{cells}  {row.get('checks', '')}")
-    return "\n".join(lines)
+    """Fixed-width text table: rows = methods, columns = accuracies in percent [95 % Wilson interval]."""
+    columns = [Column("method", "method", "text"), *[Column(c, COLUMN_TITLES[c]) for c in COLUMNS],
+               Column("checks", "checks", "text")]
+    return study_table(rows, columns)
+
+
+def compare_with_none(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each fine-tuned model minus the model before fine-tuning, on the same images (paired; McNemar)."""
+    base = rows[0]
+    return [{"row": r["method"], "reference": base["method"], "columns": compare_rows(r, base, COLUMNS)}
+            for r in rows[1:]]
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    fields = ["method", *COLUMNS, "checks", "n", "trained_parameters", "train_steps", "train_s"]
+    bounds = [f"{c}_{side}" for c in COLUMNS for side in ("low", "high")]
+    fields = ["method", *COLUMNS, *bounds, "checks", "n", "trained_parameters", "train_steps", "train_s"]
 
     def _write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: row.get(k) for k in fields})
+                ci = row.get("ci") or {}
+                bound = {f"{c}_{side}": ci[c][i] for c in ci for i, side in enumerate(("low", "high"))}
+                writer.writerow({k: bound.get(k, row.get(k)) for k in fields})
 
     atomic_write(path, _write)
 
@@ -154,14 +167,18 @@ def write_plot(path: Path, rows: Sequence[dict[str, Any]], title: str) -> None:
     width = 0.8 / max(len(rows), 1)
     for i, row in enumerate(rows):
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(COLUMNS))]
-        ax.bar(xs, [100 * (row[c] or 0.0) for c in COLUMNS], width, label=row["method"])
+        ci = row.get("ci") or {}
+        ys = [100 * (row[c] or 0.0) for c in COLUMNS]
+        yerr = [[y - 100 * ci[c][0] if c in ci else 0.0 for y, c in zip(ys, COLUMNS)],
+                [100 * ci[c][1] - y if c in ci else 0.0 for y, c in zip(ys, COLUMNS)]]
+        ax.bar(xs, ys, width, label=row["method"], yerr=yerr, capsize=2, error_kw={"elinewidth": 1})
     ax.set_xticks(range(len(COLUMNS)), [COLUMN_TITLES[c] for c in COLUMNS])
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(title + "\nerror bars: 95 % Wilson interval over the evaluated images", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight"))
     plt.close(fig)
 
 
@@ -209,8 +226,12 @@ def _run_locked(config: DemoConfig, out: Path, echo: Callable[[str], None]) -> d
         echo(f"[{method}] fine-tuned in {timings[f'train_{method}_s']} s, evaluated in {timings[f'eval_{method}_s']} s")
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     table = format_table(rows)
+    comparisons = compare_with_none(rows)
+    compared = format_comparisons(comparisons, "none")
     echo("")
     echo(table)
+    if compared:
+        echo(compared)
     result = {
         "config": asdict(config),
         "eps": {"train": eps_label(config.train_eps), "eval": eps_label(config.eval_eps)},
@@ -219,6 +240,8 @@ def _run_locked(config: DemoConfig, out: Path, echo: Callable[[str], None]) -> d
         "training": train_reports,
         "timings": timings,
         "table": table,
+        "comparisons": comparisons,
+        "comparison_table": compared,
     }
     write_json_atomic(out / "demo.json", result)
     write_csv(out / "demo.csv", rows)

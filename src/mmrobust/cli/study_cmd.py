@@ -33,6 +33,8 @@ STUDY = (
     Shared("data_root", Optional[str], typer.Option(None, "--data-root", help="Folder holding the dataset files (cifar10, tinyimagenet).")),
     Shared("n_eval", int, typer.Option(100, "--n-eval", "-n", help="Held-out images per evaluation (capped at those available).")),
     Shared("seed", int, typer.Option(0, "--seed", help="Seed for sub-sampling, class subsets, training and attacks; recorded.")),
+    Shared("seeds", Optional[str], typer.Option(None, "--seeds", help="Run the whole study once per seed (e.g. 0,1,2; overrides --seed) under DIR/seed-S and aggregate: mean ± sd, t interval, pooled 95 % interval.")),
+    Shared("reference", Optional[str], typer.Option(None, "--reference", help="Row every other row is compared with on the same images (cell key, setting or model): difference, paired bootstrap 95 % interval, exact McNemar p. Default: the first row (the model before fine-tuning) / the first --model.")),
     Shared("device", Optional[str], typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: best available).")),
     Shared("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bars.")),
     Shared("sanity", bool, typer.Option(False, "--sanity/--no-sanity", help="Run the robustness sanity checks per cell (slower; without them cells are 'unchecked').")),
@@ -62,6 +64,7 @@ TRAINING = (
 def _options(values: dict[str, Any]) -> Any:
     """StudyOptions from a command's arguments (those it has; the rest keep their defaults). K/255 -> fractions."""
     from ..studies import StudyOptions
+    from ..studies.options import parse_list, seed_value
 
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
@@ -69,6 +72,8 @@ def _options(values: dict[str, Any]) -> Any:
             kwargs["progress"] = not value
         elif key == "model":
             kwargs["models"] = tuple(value)
+        elif key == "seeds":
+            kwargs["seeds"] = None if value is None else tuple(parse_list(value, "--seeds", seed_value))
         elif key in ("eval_eps", "train_eps"):
             kwargs[key] = pixels(value, "linf", "--" + key.replace("_", "-"))
         elif key in StudyOptions.__dataclass_fields__ and value is not None:

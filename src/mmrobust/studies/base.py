@@ -8,11 +8,14 @@ which cells its grid has, how one cell is computed, and how finished cells becom
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
 
-from .grid import Cell, CellRecord
-from .runner import StudyContext, prepare, reliability, run_cells, study_metadata
+from .grid import Cell, CellRecord, GridOutcome
+from .intervals import add_intervals, aggregate_seeds, compare_rows, format_comparisons
+from .runner import MODALITIES, StudyContext, prepare, reliability, run_cells, study_metadata
 from .options import StudyOptions
 from .tables import Column, write_table
 from ..utils.files import output_lock
@@ -27,6 +30,8 @@ class Study:
     trains: bool = False
     #: how many --model values the study accepts
     max_models: int = 1
+    #: differences computed within a row on the same images (column -> (a, b) meaning a - b): paired intervals
+    paired_columns: Mapping[str, tuple[str, str]] = MappingProxyType({})
 
     def parse_args(self, raw: dict[str, Any], options: StudyOptions) -> dict[str, Any]:
         """Validate the study's own options (lists) into JSON-able values; raise ConfigError on bad input."""
@@ -49,8 +54,21 @@ class Study:
 
     def row(self, ctx: StudyContext, record: CellRecord) -> dict[str, Any]:
         """A table row: the cell's parameters, its result and its reliability verdict."""
-        return {**record.cell.params, "model": record.cell.model, **record.result,
+        return {**record.cell.params, "model": record.cell.model, "key": record.cell.key, **record.result,
                 "reliability": reliability(record.result), "reused": record.reused}
+
+    def default_reference(self, ctx: StudyContext) -> str | None:
+        """The row every other row is compared with when ``--reference`` is not given (None: no comparison).
+        Default: the first cell (the model before fine-tuning, where the study has that cell)."""
+        cells = self.cells(ctx)
+        return cells[0].key if cells else None
+
+    def group(self, row: dict[str, Any]) -> Any:
+        """Rows are compared with the reference row of their group (eps: the reference model at the same eps)."""
+        return None
+
+    def label(self, row: dict[str, Any]) -> str:
+        return str(row.get("setting") or row.get("key"))
 
     def plot(self, ctx: StudyContext, rows: Sequence[dict[str, Any]], path: Path) -> None:
         raise NotImplementedError
@@ -72,43 +90,132 @@ def run_study(
     raw_args: dict[str, Any],
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run (or resume) ``study``; write cells, ``table.csv``, ``table.json``, ``plot.png``; return the table."""
+    """Run (or resume) ``study``; write cells, ``table.csv``, ``table.json``, ``plot.png``; return the table.
+
+    With several ``options.seeds`` the whole grid runs once per seed under ``DIR/seed-S/`` (each a complete,
+    resumable study folder with its own table) and ``DIR/table.*`` aggregates them (mean ± sd, pooled interval).
+    """
     started = time.perf_counter()
     options.validate()
     validate_models(study, options)
     args = study.parse_args(raw_args, options)
-    ctx = StudyContext(name=study.name, options=options, args=args, out=Path(options.output_dir), echo=echo,
+    seeds = options.seed_list()
+    top = replace(options, seed=seeds[0], seeds=None)
+    ctx = StudyContext(name=study.name, options=top, args=args, out=Path(options.output_dir), echo=echo,
                        trains=study.trains)
     ctx.eval_dataset()  # a bad dataset fails here, before models are pinned
     study.check(ctx)
+    reference = options.reference or study.default_reference(ctx)
+    check_reference(study, ctx, options.reference)
     with output_lock(ctx.out, "study folder", folder=True):
-        return _run_locked(study, ctx, options, echo, started)
+        return _run_locked(study, ctx, args, seeds, reference, echo, started)
 
 
-def _run_locked(
-    study: Study, ctx: StudyContext, options: StudyOptions, echo: Callable[[str], None], started: float
-) -> dict[str, Any]:
-    """The study proper, while this process holds the study folder's lock."""
+def _run_locked(study: Study, ctx: StudyContext, args: dict[str, Any], seeds: list[int], reference: str | None,
+                echo: Callable[[str], None], started: float) -> dict[str, Any]:
+    """The study proper, while this process holds the study folder's lock (the seed folders lie inside it)."""
     prepare(ctx)
     study.check_models(ctx)
-    cells = study.cells(ctx)
-    outcome = run_cells(ctx, cells, lambda cell, digest: study.compute(ctx, cell, digest))
-    rows = [study.row(ctx, record) for record in outcome.records]
+    if len(seeds) == 1:
+        rows, outcome = _run_grid(study, ctx)
+        return _finish(study, ctx, rows, study_metadata(ctx, outcome, started), reference, echo)
+    runs, totals = [], GridOutcome()
+    for seed in seeds:
+        seed_ctx = StudyContext(name=study.name, options=replace(ctx.options, seed=seed), args=args,
+                                out=ctx.out / f"seed-{seed}", echo=echo, pinned=dict(ctx.pinned), trains=study.trains)
+        prepare(seed_ctx)  # the folder only: the models stay pinned once, under DIR/models
+        rows, outcome = _run_grid(study, seed_ctx)
+        _finish(study, seed_ctx, rows, study_metadata(seed_ctx, outcome, started), reference, lambda line: None)
+        echo(f"seed {seed}: {len(rows)} cells ({outcome.n_reused} reused, {outcome.n_run} computed) in {seed_ctx.out}")
+        runs.append(rows)
+        totals.records.extend(outcome.records)
+    stat_keys = [*MODALITIES, *study.paired_columns]
+    rows = aggregate_seeds(runs, seeds, stat_keys)
+    meta = study_metadata(ctx, totals, started)
+    meta["seeds"] = list(seeds)
+    return _finish(study, ctx, rows, meta, reference, echo)
+
+
+def _run_grid(study: Study, ctx: StudyContext) -> tuple[list[dict[str, Any]], GridOutcome]:
+    outcome = run_cells(ctx, study.cells(ctx), lambda cell, digest: study.compute(ctx, cell, digest))
+    return [study.row(ctx, record) for record in outcome.records], outcome
+
+
+def _finish(study: Study, ctx: StudyContext, rows: list[dict[str, Any]], meta: dict[str, Any],
+            reference: str | None, echo: Callable[[str], None]) -> dict[str, Any]:
+    """Intervals, comparisons with the reference, table files, plot, printed summary."""
+    options = ctx.options
+    for row in rows:
+        add_intervals(row, study.paired_columns)
+        row["reliability"] = reliability(row)
     columns = study.columns(ctx)
-    meta = study_metadata(ctx, outcome, started)
     meta["title"] = study.title
+    comparisons = compare_with_reference(study, rows, reference)
+    meta["reference"] = reference
+    meta["comparisons"] = comparisons
     notes = []
     if not options.sanity:
         notes.append("sanity checks not run (--sanity runs them): reliability 'unchecked'")
     if any(r.get("unreliable") for r in rows):
         notes.append("some cells FAILED sanity checks: their robust accuracies are not trustworthy")
+    notes.append(interval_note(rows))
     meta["notes"] = notes
     text = write_table(ctx.out, rows, columns, meta)
+    compared = format_comparisons(comparisons, reference)
     study.plot(ctx, rows, ctx.out / "plot.png")
-    echo(f"{study.title} — {', '.join(options.models)} on {options.dataset} (seed {options.seed})")
+    seeds = meta.get("seeds")
+    echo(f"{study.title} — {', '.join(options.models)} on {options.dataset} "
+         f"({f'seeds {seeds}' if seeds else f'seed {options.seed}'})")
     echo(text)
+    if compared:
+        echo(compared)
     for note in notes:
         echo(f"note: {note}")
-    echo(f"{len(rows)} cells ({outcome.n_reused} reused, {outcome.n_run} computed); wrote {ctx.out / 'table.csv'}, "
-         f"{ctx.out / 'table.json'}, {ctx.out / 'plot.png'}")
-    return {**meta, "rows": rows, "table": text}
+    cells = meta["cells"]
+    echo(f"{len(rows)} rows ({cells['reused']} cells reused, {cells['computed']} computed); wrote "
+         f"{ctx.out / 'table.csv'}, {ctx.out / 'table.json'}, {ctx.out / 'plot.png'}")
+    return {**meta, "rows": rows, "table": text, "comparison_table": compared}
+
+
+def interval_note(rows: Sequence[dict[str, Any]]) -> str:
+    seeds = len(rows[0].get("seeds") or []) if rows else 0
+    if seeds > 1:
+        return (f"accuracy = mean ± sd over {seeds} seeds [pooled 95 % Wilson interval over all seed x image "
+                "outcomes]; differences within a row: paired bootstrap over images")
+    return "[95 % interval]: Wilson over images for accuracies, paired bootstrap over images for differences"
+
+
+# -------------------------------------------------------------------------------------------- reference
+def _matches(row: dict[str, Any], reference: str) -> bool:
+    return reference in (row.get("key"), row.get("setting"), row.get("model"))
+
+
+def check_reference(study: Study, ctx: StudyContext, reference: str | None) -> None:
+    """A ``--reference`` must name a row of the grid (its cell key, setting or model): refused before any cell."""
+    from ..errors import ConfigError
+
+    if reference is None:
+        return
+    rows = [{"key": c.key, "model": c.model, **c.params} for c in study.cells(ctx)]
+    if not any(_matches(r, reference) for r in rows):
+        known = sorted({str(r.get("setting") or r["key"]) for r in rows} | {r["model"] for r in rows})
+        raise ConfigError(f"--reference {reference!r} names no row of study {study.name}; known: {', '.join(known)}")
+
+
+def compare_with_reference(study: Study, rows: Sequence[dict[str, Any]], reference: str | None
+                           ) -> list[dict[str, Any]]:
+    """Each row against the reference row of its group, on the same images (see ``intervals.compare_rows``)."""
+    if reference is None:
+        return []
+    refs = [r for r in rows if _matches(r, reference)]
+    out = []
+    for row in rows:
+        if any(row is r for r in refs):
+            continue
+        same_group = [r for r in refs if study.group(r) == study.group(row)]
+        ref = same_group[0] if same_group else (refs[0] if len(refs) == 1 else None)
+        if ref is None:
+            continue
+        out.append({"row": study.label(row), "reference": study.label(ref), "key": row.get("key"),
+                    "columns": compare_rows(row, ref)})
+    return out

@@ -19,6 +19,7 @@ from ..training.config import eps_label
 from .base import Study
 from .grid import Cell
 from .options import StudyOptions, parse_list, positive_int
+from .intervals import error_bar_note
 from .plots import Series, line_plot
 from .runner import StudyContext, evaluate
 from .tables import Column
@@ -30,6 +31,8 @@ ATTACKED = ("text", "image", "multimodal")
 class ClassesStudy(Study):
     name = "classes"
     title = "Attack strength vs. number of classes"
+    #: each drop is clean - attacked on the same images: a paired interval (cells have different images)
+    paired_columns = {f"{m}_drop": ("clean", m) for m in ATTACKED}
 
     def parse_args(self, raw: dict[str, Any], options: StudyOptions) -> dict[str, Any]:
         if not options.attack_names():
@@ -61,6 +64,13 @@ class ClassesStudy(Study):
             row[f"{modality}_drop"] = None if value is None or row["clean"] is None else row["clean"] - value
         return row
 
+    def default_reference(self, ctx: StudyContext) -> str | None:
+        """None: every k has its own images, so rows cannot be paired; the drops carry paired intervals."""
+        return None
+
+    def label(self, row: dict[str, Any]) -> str:
+        return f"k={row['classes']}"
+
     def columns(self, ctx: StudyContext) -> list[Column]:
         o = ctx.options
         return [Column("classes", "classes", "int"), Column("n", "n", "int"), Column("chance", "chance"),
@@ -72,13 +82,13 @@ class ClassesStudy(Study):
     def plot(self, ctx: StudyContext, rows: Sequence[dict[str, Any]], path: Path) -> None:
         rows = sorted(rows, key=lambda r: r["classes"])
         xs = [r["classes"] for r in rows]
-        flags = [bool(r.get("unreliable")) for r in rows]
-        series = [Series(f"{m} attack: drop (clean - attacked)", xs, [r.get(f"{m}_drop") for r in rows], flags,
-                         color=f"C{i}") for i, m in enumerate(ATTACKED)]
+        series = [Series.from_rows(f"{m} attack: drop (clean - attacked)", xs, rows, f"{m}_drop", color=f"C{i}")
+                  for i, m in enumerate(ATTACKED)]
         # the largest possible drop of an attack that only pushes accuracy to chance level
         series.append(Series("clean - chance (1/k)", xs, [None if r["clean"] is None else r["clean"] - r["chance"]
                                                            for r in rows], linestyle=":", marker="", color="grey"))
         o = ctx.options
-        line_plot(path, series, xlabel="number of classes k", ylabel="accuracy drop (percentage points)",
+        line_plot(path, series, xlabel="number of classes k (count)", ylabel="accuracy drop (percentage points)",
+                  note=error_bar_note(rows).replace("Wilson", "paired bootstrap"),
                   title=f"{o.models[0]} on {o.dataset}: attack strength vs. classes "
                         f"(eps {eps_label(o.eval_eps)}, {o.text_words} word(s), text goal {o.text_goal})", logx=len(xs) > 1 and xs[-1] / xs[0] >= 20)

@@ -14,7 +14,8 @@ from ..errors import ConfigError
 from .base import Study
 from .grid import Cell, slug
 from .options import NONE, StudyOptions, eps_value, parse_list
-from .plots import Series, line_plot
+from .intervals import error_bar, error_bar_note
+from .plots import Level, Series, line_plot
 from .runner import StudyContext, evaluate
 from .tables import Column
 
@@ -39,6 +40,16 @@ class EpsStudy(Study):
         return evaluate(ctx, ctx.pinned[cell.model].pinned_spec, ctx.report_path(cell, digest),
                         eps=cell.params["eps"] / 255)  # cells keep the K of K/255 users typed
 
+    def default_reference(self, ctx: StudyContext) -> str | None:
+        """The first --model (e.g. the undefended one) at the same eps; one model alone: no comparison."""
+        return ctx.options.models[0] if len(ctx.options.models) > 1 else None
+
+    def group(self, row: dict[str, Any]) -> Any:
+        return row.get("eps")
+
+    def label(self, row: dict[str, Any]) -> str:
+        return f"{row['model']} @ eps {row['eps']:g}/255"
+
     def columns(self, ctx: StudyContext) -> list[Column]:
         return [Column("model", "model", "text"), Column("eps", "eps (k/255)", "float"), Column("clean", "clean"),
                 Column("image", f"image ({ctx.options.image_attack})"),
@@ -55,18 +66,19 @@ class EpsStudy(Study):
             if not mine:
                 continue
             color = f"C{m_index % 10}"
-            flags = [bool(r.get("unreliable")) for r in mine]
+            eps = [r["eps"] for r in mine]
             if any(r.get("image") is not None for r in mine):
-                series.append(Series(f"{model}: image", [0.0] + [r["eps"] for r in mine],
-                                     [mine[0]["clean"]] + [r.get("image") for r in mine], [False] + flags,
-                                     color=color))
+                line = Series.from_rows(f"{model}: image", eps, mine, "image", color=color)
+                clean = Series.from_rows("", [0.0], mine[:1], "clean")
+                series.append(Series(line.label, [0.0] + line.xs, clean.ys + line.ys, [False] + line.unreliable,
+                                     color=color, intervals=clean.intervals + line.intervals))
             if any(r.get("multimodal") is not None for r in mine):
-                series.append(Series(f"{model}: multimodal", [r["eps"] for r in mine],
-                                     [r.get("multimodal") for r in mine], flags, linestyle="--", marker="s",
-                                     color=color))
+                series.append(Series.from_rows(f"{model}: multimodal", eps, mine, "multimodal", linestyle="--",
+                                               marker="s", color=color))
             if mine[0].get("text") is not None:
-                levels.append((f"{model}: text (eps-free)", mine[0]["text"], color))
+                levels.append(Level(f"{model}: text (eps-free)", mine[0]["text"], color, error_bar(mine[0], "text")))
         o = ctx.options
-        line_plot(path, series, xlabel="eps (k/255, L-inf)", ylabel="accuracy (%)", hlines=levels,
+        line_plot(path, series, xlabel="eps (k/255 of the pixel range, L-inf)", ylabel="accuracy (%)", levels=levels,
                   title=f"{o.dataset} (n={rows[0]['n'] if rows else o.n_eval}), {o.image_attack}-{o.eval_steps}, "
-                        f"text {o.text_attack} ({o.text_goal}), multimodal {o.multimodal_attack}; eps 0 = clean")
+                        f"text {o.text_attack} ({o.text_goal}), multimodal {o.multimodal_attack}; eps 0 = clean",
+                  note=error_bar_note(rows))

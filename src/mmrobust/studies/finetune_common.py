@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 from ..training.config import eps_label
 from .grid import Cell
+from .intervals import error_bar
+from .plots import Level
 from .runner import MODALITIES, StudyContext
 from .tables import Column
 
@@ -29,10 +31,21 @@ def split_baseline(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, Any] | Non
     return base, [r for r in rows if r is not base]
 
 
-def baseline_lines(base: dict[str, Any] | None, modalities: Sequence[str] = MODALITIES) -> list[tuple[str, float, str]]:
+def baseline_lines(base: dict[str, Any] | None, modalities: Sequence[str] = MODALITIES) -> list[Level]:
+    """The model before fine-tuning as dotted levels, its 95 % interval as a faint band."""
     if base is None:
         return []
-    return [(f"{m}, not fine-tuned", base[m], f"C{i}") for i, m in enumerate(modalities) if base.get(m) is not None]
+    return [Level(f"{m}, not fine-tuned", base[m], f"C{i}", error_bar(base, m))
+            for i, m in enumerate(modalities) if base.get(m) is not None]
+
+
+def setting_ticks(rows: Sequence[dict[str, Any]], x_key: str, fmt: str = "{:,}") -> list[tuple[float, str]]:
+    """One x tick per distinct x value, naming every setting there ("4-shot / 40 images"): labels never
+    overlap as point annotations at equal x did."""
+    by_x: dict[float, list[str]] = {}
+    for r in rows:
+        by_x.setdefault(r[x_key], []).append(str(r["setting"]))
+    return [(x, " / ".join(names) + "\n(" + fmt.format(x) + ")") for x, names in sorted(by_x.items())]
 
 
 def describe_training(ctx: StudyContext) -> str:

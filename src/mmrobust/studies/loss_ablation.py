@@ -15,6 +15,7 @@ from .base import Study
 from .finetune_common import BASELINE_KEY, accuracy_columns, baseline_cell, describe_training
 from .grid import Cell
 from .options import StudyOptions, lambda_pair, parse_list
+from .intervals import error_bar, error_bar_note
 from .plots import bar_plot
 from .runner import MODALITIES, StudyContext, baseline, train_and_evaluate
 from .tables import Column
@@ -51,7 +52,8 @@ class LossAblationStudy(Study):
         return [Column("setting", "lambda", "text"), *accuracy_columns(ctx)]
 
     def plot(self, ctx: StudyContext, rows: Sequence[dict[str, Any]], path: Path) -> None:
-        bars = [(r["setting"], [r.get(m) for m in MODALITIES], [bool(r.get("unreliable"))] * len(MODALITIES))
-                for r in rows]
-        bar_plot(path, list(MODALITIES), bars, ylabel="accuracy (%)",
-                 title=f"{ctx.options.models[0]} on {ctx.options.dataset}: {describe_training(ctx)}")
+        bars = [(f"lambda {r['setting']}", [r.get(m) for m in MODALITIES], [bool(r.get("unreliable"))] * len(MODALITIES),
+                 [error_bar(r, m) for m in MODALITIES]) for r in rows]
+        bar_plot(path, [f"{m} accuracy" for m in MODALITIES], bars, ylabel="accuracy (%)",
+                 title=f"{ctx.options.models[0]} on {ctx.options.dataset}: {describe_training(ctx)}",
+                 note=error_bar_note(rows))

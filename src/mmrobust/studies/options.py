@@ -93,6 +93,11 @@ class StudyOptions:
     lambda_img: float = 0.5
     lambda_txt: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
+    # --- statistics (never in a cell's hash: they change how rows are summarised, not what a cell measures)
+    #: run the whole grid once per seed and aggregate (None: the one ``seed``)
+    seeds: tuple[int, ...] | None = None
+    #: the row every other row is compared with (cell key, setting or model); None: the study's default
+    reference: str | None = None
 
     def validate(self) -> "StudyOptions":
         """Refuse bad values before any model is loaded, one line each."""
@@ -118,6 +123,11 @@ class StudyOptions:
             if not (math.isfinite(value) and 0 < value <= 1):
                 raise ConfigError(f"--{name.replace('_', '-')} must lie in (0, 255/255] of the pixel range, "
                                   f"got {value * 255:g}/255")
+        for seed in self.seeds or ():
+            if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+                raise ConfigError(f"--seeds must be integers of at least 0, got {seed}")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ConfigError(f"--seeds must list distinct seeds, got {list(self.seeds)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"--lr must be a positive number, got {self.lr}")
         if self.text_goal not in TEXT_GOALS:
@@ -136,6 +146,10 @@ class StudyOptions:
         """The training caption recipe: ``text_attack`` (one meaning), or the default when the column is off."""
         return default_recipe(self.mlm) if self.text_attack in (None, NONE) else self.text_attack
 
+    def seed_list(self) -> list[int]:
+        """The seeds to run: ``seeds`` when given (it overrides ``seed``), else ``[seed]``."""
+        return [int(s) for s in self.seeds] if self.seeds else [int(self.seed)]
+
     def attack_names(self) -> list[str]:
         return [a for a in (self.image_attack, self.text_attack, self.multimodal_attack) if a != NONE]
 
@@ -148,6 +162,7 @@ class StudyOptions:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["models"] = list(self.models)
+        data["seeds"] = None if self.seeds is None else list(self.seeds)
         return data
 
 
@@ -175,6 +190,13 @@ def positive_int(text: str) -> int:
     value = float(text)
     if not value.is_integer() or value < 1:
         raise BadValue(f"{text!r} is not a positive integer")
+    return int(value)
+
+
+def seed_value(text: str) -> int:
+    value = float(text)
+    if not value.is_integer() or value < 0:
+        raise BadValue(f"{text!r} is not an integer of at least 0")
     return int(value)
 
 

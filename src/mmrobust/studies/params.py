@@ -19,6 +19,7 @@ from .finetune_common import (BASELINE_KEY, accuracy_columns, baseline_cell, bas
 from .grid import Cell
 from .options import StudyOptions, choice, parse_list
 from .plots import Series, line_plot
+from .intervals import error_bar_note
 from .runner import MODALITIES, StudyContext, baseline, train_and_evaluate
 from .tables import Column
 
@@ -80,13 +81,14 @@ class ParamsStudy(Study):
     def plot(self, ctx: StudyContext, rows: Sequence[dict[str, Any]], path: Path) -> None:
         base, trained = split_baseline(rows)
         trained = sorted(trained, key=lambda r: r["trained_parameters"])
-        xs = [r["trained_parameters"] for r in trained]
-        flags = [bool(r.get("unreliable")) for r in trained]
-        # markers only: the trained subsets (one tower, the last tensors, ...) are not points on a continuum
-        series = [Series(m, xs, [r.get(m) for r in trained], flags, color=f"C{i}", linestyle="none")
-                  for i, m in enumerate(MODALITIES)]
-        line_plot(path, series, xlabel="fine-tuned parameters (log)", ylabel="accuracy (%)", logx=True,
-                  title=f"{ctx.options.models[0]} on {ctx.options.dataset}: {describe_training(ctx)}",
-                  hlines=baseline_lines(base),
-                  point_labels=[(r["trained_parameters"], r["clean"], r["setting"]) for r in trained
-                                if r.get("clean") is not None])
+        # one category per setting, ordered by trained-parameter count: the subsets (one tower, the last
+        # tensors, ...) are not points on a continuum, and two settings may train as many parameters
+        ticks = [(float(i), f"{r['setting']}\n({r['trained_parameters']:,} params)") for i, r in enumerate(trained)]
+        xs = [x for x, _ in ticks]
+        n_series = len(MODALITIES)
+        series = [Series.from_rows(f"{m} accuracy", [x + 0.06 * (i - (n_series - 1) / 2) for x in xs], trained, m,
+                                   color=f"C{i}", linestyle="none") for i, m in enumerate(MODALITIES)]
+        line_plot(path, series, xlabel="fine-tuned parameters (setting, ordered by parameter count)",
+                  ylabel="accuracy (%)", title=f"{ctx.options.models[0]} on {ctx.options.dataset}: "
+                                               f"{describe_training(ctx)}",
+                  levels=baseline_lines(base), xticks=ticks, note=error_bar_note(rows))

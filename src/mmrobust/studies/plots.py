@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..utils.files import atomic_write
+from .intervals import error_bar
 
 UNRELIABLE_NOTE = "red circle = evaluation failed a sanity check (unreliable)"
 
 
 @dataclass
 class Series:
-    """One line: x and y values (y None = missing), per-point unreliable flags, a label and a style."""
+    """One line: x and y values (y None = missing), per-point unreliable flags and 95 % intervals, a label
+    and a style."""
 
     label: str
     xs: list[float]
@@ -26,6 +28,25 @@ class Series:
     linestyle: str = "-"
     marker: str = "o"
     color: str | None = None
+    #: per-point (low, high) error bars (None = no bar)
+    intervals: list[tuple[float, float] | None] = field(default_factory=list)
+
+    @classmethod
+    def from_rows(cls, label: str, xs: Sequence[float], rows: Sequence[dict[str, Any]], key: str,
+                  **style: Any) -> "Series":
+        """y = ``row[key]``, its error bar and unreliable flag, one point per row."""
+        return cls(label, list(xs), [r.get(key) for r in rows], [bool(r.get("unreliable")) for r in rows],
+                   intervals=[error_bar(r, key) for r in rows], **style)
+
+
+@dataclass(frozen=True)
+class Level:
+    """A horizontal reference level (e.g. before fine-tuning, or an eps-free text accuracy) and its band."""
+
+    label: str
+    y: float
+    color: str | None = None
+    interval: tuple[float, float] | None = None
 
 
 def _pyplot():
@@ -46,8 +67,14 @@ def _wrap(title: str, width: int = 100) -> str:
 def _save(fig, path: Path) -> None:
     plt = _pyplot()
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight"))
     plt.close(fig)
+
+
+def _finish_axes(ax, title: str, note: str) -> None:
+    """Title with what the error bars are, legend outside the axes: no text covers a point, a bar or a label."""
+    ax.set_title(_wrap(title) + (f"\n{note}" if note else ""), fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def line_plot(
@@ -59,68 +86,81 @@ def line_plot(
     title: str,
     logx: bool = False,
     percent: bool = True,
-    hlines: Sequence[tuple[str, float, str | None]] = (),
-    point_labels: Sequence[tuple[float, float, str]] = (),
+    levels: Sequence[Level] = (),
+    xticks: Sequence[tuple[float, str]] = (),
+    note: str = "",
 ) -> None:
-    """Lines with markers; ``hlines`` are ``(label, y, color)`` reference levels (e.g. before fine-tuning)."""
+    """Lines with markers and error bars; ``levels`` are reference levels drawn with their interval as a band;
+    ``xticks`` replace the numeric ticks (e.g. category names). The legend sits outside the axes."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4.4))
+    fig, ax = plt.subplots(figsize=(9, 4.6))
     scale = 100.0 if percent else 1.0
     any_unreliable = False
-    for s in series:
-        pts = [(x, y, s.unreliable[i] if i < len(s.unreliable) else False)
+    for index, s in enumerate(series):
+        pts = [(x, y, s.unreliable[i] if i < len(s.unreliable) else False,
+                s.intervals[i] if i < len(s.intervals) else None)
                for i, (x, y) in enumerate(zip(s.xs, s.ys)) if y is not None]
         if not pts:
             continue
-        ax.plot([p[0] for p in pts], [scale * p[1] for p in pts], linestyle=s.linestyle, marker=s.marker,
-                label=s.label, color=s.color)
+        color = s.color or f"C{index % 10}"
+        xs, ys = [p[0] for p in pts], [scale * p[1] for p in pts]
+        yerr = [[scale * (p[1] - p[3][0]) if p[3] else 0.0 for p in pts],
+                [scale * (p[3][1] - p[1]) if p[3] else 0.0 for p in pts]]
+        ax.errorbar(xs, ys, yerr=yerr, linestyle=s.linestyle, marker=s.marker, label=s.label, color=color,
+                    capsize=3, elinewidth=1)
         bad = [p for p in pts if p[2]]
         if bad:
-            any_unreliable = True
             ax.scatter([p[0] for p in bad], [scale * p[1] for p in bad], s=160, facecolors="none",
-                       edgecolors="red", linewidths=1.5, zorder=5)
-    for i, (label, y, color) in enumerate(hlines):
-        ax.axhline(scale * y, linestyle=":", linewidth=1.2, color=color or f"C{(len(series) + i) % 10}", label=label)
-    for x, y, text in point_labels:
-        ax.annotate(text, (x, scale * y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                       edgecolors="red", linewidths=1.5, zorder=5, label=None if any_unreliable else UNRELIABLE_NOTE)
+            any_unreliable = True
+    for i, level in enumerate(levels):
+        color = level.color or f"C{(len(series) + i) % 10}"
+        ax.axhline(scale * level.y, linestyle=":", linewidth=1.2, color=color, label=level.label)
+        if level.interval is not None:
+            ax.axhspan(scale * level.interval[0], scale * level.interval[1], color=color, alpha=0.08)
     if logx:
         ax.set_xscale("log")
+    if xticks:
+        ax.set_xticks([x for x, _ in xticks], [text for _, text in xticks], fontsize=8)
+        ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if percent:
         ax.set_ylim(-2, 102)
-    ax.set_title(_wrap(title), fontsize=8)
-    if any_unreliable:
-        ax.text(0.01, 0.01, UNRELIABLE_NOTE, transform=ax.transAxes, fontsize=7, color="red")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    _finish_axes(ax, title, note)
     _save(fig, path)
 
 
 def bar_plot(
     path: Path,
     groups: Sequence[str],
-    bars: Sequence[tuple[str, list[float | None], list[bool]]],
+    bars: Sequence[tuple[str, list[float | None], list[bool], list[tuple[float, float] | None]]],
     *,
     ylabel: str,
     title: str,
+    note: str = "",
 ) -> None:
-    """Grouped bars: one group per entry of ``groups``, one bar per ``(label, values, unreliable)``."""
+    """Grouped bars with error bars: one group per ``groups`` entry, one bar per
+    ``(label, values, unreliable, intervals)``; the legend sits outside the axes."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(min(10.0, max(6.0, 0.5 * len(groups) * max(len(bars), 1))), 4.2))
+    fig, ax = plt.subplots(figsize=(min(11.0, max(7.0, 0.5 * len(groups) * max(len(bars), 1))), 4.4))
     width = 0.8 / max(len(bars), 1)
     any_unreliable = False
-    for i, (label, values, unreliable) in enumerate(bars):
+    for i, (label, values, unreliable, intervals) in enumerate(bars):
         xs = [j + (i - (len(bars) - 1) / 2) * width for j in range(len(groups))]
         heights = [100 * (v or 0.0) for v in values]
+        yerr = [[100 * (v - iv[0]) if v is not None and iv else 0.0 for v, iv in zip(values, intervals)],
+                [100 * (iv[1] - v) if v is not None and iv else 0.0 for v, iv in zip(values, intervals)]]
         edge = ["red" if (k < len(unreliable) and unreliable[k]) else "none" for k in range(len(values))]
         any_unreliable |= any(e == "red" for e in edge)
-        ax.bar(xs, heights, width, label=label, edgecolor=edge, linewidth=1.5)
+        ax.bar(xs, heights, width, label=label, edgecolor=edge, linewidth=1.5, yerr=yerr, capsize=2,
+               error_kw={"elinewidth": 1})
     ax.set_xticks(range(len(groups)), groups, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
-    ax.set_title(_wrap(title), fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
     if any_unreliable:
-        ax.text(0.01, 0.95, "red outline = unreliable evaluation", transform=ax.transAxes, fontsize=7, color="red")
-    ax.legend(fontsize=7)
+        ax.bar([0], [0], 0, facecolor="none", edgecolor="red", linewidth=1.5, label="red outline = unreliable evaluation")
+    _finish_axes(ax, title, note)
     _save(fig, path)

@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from ..utils.environment import environment_versions
 from ..utils.files import check_writable
 from .grid import Cell, CellStore, GridOutcome, config_hash, run_grid, slug
+from .intervals import images_fingerprint, outcomes_from_report
 from .options import NONE, TRAIN_FIELDS, StudyOptions
 
 #: accuracy columns of an evaluation, in the order tables show them
@@ -169,6 +170,9 @@ def row_from_report(report: dict[str, Any], report_path: Path | None = None) -> 
     row["sanity_failed"] = list(sanity.get("failed") or [])
     row["sanity_ran"] = bool(sanity.get("ran"))
     row["report"] = str(report_path) if report_path is not None else None
+    # per-image outcomes and which images: intervals and paired tests between rows (see intervals.py)
+    row["correct"] = outcomes_from_report(report)
+    row["images"] = images_fingerprint(report)
     return row
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import ConfigError
 from .base import Study
 from .finetune_common import (BASELINE_KEY, accuracy_columns, baseline_cell, baseline_lines, describe_training,
-                              split_baseline)
+                              setting_ticks, split_baseline)
+from .intervals import error_bar_note
 from .grid import Cell
 from .options import StudyOptions, parse_list, positive_int
 from .plots import Series, line_plot
@@ -73,9 +74,8 @@ class TrainSizeStudy(Study):
         base, trained = split_baseline(rows)
         trained = sorted(trained, key=lambda r: r["n_train_images"])
         xs = [r["n_train_images"] for r in trained]
-        flags = [bool(r.get("unreliable")) for r in trained]
-        series = [Series(m, xs, [r.get(m) for r in trained], flags, color=f"C{i}") for i, m in enumerate(MODALITIES)]
-        line_plot(path, series, xlabel="fine-tuning images (log)", ylabel="accuracy (%)", logx=True,
+        series = [Series.from_rows(f"{m} accuracy", xs, trained, m, color=f"C{i}") for i, m in enumerate(MODALITIES)]
+        line_plot(path, series, xlabel="fine-tuning images (count, log scale)", ylabel="accuracy (%)", logx=True,
                   title=f"{ctx.options.models[0]} on {ctx.options.dataset}: {describe_training(ctx)}",
-                  hlines=baseline_lines(base),
-                  point_labels=[(r["n_train_images"], r["clean"], r["setting"]) for r in trained if r.get("clean") is not None])
+                  levels=baseline_lines(base), xticks=setting_ticks(trained, "n_train_images"),
+                  note=error_bar_note(rows))
