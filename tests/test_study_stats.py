@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from mmrobust.cli.main import app
@@ -22,14 +21,6 @@ from mmrobust.studies import StudyOptions, get_study, run_study
 from mmrobust.studies.intervals import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, add_intervals, aggregate_seeds,
                                         compare_rows, decode, encode, outcomes_from_report)
 from mmrobust.studies.tables import Column, format_table
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _run(name: str, out: Path, args: dict, **overrides) -> dict:

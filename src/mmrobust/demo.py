@@ -24,6 +24,7 @@ from .attacks.registry import ATTACKS
 from .errors import ConfigError
 from .studies.grid import Cell, config_hash
 from .studies.intervals import add_intervals, compare_rows, format_comparisons
+from .studies.plots import error_lengths
 from .studies.options import StudyOptions
 from .studies.runner import StudyContext, evaluate, fine_tune, prepare, reliability
 from .studies.tables import Column
@@ -169,8 +170,7 @@ def write_plot(path: Path, rows: Sequence[dict[str, Any]], title: str) -> None:
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(COLUMNS))]
         ci = row.get("ci") or {}
         ys = [100 * (row[c] or 0.0) for c in COLUMNS]
-        yerr = [[y - 100 * ci[c][0] if c in ci else 0.0 for y, c in zip(ys, COLUMNS)],
-                [100 * ci[c][1] - y if c in ci else 0.0 for y, c in zip(ys, COLUMNS)]]
+        yerr = error_lengths([row[c] for c in COLUMNS], [ci.get(c) for c in COLUMNS])
         ax.bar(xs, ys, width, label=row["method"], yerr=yerr, capsize=2, error_kw={"elinewidth": 1})
     ax.set_xticks(range(len(COLUMNS)), [COLUMN_TITLES[c] for c in COLUMNS])
     ax.set_ylabel("accuracy (%)")

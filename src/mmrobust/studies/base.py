@@ -172,7 +172,8 @@ def _finish(study: Study, ctx: StudyContext, rows: list[dict[str, Any]], meta: d
     for note in notes:
         echo(f"note: {note}")
     cells = meta["cells"]
-    echo(f"{len(rows)} rows ({cells['reused']} cells reused, {cells['computed']} computed); wrote "
+    over = f" -> {len(rows)} rows over {len(seeds)} seeds" if seeds else ""
+    echo(f"{cells['total']} cells ({cells['reused']} reused, {cells['computed']} computed){over}; wrote "
          f"{ctx.out / 'table.csv'}, {ctx.out / 'table.json'}, {ctx.out / 'plot.png'}")
     return {**meta, "rows": rows, "table": text, "comparison_table": compared}
 

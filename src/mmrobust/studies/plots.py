@@ -49,6 +49,15 @@ class Level:
     interval: tuple[float, float] | None = None
 
 
+def error_lengths(values: Sequence[float | None], intervals: Sequence[tuple[float, float] | None],
+                  scale: float = 100.0) -> list[list[float]]:
+    """matplotlib's ``yerr`` (lengths below, above) from intervals; 0 where none, never negative (a Wilson bound
+    at 0 % or 100 % can differ from the value by a rounding error)."""
+    pairs = [(0.0, 0.0) if v is None or iv is None else (scale * (v - iv[0]), scale * (iv[1] - v))
+             for v, iv in zip(values, intervals)]
+    return [[max(0.0, p[0]) for p in pairs], [max(0.0, p[1]) for p in pairs]]
+
+
 def _pyplot():
     import matplotlib
 
@@ -93,6 +102,8 @@ def line_plot(
     """Lines with markers and error bars; ``levels`` are reference levels drawn with their interval as a band;
     ``xticks`` replace the numeric ticks (e.g. category names). The legend sits outside the axes."""
     plt = _pyplot()
+    from matplotlib.transforms import ScaledTranslation
+
     fig, ax = plt.subplots(figsize=(9, 4.6))
     scale = 100.0 if percent else 1.0
     any_unreliable = False
@@ -104,10 +115,16 @@ def line_plot(
             continue
         color = s.color or f"C{index % 10}"
         xs, ys = [p[0] for p in pts], [scale * p[1] for p in pts]
-        yerr = [[scale * (p[1] - p[3][0]) if p[3] else 0.0 for p in pts],
-                [scale * (p[3][1] - p[1]) if p[3] else 0.0 for p in pts]]
-        ax.errorbar(xs, ys, yerr=yerr, linestyle=s.linestyle, marker=s.marker, label=s.label, color=color,
-                    capsize=3, elinewidth=1)
+        yerr = error_lengths([p[1] for p in pts], [p[3] for p in pts], scale) if any(p[3] for p in pts) else None
+        # a few points to the side per series, so error bars at the same x stay apart (values unchanged)
+        # (after plotting, so the axis limits still come from the data)
+        shift = ScaledTranslation(0.05 * (index - (len(series) - 1) / 2), 0, fig.dpi_scale_trans)
+        drawn = ax.errorbar(xs, ys, yerr=yerr, linestyle=s.linestyle, marker=s.marker, label=s.label,
+                            color=color, capsize=3, elinewidth=1)
+        data_line, caps, bars = drawn.lines
+        for artist in (data_line, *caps, *bars):
+            if artist is not None:
+                artist.set_transform(ax.transData + shift)
         bad = [p for p in pts if p[2]]
         if bad:
             ax.scatter([p[0] for p in bad], [scale * p[1] for p in bad], s=160, facecolors="none",
@@ -150,8 +167,7 @@ def bar_plot(
     for i, (label, values, unreliable, intervals) in enumerate(bars):
         xs = [j + (i - (len(bars) - 1) / 2) * width for j in range(len(groups))]
         heights = [100 * (v or 0.0) for v in values]
-        yerr = [[100 * (v - iv[0]) if v is not None and iv else 0.0 for v, iv in zip(values, intervals)],
-                [100 * (iv[1] - v) if v is not None and iv else 0.0 for v, iv in zip(values, intervals)]]
+        yerr = error_lengths(values, intervals)
         edge = ["red" if (k < len(unreliable) and unreliable[k]) else "none" for k in range(len(values))]
         any_unreliable |= any(e == "red" for e in edge)
         ax.bar(xs, heights, width, label=label, edgecolor=edge, linewidth=1.5, yerr=yerr, capsize=2,
