@@ -149,3 +149,11 @@ def test_bad_reference_and_seeds_are_one_line(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, base + extra)
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_error_bar_lengths_are_never_negative_and_follow_the_interval() -> None:
+    from mmrobust.studies.plots import error_lengths
+
+    low, high = wilson_interval(0, 60)  # the lower bound at 0 % may sit a rounding error above 0
+    assert error_lengths([0.0, 0.5, None], [(low, high), (0.4, 0.7), None]) == [
+        [0.0, pytest.approx(10.0), 0.0], [pytest.approx(100 * high), pytest.approx(20.0), 0.0]]

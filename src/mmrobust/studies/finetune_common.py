@@ -35,7 +35,7 @@ def baseline_lines(base: dict[str, Any] | None, modalities: Sequence[str] = MODA
     """The model before fine-tuning as dotted levels, its 95 % interval as a faint band."""
     if base is None:
         return []
-    return [Level(f"{m}, not fine-tuned", base[m], f"C{i}", error_bar(base, m))
+    return [Level(f"{m.replace('_', '-')}, not fine-tuned", base[m], f"C{i}", error_bar(base, m))
             for i, m in enumerate(modalities) if base.get(m) is not None]
 
 

@@ -52,8 +52,10 @@ class LossAblationStudy(Study):
         return [Column("setting", "lambda", "text"), *accuracy_columns(ctx)]
 
     def plot(self, ctx: StudyContext, rows: Sequence[dict[str, Any]], path: Path) -> None:
-        bars = [(f"lambda {r['setting']}", [r.get(m) for m in MODALITIES], [bool(r.get("unreliable"))] * len(MODALITIES),
+        bars = [(r["setting"] if r.get("method") == "none" else f"MMCoA weights {r['setting']}",
+                 [r.get(m) for m in MODALITIES], [bool(r.get("unreliable"))] * len(MODALITIES),
                  [error_bar(r, m) for m in MODALITIES]) for r in rows]
-        bar_plot(path, [f"{m} accuracy" for m in MODALITIES], bars, ylabel="accuracy (%)",
+        bar_plot(path, [m.replace("_", "-") for m in MODALITIES], bars, ylabel="accuracy (%)",
+                 xlabel="evaluation (clean, or under the attack of that modality)",
                  title=f"{ctx.options.models[0]} on {ctx.options.dataset}: {describe_training(ctx)}",
                  note=error_bar_note(rows))

@@ -85,9 +85,8 @@ class ParamsStudy(Study):
         # tensors, ...) are not points on a continuum, and two settings may train as many parameters
         ticks = [(float(i), f"{r['setting']}\n({r['trained_parameters']:,} params)") for i, r in enumerate(trained)]
         xs = [x for x, _ in ticks]
-        n_series = len(MODALITIES)
-        series = [Series.from_rows(f"{m} accuracy", [x + 0.06 * (i - (n_series - 1) / 2) for x in xs], trained, m,
-                                   color=f"C{i}", linestyle="none") for i, m in enumerate(MODALITIES)]
+        series = [Series.from_rows(f"{m.replace('_', '-')} accuracy", xs, trained, m, color=f"C{i}", linestyle="none")
+                  for i, m in enumerate(MODALITIES)]
         line_plot(path, series, xlabel="fine-tuned parameters (setting, ordered by parameter count)",
                   ylabel="accuracy (%)", title=f"{ctx.options.models[0]} on {ctx.options.dataset}: "
                                                f"{describe_training(ctx)}",

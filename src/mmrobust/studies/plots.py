@@ -154,6 +154,7 @@ def bar_plot(
     groups: Sequence[str],
     bars: Sequence[tuple[str, list[float | None], list[bool], list[tuple[float, float] | None]]],
     *,
+    xlabel: str,
     ylabel: str,
     title: str,
     note: str = "",
@@ -173,8 +174,9 @@ def bar_plot(
         ax.bar(xs, heights, width, label=label, edgecolor=edge, linewidth=1.5, yerr=yerr, capsize=2,
                error_kw={"elinewidth": 1})
     ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 105)  # room for an error bar that reaches 100 %
     ax.grid(alpha=0.3, axis="y")
     if any_unreliable:
         ax.bar([0], [0], 0, facecolor="none", edgecolor="red", linewidth=1.5, label="red outline = unreliable evaluation")

@@ -74,7 +74,7 @@ class TrainSizeStudy(Study):
         base, trained = split_baseline(rows)
         trained = sorted(trained, key=lambda r: r["n_train_images"])
         xs = [r["n_train_images"] for r in trained]
-        series = [Series.from_rows(f"{m} accuracy", xs, trained, m, color=f"C{i}") for i, m in enumerate(MODALITIES)]
+        series = [Series.from_rows(f"{m.replace('_', '-')} accuracy", xs, trained, m, color=f"C{i}") for i, m in enumerate(MODALITIES)]
         line_plot(path, series, xlabel="fine-tuning images (count, log scale)", ylabel="accuracy (%)", logx=True,
                   title=f"{ctx.options.models[0]} on {ctx.options.dataset}: {describe_training(ctx)}",
                   levels=baseline_lines(base), xticks=setting_ticks(trained, "n_train_images"),
