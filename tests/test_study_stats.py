@@ -157,3 +157,29 @@ def test_error_bar_lengths_are_never_negative_and_follow_the_interval() -> None:
     low, high = wilson_interval(0, 60)  # the lower bound at 0 % may sit a rounding error above 0
     assert error_lengths([0.0, 0.5, None], [(low, high), (0.4, 0.7), None]) == [
         [0.0, pytest.approx(10.0), 0.0], [pytest.approx(100 * high), pytest.approx(20.0), 0.0]]
+
+
+def test_a_hand_edited_outcome_vector_is_refused() -> None:
+    from mmrobust.studies.runner import check_cell_result
+
+    good = {"clean": 0.5, "image": 0.25, "n": 4, "correct": {"clean": "1100", "image": "1000"}}
+    assert check_cell_result(good) is None
+    assert "disagrees" in check_cell_result({**good, "correct": {"clean": "1110", "image": "1000"}})
+    assert "per-image" in check_cell_result({**good, "correct": {"clean": "11", "image": "1000"}})
+    assert "per-image" in check_cell_result({**good, "correct": {"clean": "11x0", "image": "1000"}})
+
+
+def test_seeded_comparisons_add_the_seed_level_interval() -> None:
+    def row(bits: str) -> dict:
+        vec = decode(bits)
+        return {"key": "k", "n": vec.size, "clean": float(vec.mean()), "correct": {"clean": bits}, "images": "same"}
+
+    a = aggregate_seeds([[row("1110")], [row("1100")], [row("1111")]], [0, 1, 2], ["clean"])[0]
+    b = aggregate_seeds([[row("1100")], [row("1100")], [row("1100")]], [0, 1, 2], ["clean"])[0]
+    entry = compare_rows(a, b, ["clean"])["clean"]
+    diffs = [0.25, 0.0, 0.5]
+    half = 4.302652730 * float(np.std(diffs, ddof=1)) / 3 ** 0.5
+    assert entry["per_seed"] == pytest.approx(diffs)
+    assert (entry["seed_low"], entry["seed_high"]) == pytest.approx((0.25 - half, 0.25 + half))
+    assert entry["p_value"] == pytest.approx(mcnemar_exact(decode(a["correct"]["clean"]),
+                                                           decode(b["correct"]["clean"])).p_value)

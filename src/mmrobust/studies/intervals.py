@@ -70,6 +70,23 @@ def images_fingerprint(report: Mapping[str, Any]) -> str:
     return config_hash({"dataset": dataset, "indices": report["sampling"]["indices_sha256"]})[:16]
 
 
+def check_outcomes(result: Mapping[str, Any]) -> str | None:
+    """What is wrong with a saved cell's per-image outcomes (None when they agree with its accuracies and n):
+    the paired tests read them, so a damaged or hand-edited vector must be refused, not tested."""
+    correct = result.get("correct")
+    if correct is None:
+        return None
+    if not isinstance(correct, dict):
+        return "correct is not a mapping of per-image outcomes"
+    for key, bits in correct.items():
+        if not isinstance(bits, str) or set(bits) - {"0", "1"} or len(bits) != result.get("n"):
+            return f"correct[{key!r}] is not {result.get('n')} per-image outcomes"
+        value = result.get(key)
+        if isinstance(value, (int, float)) and abs(bits.count("1") / max(len(bits), 1) - value) > 1e-9:
+            return f"correct[{key!r}] disagrees with {key} = {value!r}"
+    return None
+
+
 def vector(row: Mapping[str, Any], key: str) -> np.ndarray | None:
     bits = (row.get("correct") or {}).get(key)
     return None if bits is None else decode(bits)
@@ -150,15 +167,31 @@ def compare_rows(row: Mapping[str, Any], reference: Mapping[str, Any], keys: Seq
         boot = paired_bootstrap(va, vb, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
         test = mcnemar_exact(va, vb)
         out[key] = {"n": boot.n, "difference": boot.difference, "low": boot.low, "high": boot.high,
-                    "p_value": test.p_value, "only_row": test.b, "only_reference": test.c}
+                    "p_value": test.p_value, "only_row": test.b, "only_reference": test.c,
+                    **_seed_level(va, vb, row.get("seed_sizes"))}
     return out
+
+
+def _seed_level(a: np.ndarray, b: np.ndarray, sizes: Sequence[int] | None) -> dict[str, Any]:
+    """With several seeds: the per-seed differences, their mean and t interval. Why: the pooled bootstrap and
+    McNemar count every (seed, image) pair as independent, which ignores training randomness and, when the
+    seeds evaluate the same images, counts each image once per seed; the seed-level interval does neither."""
+    if not sizes or len(sizes) < 2 or sum(sizes) != a.size:
+        return {}
+    bounds = np.cumsum([0, *sizes])
+    diffs = [float(a[s:e].mean() - b[s:e].mean()) for s, e in zip(bounds[:-1], bounds[1:])]
+    mean, sd, low, high = _mean_sd(diffs)
+    return {"per_seed": diffs, "seed_sd": sd, "seed_low": low, "seed_high": high}
 
 
 def format_difference(entry: Mapping[str, Any]) -> str:
     if "difference" not in entry:
         return "n/a"
-    return (f"{100 * entry['difference']:+.1f} [{100 * entry['low']:+.1f}, {100 * entry['high']:+.1f}] "
+    text = (f"{100 * entry['difference']:+.1f} [{100 * entry['low']:+.1f}, {100 * entry['high']:+.1f}] "
             f"p={entry['p_value']:.2g}")
+    if "seed_low" in entry:
+        text += f" seeds [{100 * entry['seed_low']:+.1f}, {100 * entry['seed_high']:+.1f}]"
+    return text
 
 
 def format_comparisons(comparisons: Sequence[dict[str, Any]], reference: str | None) -> str:
@@ -171,8 +204,11 @@ def format_comparisons(comparisons: Sequence[dict[str, Any]], reference: str | N
                   for c in comparisons]
     columns = [Column("row", "row", "text"), Column("reference", "minus", "text"),
                *[Column(k, k, "text") for k in keys]]
+    seeded = any("seed_low" in e for c in comparisons for e in c["columns"].values())
     return (f"paired differences vs. reference {reference!r} on the same images (percentage points "
-            f"[paired bootstrap 95 % interval], exact McNemar p):\n" + format_table(table_rows, columns))
+            f"[paired bootstrap 95 % interval], exact McNemar p"
+            + ("; seeds [t 95 % interval of the per-seed differences]" if seeded else "")
+            + "):\n" + format_table(table_rows, columns))
 
 
 # ---------------------------------------------------------------------------------------- seeds
@@ -189,6 +225,7 @@ def aggregate_seeds(runs: Sequence[Sequence[dict[str, Any]]], seeds: Sequence[in
         row = {k: v for k, v in first.items() if k not in ("correct", "ci", "report", "checkpoint")}
         row["seeds"] = list(seeds)
         row["n_pooled"] = sum(int(r.get("n") or 0) for r in group)
+        row["seed_sizes"] = [int(r.get("n") or 0) for r in group]
         row["images"] = config_hash([r.get("images") for r in group])[:16]
         keys = set.intersection(*(set((r.get("correct") or {})) for r in group))
         row["correct"] = {k: "".join(r["correct"][k] for r in group) for k in sorted(keys)}

@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..utils.environment import environment_versions
 from ..utils.files import check_writable
 from .grid import Cell, CellStore, GridOutcome, config_hash, run_grid, slug
-from .intervals import images_fingerprint, outcomes_from_report
+from .intervals import check_outcomes, images_fingerprint, outcomes_from_report
 from .options import NONE, TRAIN_FIELDS, StudyOptions
 
 #: accuracy columns of an evaluation, in the order tables show them
@@ -190,7 +190,7 @@ def check_cell_result(result: dict[str, Any]) -> str | None:
     n = result.get("n")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
         return f"n = {n!r} is not a count"
-    return None
+    return check_outcomes(result)
 
 
 def reliability(row: dict[str, Any]) -> str:
