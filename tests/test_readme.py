@@ -19,7 +19,6 @@ import re
 import shlex
 from pathlib import Path
 
-import click
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -51,12 +50,21 @@ def readme_commands() -> list[list[str]]:
 COMMANDS = readme_commands()
 
 
-def _command(args: list[str]) -> tuple[click.Command, list[str]]:
-    command: click.Command = typer.main.get_command(app)
+def _command(args: list[str]) -> tuple[object, list[str]]:
+    """The (sub)command the words name and the words left for it. Duck-typed on ``commands`` because recent
+    typer vendors its own click, whose classes are not ``click.Group``."""
+    command = typer.main.get_command(app)
     rest = list(args)
-    while isinstance(command, click.Group) and rest and rest[0] in command.commands:
+    while hasattr(command, "commands") and rest and rest[0] in command.commands:
         command = command.commands[rest.pop(0)]
     return command, rest
+
+
+def test_subcommands_are_resolved_so_their_options_are_checked():
+    command, rest = _command(["study", "eps", "--eps", "2"])
+    assert command.name == "eps" and rest == ["--eps", "2"]
+    with pytest.raises(Exception, match="No such option"):
+        command.make_context(command.name, ["--no-such-flag"])
 
 
 def test_the_readme_has_examples_of_every_command():
@@ -67,7 +75,7 @@ def test_the_readme_has_examples_of_every_command():
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a)[:60] for a in COMMANDS])
 def test_every_readme_command_parses(args):
     command, rest = _command(args)
-    command.make_context(command.name, rest)  # raises click.UsageError on an unknown or malformed option
+    command.make_context(command.name, rest)  # raises a usage error on an unknown or malformed option
 
 
 def runnable(args: list[str]) -> bool:
