@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from .retrieval import ImageSource, RetrievalDataset, clean_captions
+from .wds import split_member_name
 
 PREFIX = "wds:"
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
@@ -48,13 +49,6 @@ def shard_paths(root: Path, split: str) -> list[Path]:
     return [folder / f"{i}.tar" for i in range(count)]
 
 
-def split_member(name: str) -> tuple[str, str]:
-    """``dir/s0001.jpg`` -> (``dir/s0001``, ``jpg``): webdataset's key/extension rule (first dot of the base)."""
-    directory, _, base = name.rpartition("/")
-    stem, _, extension = base.partition(".")
-    return (f"{directory}/{stem}" if directory else stem), extension.lower()
-
-
 def read_shard(path: Path) -> dict[str, dict[str, bytes]]:
     """key -> {extension: bytes} for one tar, in the tar's order."""
     if not path.is_file():
@@ -65,7 +59,7 @@ def read_shard(path: Path) -> dict[str, dict[str, bytes]]:
             for member in tar:
                 if not member.isfile():
                     continue
-                key, extension = split_member(member.name)
+                key, extension = split_member_name(member.name)
                 handle = tar.extractfile(member)
                 samples.setdefault(key, {})[extension] = handle.read() if handle else b""
     except (tarfile.TarError, OSError) as exc:
