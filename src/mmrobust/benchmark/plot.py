@@ -1,7 +1,8 @@
 """The benchmark heat map: datasets x attack families, one panel per model, values in %.
 
-OOD datasets on top, then their average, then (apart) the IID dataset; missing datasets are grey rows
-that say so, and unreliable cells are marked with "!", so no figure shows a number it cannot stand by.
+OOD datasets on top, then their average, then (apart) the IID dataset, then (apart, labelled "(R@1)") the
+retrieval datasets with the mean of their two recall@1 values; missing datasets are grey rows that say
+so, and unreliable cells are marked with "!", so no figure shows a number it cannot stand by.
 """
 
 from __future__ import annotations
@@ -16,12 +17,22 @@ from .table import FAMILY_TITLES, families_present
 
 
 def _panel_rows(rows: Sequence[dict[str, Any]], model: str) -> list[dict[str, Any] | None]:
-    """OOD rows, the average, a gap (None) and the IID rows."""
+    """OOD rows, the average, a gap (None) and the IID rows, then a gap and the retrieval rows."""
     mine = [r for r in rows if r["model"] == model]
     ordered: list[dict[str, Any] | None] = [r for r in mine if r["role"] == "ood"]
     ordered += [r for r in mine if r["role"] == "average"]
-    iid = [r for r in mine if r["role"] == "iid"]
-    return ordered + ([None] + iid if iid else [])
+    for role in ("iid", "retrieval"):
+        apart = [r for r in mine if r["role"] == role]
+        ordered += [None] + apart if apart else []
+    return ordered
+
+
+def _label(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return ""
+    prefix = "IID: " if row["role"] == "iid" else ""
+    suffix = " (R@1)" if row["role"] == "retrieval" else ""
+    return prefix + _short(row["dataset"], 32 - len(prefix) - len(suffix)) + suffix
 
 
 def _short(item: str, width: int = 32) -> str:
@@ -48,7 +59,7 @@ def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, t
         values = np.full((len(panel), len(families)), np.nan)
         labels = []
         for i, row in enumerate(panel):
-            labels.append("" if row is None else ("IID: " if row["role"] == "iid" else "") + _short(row["dataset"]))
+            labels.append(_label(row))
             for j, family in enumerate(families):
                 if row is not None and family in row["families"]:
                     values[i, j] = 100 * row["families"][family]["accuracy"]
@@ -75,7 +86,8 @@ def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, t
         ax.set_title(model, fontsize=10)
         ax.set_xlabel("attack family")
     axes[0][0].set_ylabel("dataset")
-    fig.colorbar(image, ax=axes[0].tolist(), label="accuracy (%)", fraction=0.03)
+    fig.colorbar(image, ax=axes[0].tolist(), label="accuracy (%); (R@1) rows: mean recall@1 of both directions (%)",
+                 fraction=0.03)
     fig.suptitle(title + "\n(! = cell failed a sanity check; grey = not available)", fontsize=10)
 
     def _write(tmp: Path) -> None:

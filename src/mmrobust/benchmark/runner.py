@@ -24,8 +24,9 @@ from ..models import load_model
 from ..utils.device import resolve_device
 from ..utils.files import atomic_write, output_lock, write_json_atomic
 from .cells import cell_path, run_cell
-from .datasets import missing_message, open_dataset, plan_datasets
+from .datasets import RETRIEVAL, missing_message, open_dataset, plan_datasets
 from .plot import heatmap
+from .retrieval_cells import retrieval_attack_names, retrieval_cell_config, retrieval_row
 from .table import average_row, cell_row, csv_lines, markdown, missing_row, paired_rows
 
 
@@ -39,6 +40,8 @@ class BenchmarkConfig:
     output_dir: str
     eval: EvalConfig
     iid: str | None = None
+    #: retrieval cells' attacks ("pgd,co-attack", "none"); None = one per family of the run's attacks
+    retrieval_attacks: str | None = None
     title: str = "mmrobust benchmark"
     plot: bool = True
     log: Any = field(default=None, repr=False)
@@ -67,21 +70,24 @@ def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
     out = Path(config.output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} exists and is not a directory")
-    choices = plan_datasets(_items(config), Catalog())  # unknown datasets stop here
+    choices = plan_datasets(_items(config), Catalog(), config.eval.data_root)  # unknown datasets stop here
     config.eval.validate()  # every run and attack option, before any model loads
+    retrieval = retrieval_attack_names(config.eval, config.retrieval_attacks)
+    if any(c.task == RETRIEVAL for c in choices):
+        retrieval_cell_config(config.eval, retrieval).validate()
     device = str(resolve_device(config.eval.device))
     with output_lock(out, "benchmark folder", folder=True):
-        return _run_cells(config, out, choices, device)
+        return _run_cells(config, out, choices, device, retrieval)
 
 
-def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str) -> dict[str, Any]:
+def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, retrieval: list[str]) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     reports: dict[tuple[str, str], dict[str, Any]] = {}
     t0 = time.perf_counter()
     for model_spec in config.models:
         model = load_model(model_spec, device=device)
         for choice in choices:
-            role = "iid" if choice.item == config.iid else "ood"
+            role = RETRIEVAL if choice.task == RETRIEVAL else "iid" if choice.item == config.iid else "ood"
             dataset = open_dataset(choice, config.eval.data_root, config.eval.split)
             if dataset is None:
                 message = missing_message(choice, config.eval.data_root)
@@ -91,6 +97,8 @@ def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str) -
             n = config.eval.n_samples
             cell_config = dataclasses.replace(config.eval, model=model_spec, dataset=choice.spec, device=device,
                                               n_samples=None if n is None or n >= len(dataset) else n)
+            if choice.task == RETRIEVAL:
+                cell_config = retrieval_cell_config(cell_config, retrieval)
             path = cell_path(out, model_spec, choice.item)
             try:
                 report, reused = run_cell(cell_config, path, model, choice.item)
@@ -99,18 +107,22 @@ def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str) -
                 rows.append(missing_row(model_spec, choice.item, role, "failed", str(exc)))
                 continue
             reports[(model_spec, choice.item)] = report
-            row = cell_row(model_spec, choice.item, report, str(path.relative_to(out)), reused, role)
+            where = str(path.relative_to(out))
+            row = (retrieval_row(model_spec, choice.item, report, where, reused) if choice.task == RETRIEVAL
+                   else cell_row(model_spec, choice.item, report, where, reused, role))
             rows.append(row)
             clean = row["families"].get("clean", {})
+            metric = "mean R@1" if choice.task == RETRIEVAL else "accuracy"
             _say(config, f"[{model_spec} | {choice.item}] {'reused' if reused else 'done'}: n={row['n']} "
-                         f"clean {100 * clean.get('accuracy', float('nan')):.1f}% ({row['verdict']})")
+                         f"clean {metric} {100 * clean.get('accuracy', float('nan')):.1f}% ({row['verdict']})")
         rows.append(average_row(model_spec, rows))
     paired = paired_rows(rows, reports, config.models, config.eval.seed)
     table = {
         "title": config.title, "models": list(config.models), "datasets": [c.item for c in choices],
         "dataset_specs": {c.item: c.spec for c in choices}, "iid": config.iid, "rows": rows, "paired": paired,
         "n_requested": config.eval.n_samples, "seed": config.eval.seed, "attacks": config.eval.attacks,
-        "preset": config.eval.preset, "eps": config.eval.eps, "wall_s": round(time.perf_counter() - t0, 2),
+        "preset": config.eval.preset, "retrieval_attacks": retrieval if any(c.task == RETRIEVAL for c in choices)
+        else None, "eps": config.eval.eps, "wall_s": round(time.perf_counter() - t0, 2),
         "cells_reused": sum(1 for r in rows if r.get("reused")),
         "cells_run": sum(1 for r in rows if r.get("reused") is False),
     }

@@ -120,24 +120,64 @@ def families_present(rows: Sequence[dict[str, Any]]) -> list[str]:
     return [f for f in FAMILIES if f in present]
 
 
+RETRIEVAL_DIRECTIONS = {"t2i": "text->image R@1", "i2t": "image->text R@1"}
+
+
+def _metric_blocks(row: dict[str, Any], block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(metric name, block) pairs: accuracy for classification; recall@1 per direction for retrieval, whose
+    ``accuracy`` is only the heat map's mean of the two."""
+    if row.get("task") == "retrieval":
+        return [(RETRIEVAL_DIRECTIONS[d], {**block[d], "accuracy": block[d]["recall"]}) for d in RETRIEVAL_DIRECTIONS]
+    return [("accuracy", block)]
+
+
 def csv_lines(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """One line per row, family and metric; the ``accuracy`` column holds the metric's value."""
     header = ["model", "dataset", "role", "status", "family", "accuracy", "ci_low", "ci_high", "n", "n_correct",
-              "verdict", "dataset_spec", "message"]
+              "verdict", "dataset_spec", "message", "metric", "attack"]
     lines: list[list[Any]] = [header]
     for r in rows:
         if not r["families"]:
             lines.append([r["model"], r["dataset"], r["role"], r["status"], "", "", "", "", r["n"], "",
-                          r["verdict"], r.get("dataset_spec", ""), r.get("message", "")])
-        for family, b in r["families"].items():
-            lines.append([r["model"], r["dataset"], r["role"], r["status"], family, round(b["accuracy"], 6),
-                          round(b["low"], 6), round(b["high"], 6), b["n"], b.get("n_correct", ""), r["verdict"],
-                          r.get("dataset_spec", ""), r.get("message", "")])
+                          r["verdict"], r.get("dataset_spec", ""), r.get("message", ""), "", ""])
+        for family, block in r["families"].items():
+            for metric, b in _metric_blocks(r, block):
+                lines.append([r["model"], r["dataset"], r["role"], r["status"], family, round(b["accuracy"], 6),
+                              round(b["low"], 6), round(b["high"], 6), b["n"], b.get("n_correct", ""), r["verdict"],
+                              r.get("dataset_spec", ""), r.get("message", ""), metric, block.get("attack", "")])
     return lines
+
+
+def _retrieval_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The model's retrieval table: recall@1 both directions per family (its strongest attack)."""
+    families = families_present(rows)
+    lines = ["### Image–text retrieval", "",
+             "Recall@1 in % (text→image over captions / image→text over images) with 95 % Wilson intervals; "
+             "each family shows its strongest attack (named). Recall is what the model keeps, not the attack's "
+             "success rate (that is in each cell's report).", "",
+             "| dataset | images | " + " | ".join(FAMILY_TITLES[f] for f in families) + " | verdict |",
+             "|---|---:|" + "---:|" * len(families) + "---|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['dataset']} | – | " + " | ".join("–" for _ in families)
+                         + f" | {r['status']}: {r.get('message', '')} |")
+            continue
+        cells = []
+        for family in families:
+            block = r["families"].get(family)
+            if block is None:
+                cells.append("–")
+                continue
+            text = " / ".join(format_interval(block[d]["recall"], block[d]["low"], block[d]["high"])
+                              for d in RETRIEVAL_DIRECTIONS)
+            cells.append(text + (f" ({block['attack']})" if "attack" in block else ""))
+        lines.append(f"| {r['dataset']} | {r['n']} | " + " | ".join(cells) + f" | {r['verdict']} |")
+    return lines + [""]
 
 
 def markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str, Any]], models: Sequence[str],
              title: str) -> str:
-    families = families_present(rows)
+    families = families_present([r for r in rows if r["role"] != "retrieval"]) or ["clean"]
     head = "| dataset | n | " + " | ".join(FAMILY_TITLES[f] for f in families) + " | verdict |"
     rule = "|---|---:|" + "---:|" * len(families) + "---|"
     lines = [f"# {title}", "", "Accuracy in % with 95 % Wilson intervals (average row: normal approximation over "
@@ -158,6 +198,9 @@ def markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str, Any]], m
                          if f in r["families"] else "–" for f in families]
                 lines.append(f"| {name} | {r['n']} | " + " | ".join(cells) + f" | {r['verdict']} |")
         lines.append("")
+        retrieval = [r for r in mine if r["role"] == "retrieval"]
+        if retrieval:
+            lines += _retrieval_lines(retrieval)
     if paired:
         lines += [f"## Paired differences vs {paired[0]['reference']} (same images)", "",
                   "| model | dataset | family | difference (points) [95 % bootstrap] | McNemar p | only model / only ref |",

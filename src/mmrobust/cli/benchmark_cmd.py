@@ -19,18 +19,22 @@ def benchmark_command(
                                                              "is the reference of the paired comparisons)."),
     datasets: str = typer.Option(
         ..., "--datasets", "-d",
-        help="Comma list of datasets (names, wds:FOLDER|HUB_ID), @study, @clip-benchmark, or a file with one spec "
-             "per line.",
+        help="Comma list of datasets (names, wds:FOLDER|HUB_ID), @study, @clip-benchmark, @retrieval, or a file "
+             "with one spec per line. Retrieval sets (flickr30k, mscoco, retrieval wds folders) get recall rows.",
     ),
     output: str = typer.Option(..., "--output", "-o", help="Benchmark folder: cells/, table.{csv,json,md}, heatmap.png."),
     iid: Optional[str] = typer.Option(
         None, "--iid", help="The fine-tuning set's own dataset: evaluated too, shown apart, not in the OOD average."),
+    retrieval_attack: Optional[str] = typer.Option(
+        None, "--retrieval-attack",
+        help="Retrieval datasets' attacks (see `mmrobust attacks`), or none. Default: one per family of the run's "
+             "attacks: image -> pgd, text -> the text recipe, multimodal -> co-attack."),
     **shared: Any,
 ) -> None:
     """Evaluate every model on every dataset (resumable cell by cell); write one table and heat map."""
     config = eval_config("", "", None, shared)
     announce_attacks(config.validate())
     table = run_benchmark(BenchmarkConfig(models=list(model), datasets=datasets, output_dir=output, eval=config,
-                                          iid=iid))
+                                          iid=iid, retrieval_attacks=retrieval_attack))
     typer.echo(f"{table['cells_run']} cell(s) run, {table['cells_reused']} reused; tables: {output}/table.md, "
                f"table.csv, table.json; plot: {output}/heatmap.png")

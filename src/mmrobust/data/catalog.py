@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import DatasetError
 
 WDS_PREFIX = "wds:"
-PRESETS = ("study", "clip-benchmark")
+PRESETS = ("study", "clip-benchmark", "retrieval")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class CatalogEntry:
     templates: tuple[str, ...] | None
     get: str | None = None
     note: str | None = None
+    #: "classification" (zero-shot) or "retrieval" (image-caption pairs, ``eval --task retrieval``)
+    task: str = "classification"
 
     def candidates(self) -> list[str]:
         """Dataset specs to try, in order: the official local layout, then the webdataset."""
@@ -65,7 +67,8 @@ class Catalog:
         for name, item in self._raw["datasets"].items():
             templates = item.get("templates")
             out[name] = CatalogEntry(name, item.get("title", name), item.get("local"), item.get("wds"),
-                                     tuple(templates) if templates else None, item.get("get"), item.get("note"))
+                                     tuple(templates) if templates else None, item.get("get"), item.get("note"),
+                                     item.get("task", "classification"))
         return out
 
     def get(self, name: str) -> CatalogEntry | None:

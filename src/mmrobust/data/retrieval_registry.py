@@ -1,6 +1,7 @@
 """Retrieval datasets (``mmrobust eval --task retrieval -d NAME``): the ``task="retrieval"`` lines of the dataset
 registry (:data:`mmrobust.data.registry.SPECS`: flickr30k, coco) plus ``wds:PATH``, a CLIP_benchmark
-webdataset folder named directly (no --data-root needed).
+webdataset folder (as given or under --data-root) or its hub id (``wds:clip-benchmark/wds_flickr30k``),
+found the same way as the classification webdatasets (:func:`mmrobust.data.wds.resolve_wds`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ def retrieval_specs() -> dict:
 def load_retrieval_dataset(name: str, root: str | Path | None = None, split: str | None = None) -> RetrievalDataset:
     """Load a retrieval dataset; ``split=None`` takes its test split."""
     if name.startswith(WDS_PREFIX):
-        return load_wds_retrieval(name[len(WDS_PREFIX):] or (root or ""), split or "test")
+        spec = name[len(WDS_PREFIX):]
+        if not spec:  # ``wds:`` alone: --data-root is the folder
+            return load_wds_retrieval(root or "", split or "test")
+        from .wds import resolve_wds  # a folder, under --data-root, or a hub id (cached or downloaded)
+
+        return load_wds_retrieval(resolve_wds(spec, root, split or "test"), split or "test")
     specs = retrieval_specs()
     key = ALIASES.get(name.lower(), name.lower())
     if key not in specs:

@@ -80,15 +80,28 @@ def read_templates(path: Path) -> list[str]:
     return [line.replace("{c}", "{}") for line in _read_lines(path)]
 
 
+def dataset_kind(root: Path) -> str:
+    """What CLIP_benchmark's converter wrote in ``dataset_type.txt`` ("retrieval", "multilabel"); a folder
+    without the file is a classification set, as CLIP_benchmark assumes."""
+    kind_file = root / TYPE_FILE
+    if not kind_file.is_file():
+        return "classification"
+    try:
+        return kind_file.read_text(encoding="utf-8").strip().lower() or "classification"
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read {kind_file}: {exc}") from None
+
+
 def check_layout(root: Path, split: str) -> tuple[list[str], list[Path]]:
     """Class names and shard paths of ``root/split``; every missing piece is named in one line."""
     if not root.is_dir():
         raise DatasetError(f"wds folder {root} does not exist")
-    kind_file = root / TYPE_FILE
-    if kind_file.is_file():
-        kind = kind_file.read_text(encoding="utf-8").strip().lower()
-        if kind in ("retrieval", "multilabel"):
-            raise DatasetError(f"{root} is a {kind} dataset ({TYPE_FILE}); mmrobust reads classification sets")
+    kind = dataset_kind(root)
+    if kind == "retrieval":
+        raise DatasetError(f"{root} is a retrieval dataset ({TYPE_FILE}): evaluate it with --task retrieval")
+    if kind == "multilabel":
+        raise DatasetError(f"{root} is a multilabel dataset ({TYPE_FILE}); mmrobust reads classification and "
+                           f"retrieval sets")
     if not (root / CLASSNAMES_FILE).is_file():
         raise DatasetError(f"{root} is not a CLIP_benchmark classification folder: {CLASSNAMES_FILE} is missing "
                            f"(one class name per line, label i on line i+1)")
