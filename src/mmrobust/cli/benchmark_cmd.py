@@ -13,7 +13,7 @@ from .options import ATTACK, RUN, TEXT, with_options
 
 
 @user_errors_exit
-@with_options(RUN, ATTACK, TEXT)
+@with_options(RUN, ATTACK, TEXT, exclude=("classnames",))  # one names file cannot fit many datasets
 def benchmark_command(
     model: List[str] = typer.Option(..., "--model", "-m", help="Model spec; repeat for several models (the first "
                                                              "is the reference of the paired comparisons)."),

@@ -95,7 +95,11 @@ RUN = (
         None, "--device", help="cpu, cuda, cuda:N or mps (default: best available).")),
     Shared("seed", int, typer.Option(0, "--seed", help="Seed for sub-sampling and any randomness; recorded.")),
     Shared("templates", Optional[str], typer.Option(
-        None, "--templates", help="Prompt templates: default (dataset's), study, clip, clip-cifar, digits, or a file.")),
+        None, "--templates", help="Prompt templates: default (dataset's), study, clip, clip-cifar, digits, or a file "
+                                  "(one per line, {} or {c} for the class name).")),
+    Shared("classnames", Optional[str], typer.Option(
+        None, "--classnames", help="File of class names replacing the dataset's: one per line, line i = label i; "
+                                   "the count must match the dataset's classes.")),
     Shared("logit_scale", Optional[float], typer.Option(
         None, "--logit-scale", help="Fix the temperature (the study evaluates at 100); default: the model's.")),
     Shared("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bars.")),

@@ -3,7 +3,9 @@
 Why a catalog: the study evaluates on ~16 sets; each can live on disk in its own official layout (read by
 a local loader) or in CLIP_benchmark's webdataset layout (local folder or hub id). The catalog
 (``files/datasets.json``, shipped as package data) maps a study name to both, in that order, with the
-study's own prompt template where MMCoA's code has one. Preset lists are plain files of specs
+study's own prompt template where MMCoA's code has one. Class names for the sets whose own files give
+none or raw ones (``files/classnames.json``, from CLIP_benchmark) are data too, keyed by the same names.
+Preset lists are plain files of specs
 (``files/<preset>.txt``), the same format a user's ``--datasets FILE`` uses.
 """
 
@@ -56,10 +58,12 @@ def _package_file(name: str) -> str:
 
 
 class Catalog:
-    """Read-only view of ``files/datasets.json`` (an object the caller owns; nothing global)."""
+    """Read-only view of ``files/datasets.json`` and ``files/classnames.json`` (an object the caller owns;
+    nothing global). ``raw``/``class_names`` replace the packaged files' contents (tests)."""
 
-    def __init__(self, raw: dict[str, Any] | None = None) -> None:
+    def __init__(self, raw: dict[str, Any] | None = None, class_names: dict[str, list[str]] | None = None) -> None:
         self._raw = raw if raw is not None else json.loads(_package_file("datasets.json"))
+        self._class_names = class_names
 
     @cached_property
     def entries(self) -> dict[str, CatalogEntry]:
@@ -73,6 +77,18 @@ class Catalog:
 
     def get(self, name: str) -> CatalogEntry | None:
         return self.entries.get(name.lower().replace("-", "_"))
+
+    @cached_property
+    def shipped_class_names(self) -> dict[str, list[str]]:
+        """Catalog name -> class names in label order (read on first use: the file is ~30 kB)."""
+        if self._class_names is not None:
+            return self._class_names
+        return json.loads(_package_file("classnames.json"))["classnames"]
+
+    def class_names(self, name: str) -> list[str] | None:
+        """The shipped class names of catalog entry ``name``, or None when the package ships none."""
+        names = self.shipped_class_names.get(name.lower().replace("-", "_"))
+        return list(names) if names is not None else None
 
     def for_wds(self, spec: str) -> CatalogEntry | None:
         """The entry of a hub id or of a local folder named like the hub id's last part."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ConfigError
+from .text_lists import read_lines
 
 STUDY_TEMPLATE = "This is a photo of a {}"
 
@@ -60,6 +61,12 @@ NAMED_TEMPLATE_SETS: dict[str, list[str]] = {
 }
 
 
+def from_clip_benchmark(template: str) -> str:
+    """CLIP_benchmark writes ``{c}`` for the class name (its ``zeroshot_classification_templates.txt``);
+    mmrobust's templates use ``{}``. Every template file reader goes through here, so both spellings work."""
+    return template.replace("{c}", "{}")
+
+
 def validate_templates(templates: Sequence[str]) -> list[str]:
     """Every template must contain exactly one ``{}``; an empty list is an error, not a no-op."""
     templates = [t for t in templates]
@@ -67,25 +74,20 @@ def validate_templates(templates: Sequence[str]) -> list[str]:
         raise ConfigError("the template list is empty")
     for template in templates:
         if template.count("{}") != 1:
-            raise ConfigError(f"template {template!r} must contain exactly one '{{}}' placeholder for the class name")
+            raise ConfigError(f"template {template!r} must contain exactly one '{{}}' (or '{{c}}') placeholder for "
+                              f"the class name")
     return templates
 
 
 def resolve_templates(choice: str | None, dataset_default: Sequence[str]) -> list[str]:
-    """``None``/"default" -> the dataset's own; a named set; or a text file with one template per line."""
+    """``None``/"default" -> the dataset's own; a named set; or a text file with one template per line
+    (``{}`` or CLIP_benchmark's ``{c}`` for the class name)."""
     if choice in (None, "", "default"):
         return validate_templates(dataset_default)
     if choice in NAMED_TEMPLATE_SETS:
         return list(NAMED_TEMPLATE_SETS[choice])
-    path = Path(choice)
-    if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"--templates {choice}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-        except OSError as exc:
-            raise ConfigError(f"--templates {choice}: cannot read it ({exc.strerror or exc})") from None
-        return validate_templates([line.strip() for line in text.splitlines() if line.strip()])
+    if Path(choice).is_file():
+        return validate_templates([from_clip_benchmark(t) for t in read_lines(choice, f"--templates {choice}")])
     raise ConfigError(
         f"unknown template set {choice!r}: use one of {sorted(NAMED_TEMPLATE_SETS)} or a file with one template per line"
     )

@@ -39,6 +39,8 @@ import torch
 from ..errors import DatasetError
 from .base import ImageClassificationDataset
 from .image_decode import decode_image
+from .templates import from_clip_benchmark
+from .text_lists import read_lines
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 CLASSNAMES_FILE = "classnames.txt"
@@ -72,12 +74,7 @@ def split_member_name(name: str) -> tuple[str, str]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def read_templates(path: Path) -> list[str]:
-    """CLIP_benchmark writes ``{c}`` for the class name; mmrobust's templates use ``{}``."""
-    return [line.replace("{c}", "{}") for line in _read_lines(path)]
+    return read_lines(path, str(path), DatasetError)
 
 
 def dataset_kind(root: Path) -> str:
@@ -275,7 +272,7 @@ def load_wds_folder(root: str | Path, split: str = "test", *, name: str | None =
         templates_file = root / TEMPLATES_FILE
         if not templates_file.is_file():
             raise DatasetError(f"{root}: {TEMPLATES_FILE} is missing (pass --templates to choose prompts)")
-        templates = read_templates(templates_file)
+        templates = [from_clip_benchmark(t) for t in _read_lines(templates_file)]
     dataset = WdsImageDataset(shards, samples, labels, None, name=name or f"wds:{root.name}", split=split,
                               classes=classes, templates=list(templates), root=root)
     dataset.image_size = image_size if image_size is not None else (

@@ -16,6 +16,8 @@ from typing import Any, Callable
 import torch
 
 from ..data import load_dataset, resolve_templates, subsample_indices
+from ..data.class_names import rename_classes
+from ..data.text_lists import read_lines
 from ..data.sampling import indices_sha256
 from ..errors import ConfigError, MMRobustError
 from ..models import load_model
@@ -54,6 +56,8 @@ class EvalConfig:
     device: str | None = None
     seed: int = 0
     templates: str | None = None
+    #: a file of class names (one per line, line i = label i) replacing the dataset's; None = the dataset's own
+    classnames: str | None = None
     output: str | None = None
     logit_scale: float | None = None
     progress: bool = True
@@ -122,12 +126,16 @@ class EvalConfig:
         if task not in ("classification", "retrieval"):
             raise ConfigError(f"unknown --task {self.task!r}; use classification or retrieval")
         if task == "retrieval":
+            if self.classnames is not None:
+                raise ConfigError("--classnames names the classes of a classification set; retrieval has captions")
             from .retrieval import retrieval_attacks
 
             retrieval_attacks(self)  # the retrieval registry validates its attacks' options
             return self
         if self.source_model is not None:
             raise ConfigError("--source-model (transfer) is only supported with --task retrieval")
+        if self.classnames is not None:
+            read_lines(self.classnames, f"--classnames {self.classnames}")  # unreadable: fail before any model loads
         if self.logit_scale is not None:
             from ..attacks.options import positive
 
@@ -238,7 +246,8 @@ def _evaluate(
         from ..utils.compile import compile_towers
 
         model = compile_towers(model)
-    dataset = select_classes(load_dataset(config.dataset, config.data_root, config.split), config.classes, config.seed)
+    dataset = rename_classes(load_dataset(config.dataset, config.data_root, config.split), config.classnames)
+    dataset = select_classes(dataset, config.classes, config.seed)
     templates = resolve_templates(config.templates, dataset.templates)
     indices = subsample_indices(len(dataset), config.n_samples, config.seed)
     t_load = time.perf_counter()
@@ -262,6 +271,7 @@ def _evaluate(
 
         report["precision_note"] = precision_note(report["precision"], device)
     report["compile"] = bool(config.compile)
+    report["dataset"]["classnames_file"] = config.classnames
     report["logit_scale"] = float(classifier.scale().detach())
     timings: dict[str, Any] = {"load_s": round(t_load - t0, 3), "encode_class_prompts_s": round(t_text - t_load, 3)}
 
@@ -311,6 +321,7 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
         "templates": list(templates), "indices": indices_sha256(indices), "batch_size": config.batch_size,
         "seed": config.seed, "logit_scale": config.logit_scale, "attacks": names, "options": options,
         "device": device.type, "ensemble": config.ensemble,
+        **({"classes": list(dataset.classes)} if config.classnames is not None else {}),
     })
     state_path = state_path_for(config.output) if config.output is not None else None
     state_file = StateFile(state_path, digest, enabled=config.resume)
