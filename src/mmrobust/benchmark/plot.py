@@ -42,7 +42,8 @@ def _short(item: str, width: int = 32) -> str:
     return item if len(item) <= width else item[: width - 1] + "…"
 
 
-def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, title: str) -> Path:
+def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, title: str,
+            model_labels: dict[str, str] | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -83,7 +84,7 @@ def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, t
             ax.set_yticks(range(len(panel)), labels)
         else:
             ax.tick_params(labelleft=False)
-        ax.set_title(model, fontsize=10)
+        ax.set_title((model_labels or {}).get(model, model), fontsize=10)
         ax.set_xlabel("attack family")
     axes[0][0].set_ylabel("dataset")
     fig.colorbar(image, ax=axes[0].tolist(), label="accuracy (%); (R@1) rows: mean recall@1 of both directions (%)",

@@ -43,6 +43,8 @@ class BenchmarkConfig:
     #: retrieval cells' attacks ("pgd,co-attack", "none"); None = one per family of the run's attacks
     retrieval_attacks: str | None = None
     title: str = "mmrobust benchmark"
+    #: display names of models (spec -> label) in the tables and the plot; the specs stay in table.json
+    labels: dict[str, str] | None = None
     plot: bool = True
     log: Any = field(default=None, repr=False)
 
@@ -118,7 +120,7 @@ def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, r
         rows.append(average_row(model_spec, rows))
     paired = paired_rows(rows, reports, config.models, config.eval.seed)
     table = {
-        "title": config.title, "models": list(config.models), "datasets": [c.item for c in choices],
+        "title": config.title, "models": list(config.models), "labels": dict(config.labels or {}), "datasets": [c.item for c in choices],
         "dataset_specs": {c.item: c.spec for c in choices}, "iid": config.iid, "rows": rows, "paired": paired,
         "n_requested": config.eval.n_samples, "seed": config.eval.seed, "attacks": config.eval.attacks,
         "preset": config.eval.preset, "retrieval_attacks": retrieval if any(c.task == RETRIEVAL for c in choices)
@@ -135,7 +137,7 @@ def write_tables(out: Path, table: dict[str, Any], config: BenchmarkConfig) -> N
     buffer = io.StringIO()
     csv.writer(buffer).writerows(csv_lines(table["rows"]))
     atomic_write(out / "table.csv", lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
-    text = markdown(table["rows"], table["paired"], table["models"], config.title)
+    text = markdown(table["rows"], table["paired"], table["models"], config.title, table["labels"])
     atomic_write(out / "table.md", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     if config.plot:
-        heatmap(table["rows"], table["models"], out / "heatmap.png", config.title)
+        heatmap(table["rows"], table["models"], out / "heatmap.png", config.title, table["labels"])

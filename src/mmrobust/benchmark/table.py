@@ -83,8 +83,9 @@ def average_row(model: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         k = len(blocks)
         mean = sum(b["accuracy"] for b in blocks) / k
         sd = math.sqrt(sum(b["accuracy"] * (1 - b["accuracy"]) / b["n"] for b in blocks)) / k
-        families[family] = {"accuracy": mean, "low": max(0.0, mean - Z95 * sd), "high": min(1.0, mean + Z95 * sd),
-                            "n_datasets": k, "n": sum(b["n"] for b in blocks)}
+        low, high = (blocks[0]["low"], blocks[0]["high"]) if k == 1 else (  # one dataset: its own Wilson interval
+            max(0.0, mean - Z95 * sd), min(1.0, mean + Z95 * sd))
+        families[family] = {"accuracy": mean, "low": low, "high": high, "n_datasets": k, "n": sum(b["n"] for b in blocks)}
     return {"model": model, "dataset": "average (OOD)", "role": "average", "status": "ok" if families else "empty",
             "families": families, "n": sum(r["n"] for r in ood), "n_datasets": len(ood),
             "verdict": f"mean over {len(ood)} OOD dataset(s)"}
@@ -176,14 +177,15 @@ def _retrieval_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str, Any]], models: Sequence[str],
-             title: str) -> str:
+             title: str, labels: dict[str, str] | None = None) -> str:
+    names = {m: (f"{labels[m]} (`{m}`)" if labels and m in labels else m) for m in models}
     families = families_present([r for r in rows if r["role"] != "retrieval"]) or ["clean"]
     head = "| dataset | n | " + " | ".join(FAMILY_TITLES[f] for f in families) + " | verdict |"
     rule = "|---|---:|" + "---:|" * len(families) + "---|"
     lines = [f"# {title}", "", "Accuracy in % with 95 % Wilson intervals (average row: normal approximation over "
              "datasets). The IID row is kept apart from the OOD average, as the study reports it.", ""]
     for model in models:
-        lines += [f"## {model}", "", head, rule]
+        lines += [f"## {names[model]}", "", head, rule]
         mine = [r for r in rows if r["model"] == model]
         for role in ("ood", "average", "iid"):
             for r in (x for x in mine if x["role"] == role):
@@ -202,11 +204,11 @@ def markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str, Any]], m
         if retrieval:
             lines += _retrieval_lines(retrieval)
     if paired:
-        lines += [f"## Paired differences vs {paired[0]['reference']} (same images)", "",
+        lines += [f"## Paired differences vs {names.get(paired[0]['reference'], paired[0]['reference'])} (same images)", "",
                   "| model | dataset | family | difference (points) [95 % bootstrap] | McNemar p | only model / only ref |",
                   "|---|---|---|---:|---:|---:|"]
         for p in paired:
-            lines.append(f"| {p['model']} | {p['dataset']} | {FAMILY_TITLES[p['family']]} | "
+            lines.append(f"| {(labels or {}).get(p['model'], p['model'])} | {p['dataset']} | {FAMILY_TITLES[p['family']]} | "
                          f"{100 * p['difference']:+.1f} [{100 * p['low']:+.1f}, {100 * p['high']:+.1f}] | "
                          f"{p['mcnemar_p']:.3g} | {p['only_model']} / {p['only_reference']} |")
         lines.append("")

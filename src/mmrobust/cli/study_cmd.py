@@ -58,6 +58,11 @@ TRAINING = (
     Shared("lambda_img", float, typer.Option(0.5, "--lambda-img", help="MMCoA weight of the adversarial-image term.")),
     Shared("lambda_txt", float, typer.Option(0.5, "--lambda-txt", help="MMCoA weight of the adversarial-text term.")),
     Shared("baseline", bool, typer.Option(True, "--baseline/--no-baseline", help="Also evaluate the model before fine-tuning.")),
+    Shared("ood_dataset", Optional[str], typer.Option(
+        None, "--ood-dataset",
+        help="Also evaluate every row's model zero-shot on these datasets (as `mmrobust benchmark --datasets`: comma "
+             "list, @study, a file) with the same attacks: DIR/ood/ holds that benchmark (paired tests vs the model "
+             "before fine-tuning); the table gains OOD-average columns.")),
 )
 
 
@@ -72,6 +77,8 @@ def _options(values: dict[str, Any]) -> Any:
             kwargs["progress"] = not value
         elif key == "model":
             kwargs["models"] = tuple(value)
+        elif key == "ood_dataset":
+            kwargs["ood_datasets"] = value
         elif key == "seeds":
             kwargs["seeds"] = None if value is None else tuple(parse_list(value, "--seeds", seed_value))
         elif key in ("eval_eps", "train_eps"):

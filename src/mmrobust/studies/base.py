@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .grid import Cell, CellRecord, GridOutcome
 from .intervals import add_intervals, aggregate_seeds, compare_rows, format_comparisons
+from .ood import OOD_KEYS, check_ood, evaluate_ood, ood_columns
 from .runner import MODALITIES, StudyContext, prepare, reliability, run_cells, study_metadata
 from .options import StudyOptions
 from .tables import Column, write_table
@@ -104,6 +105,7 @@ def run_study(
     ctx = StudyContext(name=study.name, options=top, args=args, out=Path(options.output_dir), echo=echo,
                        trains=study.trains)
     ctx.eval_dataset()  # a bad dataset fails here, before models are pinned
+    check_ood(ctx)
     study.check(ctx)
     reference = options.reference or study.default_reference(ctx)
     check_reference(study, ctx, options.reference)
@@ -129,7 +131,9 @@ def _run_locked(study: Study, ctx: StudyContext, args: dict[str, Any], seeds: li
         echo(f"seed {seed}: {len(rows)} cells ({outcome.n_reused} reused, {outcome.n_run} computed) in {seed_ctx.out}")
         runs.append(rows)
         totals.records.extend(outcome.records)
-    stat_keys = [*MODALITIES, *study.paired_columns]
+        if outcome.ood is not None:  # each seed's fine-tunes have their own OOD benchmark
+            totals.ood = {**(totals.ood or {}), f"seed-{seed}": outcome.ood}
+    stat_keys = [*MODALITIES, *study.paired_columns, *(OOD_KEYS if ctx.options.ood_datasets else ())]
     rows = aggregate_seeds(runs, seeds, stat_keys)
     meta = study_metadata(ctx, totals, started)
     meta["seeds"] = list(seeds)
@@ -138,7 +142,10 @@ def _run_locked(study: Study, ctx: StudyContext, args: dict[str, Any], seeds: li
 
 def _run_grid(study: Study, ctx: StudyContext) -> tuple[list[dict[str, Any]], GridOutcome]:
     outcome = run_cells(ctx, study.cells(ctx), lambda cell, digest: study.compute(ctx, cell, digest))
-    return [study.row(ctx, record) for record in outcome.records], outcome
+    rows = [study.row(ctx, record) for record in outcome.records]
+    if study.trains:
+        outcome.ood = evaluate_ood(ctx, rows, [study.label(row) for row in rows])
+    return rows, outcome
 
 
 def _finish(study: Study, ctx: StudyContext, rows: list[dict[str, Any]], meta: dict[str, Any],
@@ -147,8 +154,9 @@ def _finish(study: Study, ctx: StudyContext, rows: list[dict[str, Any]], meta: d
     options = ctx.options
     for row in rows:
         add_intervals(row, study.paired_columns)
+        row["ci"].update(row.get("ood_ci") or {})
         row["reliability"] = reliability(row)
-    columns = study.columns(ctx)
+    columns = study.columns(ctx) + ood_columns(ctx)
     meta["title"] = study.title
     comparisons = compare_with_reference(study, rows, reference)
     meta["reference"] = reference

@@ -48,6 +48,8 @@ class CellRecord:
 @dataclass
 class GridOutcome:
     records: list[CellRecord] = field(default_factory=list)
+    #: the OOD benchmark of a fine-tuning study's rows (folder, datasets, missing), when ``--ood-dataset`` ran
+    ood: dict[str, Any] | None = None
 
     @property
     def n_reused(self) -> int:

@@ -93,6 +93,9 @@ class StudyOptions:
     lambda_img: float = 0.5
     lambda_txt: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
+    #: fine-tuning studies: also evaluate every row's model zero-shot on these datasets (a ``--datasets`` list
+    #: of ``mmrobust benchmark``); never in a cell's hash (the OOD cells are the benchmark's own, see ``ood.py``)
+    ood_datasets: str | None = None
     # --- statistics (never in a cell's hash: they change how rows are summarised, not what a cell measures)
     #: run the whole grid once per seed and aggregate (None: the one ``seed``)
     seeds: tuple[int, ...] | None = None

@@ -16,11 +16,12 @@ Layout of a study folder::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ConfigError
 from ..utils.environment import environment_versions
@@ -28,6 +29,9 @@ from ..utils.files import check_writable
 from .grid import Cell, CellStore, GridOutcome, config_hash, run_grid, slug
 from .intervals import check_outcomes, images_fingerprint, outcomes_from_report
 from .options import NONE, TRAIN_FIELDS, StudyOptions
+
+if TYPE_CHECKING:
+    from ..eval.run import EvalConfig
 
 #: accuracy columns of an evaluation, in the order tables show them
 MODALITIES = ("clean", "image", "text", "multimodal", "worst_case")
@@ -135,9 +139,19 @@ def evaluate(
     classes: int | None = None,
 ) -> dict[str, Any]:
     """Clean / image / text / multimodal / worst-case accuracy of ``spec`` as one table row (fractions)."""
-    from ..eval.run import EvalConfig, run_evaluation
+    from ..eval.run import run_evaluation
 
+    config = study_eval_config(ctx, spec, eps=eps, classes=classes)
+    report = run_evaluation(dataclasses.replace(config, output=str(report_path)))
+    return row_from_report(report, report_path)
+
+
+def study_eval_config(ctx: StudyContext, spec: str, *, eps: float | None = None, classes: int | None = None,
+                      dataset: str | None = None) -> "EvalConfig":
+    """The evaluation a study runs on ``spec``: its attacks, budget and text options (one place, so the OOD
+    benchmark of :mod:`.ood` measures exactly what the study's own cells measure)."""
     from ..attacks.registry import values_read_by
+    from ..eval.run import EvalConfig
 
     o = ctx.options
     names = o.attack_names()
@@ -145,13 +159,13 @@ def evaluate(
               "text_candidates": o.text_candidates, "mlm": o.mlm, "text_goal": o.text_goal,
               "text_attack": None if o.text_attack == NONE else o.text_attack,
               "protect_classnames": o.protect_classnames, "min_similarity": o.min_similarity, "text_chunk": o.text_chunk}
-    report = run_evaluation(EvalConfig(
-        model=spec, dataset=o.dataset, data_root=o.data_root, split=o.split, n_samples=ctx.n_eval_for(classes),
-        batch_size=o.batch_size, device=o.device, seed=o.seed, templates=o.templates, output=str(report_path),
-        progress=o.progress, attacks=names or None, sanity=o.sanity, resume=True, classes=classes,
-        ensemble="each", **values_read_by(names, values),
-    ))
-    return row_from_report(report, report_path)
+    own = dataset is None
+    return EvalConfig(
+        model=spec, dataset=o.dataset if own else dataset, data_root=o.data_root, split=o.split if own else None,
+        n_samples=ctx.n_eval_for(classes) if own else o.n_eval, batch_size=o.batch_size, device=o.device,
+        seed=o.seed, templates=o.templates, progress=o.progress, attacks=names or None, sanity=o.sanity,
+        resume=True, classes=classes, ensemble="each", **values_read_by(names, values),
+    )
 
 
 def row_from_report(report: dict[str, Any], report_path: Path | None = None) -> dict[str, Any]:
@@ -281,6 +295,7 @@ def study_metadata(ctx: StudyContext, outcome: GridOutcome, started: float) -> d
         "seed": ctx.options.seed,
         "models": {spec: {"pinned": p.pinned_spec, "weights_sha256": p.weights_sha256} for spec, p in ctx.pinned.items()},
         "cells": {"total": len(outcome.records), "reused": outcome.n_reused, "computed": outcome.n_run},
+        "ood": outcome.ood,
         "seconds": round(time.perf_counter() - started, 1),
         "versions": environment_versions(),
     }
