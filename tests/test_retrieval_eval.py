@@ -113,6 +113,25 @@ def test_resumed_run_equals_uninterrupted(attacked, tin_captions, tmp_path):
         assert resumed["metrics"]["attacks"][name]["recall"] == block["recall"], name
 
 
+#: every attack with random parts (starts, APGD-T restarts, SGA noise, typo candidates) and one per kind
+STREAM_ATTACKS = "pgd,apgd,typo,co-attack,sga"
+
+
+def test_per_image_and_per_caption_results_do_not_depend_on_the_batch_size(tin_captions):
+    """Each image's randomness comes from its own stream (seed, dataset index, attack), so batches of 2 and
+    of 4 images give every caption and every image the same rank, hence the same recalls and success rates."""
+    small, large = (run_evaluation(_config(tin_captions, None, attacks=STREAM_ATTACKS, batch_size=b, steps=3))
+                    for b in (2, 4))
+    assert small["per_query"] == large["per_query"]
+    assert len(small["per_query"]["clean"]["text_to_image"]) == small["dataset"]["n_captions"]
+    assert len(small["per_query"]["clean"]["image_to_text"]) == small["dataset"]["n_images"]
+    for name in STREAM_ATTACKS.split(","):
+        got, want = small["metrics"]["attacks"][name], large["metrics"]["attacks"][name]
+        assert got["recall"] == want["recall"] and got["attack_success_rate"] == want["attack_success_rate"], name
+        assert got["counts"] == want["counts"], name
+        assert small["per_query"][name] != small["per_query"]["clean"], f"{name} changed no rank: the test would prove little"
+
+
 def test_transfer_crafts_on_the_source_model(tin_captions):
     from mmrobust.eval.retrieval import run_retrieval_evaluation
 

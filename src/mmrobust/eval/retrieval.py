@@ -6,6 +6,9 @@ embed every caption once; then batch by batch (images with all their captions) e
 and let every attack craft on the source model, embedding what it returns with the scored model; finally
 rank the whole split for the clean and every attacked gallery. Resumable per batch
 (:mod:`.retrieval_state`); the metrics and their definitions are in :mod:`.retrieval_metrics`.
+Each image's attack randomness is keyed by its dataset index (:meth:`RetrievalAttack.streams
+<mmrobust.attacks.retrieval.base.RetrievalAttack.streams>`), so per-image and per-caption results, and
+hence the recalls, do not depend on the batch size.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def run_retrieval_evaluation(
         "task": "retrieval", "model": config.model, "weights": weights_fingerprint(model),
         "source": weights_fingerprint(source_model) if transfer else None, "dataset": dataset.describe(),
         "indices": indices_sha256(indices), "batch_size": config.batch_size, "seed": config.seed,
-        "attacks": names, "options": options, "device": device.type,
+        "attacks": names, "options": options, "device": device.type, "randomness": "per-image streams",
     })
     state_path = retrieval_state_path(config.output) if config.output is not None and names else None
     state_file = RetrievalStateFile(state_path, digest, enabled=config.resume)
@@ -111,7 +114,8 @@ def run_retrieval_evaluation(
         images = dataset.images(range(start, end)).to(device)
         with eval_mode(model):
             state.clean_images.append(encode_images(model, images).cpu())
-        batch = RetrievalBatch(images, torch.arange(start, end), dataset.captions[start:end], start)
+        batch = RetrievalBatch(images, torch.arange(start, end), dataset.captions[start:end], start,
+                               [int(i) for i in indices[start:end]])
         for attack in attacks:
             seed_globals(batch_seed(config.seed, start, attack.name))
             t_attack = time.perf_counter()
@@ -135,10 +139,12 @@ def run_retrieval_evaluation(
     clean_ranks = metrics.ranks(torch.cat(state.clean_images), clean_text, owner)
     report = _report(config, model, source_model if transfer else None, dataset, indices, device)
     block: dict[str, Any] = {"clean": {"recall": metrics.recall_summary(clean_ranks)}}
+    per_query = {"clean": metrics.rank_lists(clean_ranks)}
     attack_blocks: dict[str, Any] = {}
     for attack in attacks:
         progress = state.attacks[attack.name]
         ranked = metrics.ranks(torch.cat(progress.image_embeddings), torch.cat(progress.text_embeddings), owner)
+        per_query[attack.name] = metrics.rank_lists(ranked)
         attack_blocks[attack.name] = {
             "modality": attack.modality,
             "recall": metrics.recall_summary(ranked),
@@ -150,6 +156,7 @@ def run_retrieval_evaluation(
     if attack_blocks:
         block["attacks"] = attack_blocks
     report["metrics"] = block
+    report["per_query"] = per_query  # paired comparisons between attacks, models and runs
     report["attacks"] = [attack.describe() for attack in attacks]
     perturbs = [a for a in attacks if a.threat_model() is not None]
     threat = perturbs[0].threat_model() if perturbs else None
@@ -195,6 +202,8 @@ def _report(config: Any, model: VisionLanguageModel, source: VisionLanguageModel
                       "mean: mean of the six R@1/5/10",
             "attack_success_rate": "of the queries correct at K on clean data, the fraction no longer correct at K "
                                    "under attack (SGA's ASR; attack's score; higher = stronger attack)",
+            "per_query": "0-based rank of each query's match, clean and per attack: text_to_image one per caption "
+                         "(split order), image_to_text one per image (its best-ranked own caption); rank < K = hit at K",
         },
         "versions": environment_versions(),
     }

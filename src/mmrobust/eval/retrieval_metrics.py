@@ -52,6 +52,11 @@ def ranks(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, owner: 
             "image_to_text": image_to_text_ranks(similarity, owner)}
 
 
+def rank_lists(rank: dict[str, torch.Tensor]) -> dict[str, list[int]]:
+    """The ranks as plain lists (the report's ``per_query`` block)."""
+    return {direction: [int(v) for v in r.tolist()] for direction, r in rank.items()}
+
+
 def recall_summary(rank: dict[str, torch.Tensor], ks: Sequence[int] = KS) -> dict[str, object]:
     out: dict[str, object] = {}
     values = []

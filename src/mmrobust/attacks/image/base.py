@@ -247,12 +247,18 @@ class ImageAttack:
 
 
 class ImageEmbedder(nn.Module):
-    """images in [0, 1] -> unnormalised image embeddings: the "logits" PGD sees when it attacks an embedding
-    objective (FARE's training loss, the study's mode-4 multimodal attack) instead of a classifier."""
+    """images in [0, 1] -> image embeddings: the "logits" PGD sees when it attacks an embedding objective
+    instead of a classifier.
 
-    def __init__(self, model: Any) -> None:
+    ``normalize=False`` (FARE's training loss, the study's mode-4 multimodal attack: distances between raw
+    embeddings); ``normalize=True`` gives L2-normalised embeddings (the retrieval Co-Attack, whose published
+    KL terms compare normalised CLIP embeddings).
+    """
+
+    def __init__(self, model: Any, normalize: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.normalize = bool(normalize)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_image(images, normalize=False)
+        return self.model.encode_image(images, normalize=self.normalize)

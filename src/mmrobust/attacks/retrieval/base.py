@@ -6,8 +6,10 @@ attack returns adversarial images, adversarial captions, or both, crafted on ``c
 model, which differs from the scored model in a transfer run. The loop then embeds whatever the attack
 returned with the scored model and ranks the whole split.
 
-Randomness comes from :meth:`RetrievalAttack.generator`, seeded from (run seed, batch position, name),
-so every batch is reproducible on its own and a resumed run equals an uninterrupted one.
+Randomness comes from :meth:`RetrievalAttack.streams`: one stream per image, keyed by (run seed, dataset
+index of the image, attack name) (:class:`~mmrobust.attacks.image.streams.ExampleStreams`, the mechanism of
+the classification attacks). An image's random start, SGA noise etc. are then the same whatever the batch
+size and whichever images share its batch, and a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...models.base import VisionLanguageModel
-from ..protocol import batch_seed
+from ..image.streams import ExampleStreams
 
 
 @dataclass
@@ -46,12 +48,24 @@ class RetrievalContext:
 
 @dataclass
 class RetrievalBatch:
-    """Images (pixels in [0, 1], on the device), their positions in the split, and their captions."""
+    """Images (pixels in [0, 1], on the device), their positions in the split, and their captions.
+
+    ``example_ids``: the dataset index of each image (what keys its random stream); ``None`` means the
+    positions ``position, position + 1, ...`` (direct API use on a whole split).
+    """
 
     images: torch.Tensor
     image_index: torch.Tensor
     captions: list[list[str]]
     position: int
+    example_ids: Sequence[int] | None = None
+
+    def ids(self) -> list[int]:
+        if self.example_ids is None:
+            return list(range(self.position, self.position + self.images.shape[0]))
+        if len(self.example_ids) != self.images.shape[0]:
+            raise RuntimeError(f"{self.images.shape[0]} images but {len(self.example_ids)} example indices")
+        return [int(i) for i in self.example_ids]
 
 
 @dataclass
@@ -84,10 +98,9 @@ class RetrievalAttack(ABC):
         """``{"norm", "eps"}`` when the attack perturbs images (the loop checks the ball), else None."""
         return None
 
-    def generator(self, position: int) -> torch.Generator:
-        generator = torch.Generator()
-        generator.manual_seed(batch_seed(getattr(getattr(self, "ctx", None), "seed", 0), position, self.name))
-        return generator
+    def streams(self, batch: RetrievalBatch) -> ExampleStreams:
+        """One random stream per image of ``batch``, keyed by (run seed, dataset index, attack name)."""
+        return ExampleStreams.for_examples(getattr(getattr(self, "ctx", None), "seed", 0), batch.ids(), self.name)
 
 
 def flatten(captions: Sequence[Sequence[str]]) -> list[str]:

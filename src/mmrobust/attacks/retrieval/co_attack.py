@@ -32,12 +32,13 @@ from typing import Any
 
 import torch
 
-
+from ..image.base import ImageEmbedder
 from .base import RetrievalAttack, RetrievalBatch, RetrievalOutcome, batch_owner, encode_captions, flatten
-from .embedding_pgd import ImageEmbedder, embedding_pgd, kl_rows
+from .embedding_pgd import embedding_pgd, kl_rows
 from .multimodal import MultimodalRetrievalAttack
 from .options import CoAttackOptions
 from .text import attack_captions
+
 
 class CoAttack(MultimodalRetrievalAttack):
     name = "co-attack"
@@ -50,9 +51,9 @@ class CoAttack(MultimodalRetrievalAttack):
 
     def attack_batch(self, batch: RetrievalBatch) -> RetrievalOutcome:
         model = self.ctx.model
-        embedder = ImageEmbedder(model)
+        embedder = ImageEmbedder(model, normalize=True)
         with torch.no_grad():
-            clean = embedder(batch.images)
+            clean = embedder(batch.images).float()
         # the published goal ignores the images; the pair-similarity variant needs each caption's own image
         adv_captions, counts = attack_captions(self.attacker(), batch.captions, clean, self.log)
 
@@ -68,7 +69,7 @@ class CoAttack(MultimodalRetrievalAttack):
             return away_from_clean + weight * (away_from_text / n_captions)[rows]
 
         adv_images = embedding_pgd(embedder, objective, batch.images, self.image, self.step_size(),
-                                   self.generator(batch.position))
+                                   self.streams(batch))
         return RetrievalOutcome(adv_images=adv_images, adv_captions=adv_captions, extra=counts)
 
     def describe(self) -> dict[str, Any]:

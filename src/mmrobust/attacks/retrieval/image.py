@@ -3,7 +3,8 @@ and ``apgd-t`` towards the captions of the most similar wrong images).
 
 The pixel attacks are mmrobust's PGD/APGD unchanged, run on a :class:`~.base.CaptionSetClassifier`
 whose classes are the split's images (each one its caption set). Same defaults as classification
-(10 steps, the shared step-size rule, best iterate kept); captions stay clean.
+(10 steps, the shared step-size rule, best iterate kept); captions stay clean. Each image's random
+starts come from its own stream (:meth:`~.base.RetrievalAttack.streams`), as in classification.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..image.targeted import EachTarget
 from .base import CaptionSetClassifier, RetrievalAttack, RetrievalBatch, RetrievalContext, RetrievalOutcome, caption_set_embeddings
 from .options import RetrievalAPGDOptions, RetrievalPGDOptions
 
-Builder = Callable[[CaptionSetClassifier, torch.Generator], ImageAttack]
+Builder = Callable[[CaptionSetClassifier], ImageAttack]
 
 
 class CaptionSetImageAttack(RetrievalAttack):
@@ -37,8 +38,9 @@ class CaptionSetImageAttack(RetrievalAttack):
         self.classifier = CaptionSetClassifier(ctx.model, caption_set_embeddings(ctx))
 
     def attack_batch(self, batch: RetrievalBatch) -> RetrievalOutcome:
-        attack = self._build(self.classifier, self.generator(batch.position))
-        return RetrievalOutcome(adv_images=attack(batch.images, batch.image_index.to(batch.images.device)))
+        attack = self._build(self.classifier)
+        labels = batch.image_index.to(batch.images.device)
+        return RetrievalOutcome(adv_images=attack(batch.images, labels, streams=self.streams(batch)))
 
     def describe(self) -> dict[str, Any]:
         targeted = self.parameters.get("targeted")
@@ -51,12 +53,12 @@ class CaptionSetImageAttack(RetrievalAttack):
 
 
 def make_pgd(o: RetrievalPGDOptions) -> RetrievalAttack:
-    def pgd(clf: CaptionSetClassifier, gen: torch.Generator) -> ImageAttack:
+    def pgd(clf: CaptionSetClassifier) -> ImageAttack:
         return PGD(clf, o.eps, o.alpha, o.steps, o.norm, random_start=True, restarts=o.restarts,
-                   targeted=o.targeted, loss="ce", generator=gen, track_best=True)
+                   targeted=o.targeted, loss="ce", track_best=True)
 
-    def each_target(clf: CaptionSetClassifier, gen: torch.Generator) -> ImageAttack:
-        return EachTarget(lambda: pgd(clf, gen), clf, o.eps, o.norm, o.target_classes, gen)
+    def each_target(clf: CaptionSetClassifier) -> ImageAttack:
+        return EachTarget(lambda: pgd(clf), clf, o.eps, o.norm, o.target_classes)
 
     return CaptionSetImageAttack("pgd", each_target if o.targeted else pgd, o,
                                  {"steps": o.steps, "alpha": o.alpha, "restarts": o.restarts, "targeted": o.targeted,
@@ -66,13 +68,13 @@ def make_pgd(o: RetrievalPGDOptions) -> RetrievalAttack:
 def make_apgd(o: RetrievalAPGDOptions) -> RetrievalAttack:
     return CaptionSetImageAttack(
         "apgd",
-        lambda clf, gen: APGDEnsemble(clf, o.eps, o.steps, o.norm, o.restarts, o.target_classes, gen),
+        lambda clf: APGDEnsemble(clf, o.eps, o.steps, o.norm, o.restarts, o.target_classes),
         o, {"steps": o.steps, "restarts": o.restarts, "target_images": o.target_classes})
 
 
 def make_apgd_t(o: RetrievalAPGDOptions) -> RetrievalAttack:
     return CaptionSetImageAttack(
         "apgd-t",
-        lambda clf, gen: APGD(clf, o.eps, o.steps, o.norm, targeted=True, n_target_classes=o.target_classes,
-                              restarts=o.restarts, generator=gen),
+        lambda clf: APGD(clf, o.eps, o.steps, o.norm, targeted=True, n_target_classes=o.target_classes,
+                         restarts=o.restarts),
         o, {"steps": o.steps, "restarts": o.restarts, "target_images": o.target_classes, "targeted": True})

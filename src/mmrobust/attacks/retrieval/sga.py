@@ -17,8 +17,10 @@ caption *set* (the set-level part). Departures: the published text step ranks wo
 masked caption's embedding and picks substitutes by the image cosine; mmrobust's search uses the goal
 (the image cosine) for both. The published gradient is divided by its mean absolute value before the
 sign, which the sign makes a no-op; mmrobust takes the sign directly (L2 uses the normalised gradient).
-The loss is summed per image rather than averaged over the batch (sign steps are unaffected) so results
-do not depend on the batch size. The noise and scales draw from the batch's seeded generator.
+The loss is summed per image rather than averaged over the batch (sign steps are unaffected), and the
+random start and the noise of every step and scale come from each image's own stream (keyed by seed,
+dataset index and attack; the published code draws them from NumPy's global generator), so an image's
+result does not depend on the batch size or its neighbours.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...models.base import VisionLanguageModel
+from ..image.streams import ExampleStreams
 from .base import RetrievalAttack, RetrievalBatch, RetrievalOutcome, batch_owner, encode_captions, flatten
 from .embedding_pgd import embedding_pgd
 from .multimodal import MultimodalRetrievalAttack
@@ -40,23 +43,32 @@ NOISE_STD = 0.05
 
 
 class ScaledEmbedder(nn.Module):
-    """Pixels -> normalised embeddings of the image and its noisy rescaled copies: N x (1 + S) x D."""
+    """Pixels -> normalised embeddings of the image and its noisy rescaled copies: N x (1 + S) x D.
 
-    def __init__(self, model: VisionLanguageModel, scales: Sequence[float], generator: torch.Generator) -> None:
+    Every call is one PGD step on the whole batch (:func:`.embedding_pgd.embedding_pgd`); call ``k`` draws
+    the noise of scale ``s`` of each image from that image's stream under ``("sga-noise", s, k)``, so the
+    noise an image sees never depends on the other images of its batch.
+    """
+
+    def __init__(self, model: VisionLanguageModel, scales: Sequence[float], streams: ExampleStreams) -> None:
         super().__init__()
         self.model = model
         self.scales = tuple(scales)
-        self.generator = generator
+        self.streams = streams
+        self.calls = 0
 
     def copies(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if images.shape[0] != len(self.streams):
+            raise RuntimeError(f"SGA embedder: {images.shape[0]} images but {len(self.streams)} random streams")
         size = images.shape[-2:]
         out = [images]
-        for scale in self.scales:
-            noise = torch.randn(tuple(images.shape), generator=self.generator, device=self.generator.device)
-            noisy = images + NOISE_STD * noise.to(images.device)
+        for s, scale in enumerate(self.scales):
+            noise = self.streams.normal(tuple(images.shape[1:]), "sga-noise", s, self.calls, device=images.device)
+            noisy = images + NOISE_STD * noise.to(images.dtype)
             shape = (max(1, int(scale * size[0])), max(1, int(scale * size[1])))
             scaled = F.interpolate(noisy, size=shape, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
             out.append(F.interpolate(scaled, size=tuple(size), mode="bicubic", align_corners=False))
+        self.calls += 1
         return out
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -88,9 +100,9 @@ class SGA(MultimodalRetrievalAttack):
             similarity = torch.einsum("nsd,cd->nsc", embeddings, guide)  # image x scale x caption
             return -(similarity * mine[rows][:, None, :]).sum(dim=(1, 2))
 
-        generator = self.generator(batch.position)
-        embedder = ScaledEmbedder(model, self.scales, generator)
-        adv_images = embedding_pgd(embedder, objective, batch.images, self.image, self.step_size(), generator)
+        streams = self.streams(batch)
+        embedder = ScaledEmbedder(model, self.scales, streams)
+        adv_images = embedding_pgd(embedder, objective, batch.images, self.image, self.step_size(), streams)
         with torch.no_grad():
             adv_features = model.encode_image(adv_images, normalize=True).float()
         adv_captions, counts = attack_captions(attacker, batch.captions, adv_features, self.log)
