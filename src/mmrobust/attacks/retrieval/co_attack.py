@@ -16,7 +16,8 @@ Follows the published CLIP retrieval code (``adversarial-for-goodness/Co-Attack`
 3. Both the adversarial images and the adversarial captions are scored.
 
 Departures, each for a reason: (a) the published random start is uniform in [0, eps] (one-sided, which
-looks accidental); mmrobust uses its symmetric start in [-eps, eps]. (b) The published loop pairs each
+looks accidental) from torch's global generator; mmrobust uses its symmetric start in [-eps, eps], drawn
+from each image's own stream (seed, dataset index, attack), so an image's result does not depend on its batch. (b) The published loop pairs each
 caption with a copy of its image and keeps the image attacked against the *last* caption; here each image
 is attacked once against all its adversarial captions (the KL term averaged over them), which is what an
 image with several captions means for retrieval. (c) KL terms are summed per image instead of averaged

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import torch
-
 from ..image.apgd import APGD
 from ..image.base import ImageAttack
 from ..image.eval_attacks import APGDEnsemble, threat_model_description

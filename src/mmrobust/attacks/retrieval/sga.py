@@ -13,14 +13,19 @@ Follows the published code (``Zoky-2020/SGA``, ``attacker.py``: ``SGAttacker.att
    cosine to the adversarial image; these captions and the adversarial images are scored.
 
 Cross-modal guidance runs both ways (text -> image -> text) and each image is attacked against its whole
-caption *set* (the set-level part). Departures: the published text step ranks words by the KL of the
-masked caption's embedding and picks substitutes by the image cosine; mmrobust's search uses the goal
-(the image cosine) for both. The published gradient is divided by its mean absolute value before the
-sign, which the sign makes a no-op; mmrobust takes the sign directly (L2 uses the normalised gradient).
-The loss is summed per image rather than averaged over the batch (sign steps are unaffected), and the
-random start and the noise of every step and scale come from each image's own stream (keyed by seed,
-dataset index and attack; the published code draws them from NumPy's global generator), so an image's
-result does not depend on the batch size or its neighbours.
+caption *set* (the set-level part).
+
+Departures: (a) the published text step ranks words by the KL of the masked caption's embedding and
+picks substitutes by the image cosine; mmrobust's search uses the goal (the image cosine) for both.
+(b) The published substitutes come from BERT's masked LM (mmrobust's ``bert-attack``, chosen by
+``--mlm``); without a masked LM the caption steps use the offline ``embed-sub``. (c) The published
+gradient is divided by its mean absolute value before the sign, which the sign makes a no-op; mmrobust
+takes the sign directly (L2 uses the normalised gradient). (d) The loss is summed per image rather than
+averaged over the batch (sign steps are unaffected). (e) The random start (uniform in [-eps, eps], as
+published) and the noise of every step and scale come from each image's own stream (keyed by seed,
+dataset index and attack) instead of NumPy's global generator, so an image's result does not depend on
+the batch size or its neighbours. That noise costs about 40x ``torch.randn`` on CPU (measured ~50 ms per
+224-px image per scale and step on one loaded thread), the price of batch-size-independent results.
 """
 
 from __future__ import annotations
