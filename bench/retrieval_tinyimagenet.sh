@@ -16,6 +16,9 @@ run "$OUT/r.json" --model "$MODEL" --dataset flickr30k --data-root "$OUT/fixture
 # the other image / text attacks, and the webdataset layout of the same fixture (clean must match)
 run "$OUT/r_more.json" --model "$MODEL" --dataset "wds:$OUT/fixture/wds" \
     --attack pgd,apgd,typo --targeted --eps 1   # --targeted: pgd pulls towards the nearest wrong image
+# Co-Attack with the caption-only attacks' image-guided goal (the published one is image-free)
+run "$OUT/r_coattack_pair.json" --model "$MODEL" --dataset flickr30k --data-root "$OUT/fixture" \
+    --attack co-attack --co-attack-text-goal pair-similarity --eps 1
 # a second model: 1 epoch of TeCoA on 2000 Tiny-ImageNet train images
 [ -d "$OUT/tecoa/final" ] || "$MM" train -m "$MODEL" --method tecoa -d tinyimagenet --data-root "$DATA" \
     --epochs 1 --n-train 2000 --lr 1e-4 --steps 2 --n-eval 200 -o "$OUT/tecoa" -q
@@ -26,4 +29,4 @@ run "$OUT/t_proxy_to_tecoa.json" --model "ckpt:$OUT/tecoa/final" --source-model 
     --dataset flickr30k --data-root "$OUT/fixture" --attack pgd,sga --eps 1 --n-samples 50
 run "$OUT/t_tecoa_to_proxy.json" --model "$MODEL" --source-model "ckpt:$OUT/tecoa/final" \
     --dataset flickr30k --data-root "$OUT/fixture" --attack pgd,sga --eps 1 --n-samples 50
-python bench/retrieval_table.py "$OUT"/r.json "$OUT"/r_more.json "$OUT"/r_tecoa.json "$OUT"/t_*.json
+python bench/retrieval_table.py "$OUT"/r.json "$OUT"/r_more.json "$OUT"/r_coattack_pair.json "$OUT"/r_tecoa.json "$OUT"/t_*.json

@@ -177,3 +177,21 @@ def test_image_part_moves_images_away_from_their_captions(name, goal, tin_captio
 
     assert float(own_similarity(outcome.adv_images).mean()) < float(own_similarity(images).mean())
     assert float((outcome.adv_images - images).abs().max()) <= 8 / 255 + 1e-6
+
+
+def test_co_attack_text_goal_option_reaches_the_attack_and_bad_values_are_one_line(tin_captions, tmp_path):
+    from typer.testing import CliRunner
+
+    from mmrobust.cli.main import app
+
+    base = ["eval", "--task", "retrieval", "-m", "tiny", "-d", "flickr30k", "--data-root", str(tin_captions),
+            "-n", "2", "-b", "2", "--eps", "8", "--steps", "1", "--text-candidates", "2", "-q"]
+    out = tmp_path / "co.json"
+    ok = CliRunner().invoke(app, [*base, "-a", "co-attack", "--co-attack-text-goal", "pair-similarity", "-o", str(out)])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(out.read_text())["attack_options"]["co-attack"]["co_attack_text_goal"] == "pair-similarity"
+    for extra, message in ((["-a", "co-attack", "--co-attack-text-goal", "bogus"], "unknown --co-attack-text-goal"),
+                           (["-a", "pgd", "--co-attack-text-goal", "pair-similarity"], "applies to none")):
+        bad = CliRunner().invoke(app, [*base, *extra, "-o", str(tmp_path / "bad.json")])
+        assert bad.exit_code == 2 and message in bad.output and len(bad.output.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.json").exists()

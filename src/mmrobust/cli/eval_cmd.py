@@ -7,6 +7,7 @@ from typing import Any, Optional
 import typer
 
 from ..eval.run import EvalConfig, run_evaluation
+from ..errors import ConfigError
 from .errors import user_errors_exit
 from .options import ATTACK, PROMPT, RUN, TEXT, pixels, with_options
 
@@ -36,10 +37,17 @@ def eval_command(
     source_model: Optional[str] = typer.Option(
         None, "--source-model", help="Retrieval transfer: craft the attacks on this model, score them on --model."
     ),
+    co_attack_text_goal: Optional[str] = typer.Option(
+        None, "--co-attack-text-goal",
+        help="Retrieval co-attack's caption goal: embedding-kl (published: away from the clean caption, image-free) "
+             "or pair-similarity (away from its own image, as the caption-only attacks)."),
     **shared: Any,
 ) -> None:
     """Evaluate zero-shot classification or image-text retrieval (clean, or under attacks); one JSON report."""
-    config = eval_config(model, dataset, output, shared, task=task, source_model=source_model)
+    if co_attack_text_goal is not None and task != "retrieval":
+        raise ConfigError("--co-attack-text-goal applies to --task retrieval (its co-attack) only")
+    extra = {} if co_attack_text_goal is None else {"co_attack_text_goal": co_attack_text_goal}
+    config = eval_config(model, dataset, output, shared, task=task, source_model=source_model, extra=extra)
     config.validate()
     if config.task == "classification":
         announce_attacks(config)
