@@ -75,6 +75,10 @@ class DemoConfig:
     mlm: str | None = None
     text_words: int = 1
     text_candidates: int = 10
+    #: the shared validity and cost options of the text attacks (evaluation and training captions alike)
+    protect_classnames: bool = False
+    min_similarity: float | None = None
+    text_chunk: int | None = None
     #: goal of the *evaluation* text attack. The study's label-free embedding-KL goal is easy to evade after
     #: fine-tuning (measured: it switches to edits like "photo -> photographer" that leave the class intact
     #: and reports ~98 % text accuracy where the task-aware goal finds ~20 %), so the demo scores with the
@@ -108,6 +112,7 @@ class DemoConfig:
             image_attack=by_modality["image"], multimodal_attack=by_modality["multimodal"],
             text_attack=self.text_attack or by_modality["text"], text_words=self.text_words,
             text_candidates=self.text_candidates, mlm=self.mlm, text_goal=self.eval_text_goal,
+            protect_classnames=self.protect_classnames, min_similarity=self.min_similarity, text_chunk=self.text_chunk,
             epochs=self.epochs, train_batch_size=self.batch_size, lr=self.lr, train_eps=self.train_eps,
             train_steps=self.train_steps, train_mode=self.train, n_train=self.n_train,
         )

@@ -7,11 +7,11 @@ from typing import Any, Optional
 import typer
 
 from .errors import user_errors_exit
-from .options import TEXT, pixels, with_options
+from .options import PROMPT, TEXT, pixels, with_options
 
 
 @user_errors_exit
-@with_options(TEXT)
+@with_options(TEXT, PROMPT)
 def demo_command(
     output_dir: str = typer.Option("mmrobust-demo", "--output-dir", "-o", help="Folder for demo.json, demo.csv, demo.png and the runs."),
     model: str = typer.Option("proxy:digits", "--model", "-m", help="Model to attack and fine-tune."),

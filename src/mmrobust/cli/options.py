@@ -132,7 +132,7 @@ TEXT = (
              "label-free). zero-shot-margin needs labelled images: evaluation only; training keeps embedding-kl.")),
 )
 
-#: validity and cost options of the attacks on class prompts (eval and the studies)
+#: validity and cost options of the text attacks on class prompts and training captions (eval, train, studies, demo)
 PROMPT = (
     Shared("protect_classnames", bool, typer.Option(
         False, "--protect-classnames",

@@ -13,11 +13,11 @@ import typer
 from ..training.config import TRAIN_MODES, TrainConfig, eps_label, parse_eps
 from ..training.methods import METHOD_SPECS
 from .errors import user_errors_exit
-from .options import TEXT, with_options
+from .options import PROMPT, TEXT, with_options
 
 
 @user_errors_exit
-@with_options(TEXT)
+@with_options(TEXT, PROMPT)
 def train_command(
     model: str = typer.Option(..., "--model", "-m", help="Model to fine-tune: tiny, proxy:NAME, ckpt:DIR, ..."),
     method: str = typer.Option(..., "--method", help="Defense: " + "; ".join(f"{m.name} ({m.description})" for m in METHOD_SPECS.values()) + "."),

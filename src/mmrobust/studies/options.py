@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
-from ..attacks.options import TEXT_GOALS
+from ..attacks.options import RULES, TEXT_GOALS
 from ..attacks.text.recipe_specs import RECIPE_NAMES, default_recipe
 from ..errors import ConfigError
 from ..utils.device import resolve_device
@@ -34,6 +34,7 @@ EVAL_FIELDS = (
 TRAIN_FIELDS = (
     "method", "epochs", "train_batch_size", "lr", "train_eps", "train_steps", "train_mode", "n_train",
     "lambda_img", "lambda_txt", "text_attack", "text_words", "text_candidates", "mlm", "text_goal",
+    "protect_classnames", "min_similarity",
 )
 #: attack names accepted per modality ("none" switches a modality off)
 NONE = "none"
@@ -75,11 +76,12 @@ class StudyOptions:
     mlm: str | None = None
     #: "embedding-kl" (the study's, label-free) or "zero-shot-margin" / "embedding-cos" (see ``mmrobust eval``)
     text_goal: str = "embedding-kl"
-    #: evaluation text attacks keep each prompt's class words and introduce no other class's name
+    #: text attacks (evaluation prompts and training captions) keep each prompt's class words and introduce
+    #: no other class's name
     protect_classnames: bool = False
-    #: evaluation text attacks keep a MiniLM sentence cosine of at least this to the original (None = off)
+    #: text attacks keep a MiniLM sentence cosine of at least this to the original (None = off)
     min_similarity: float | None = None
-    #: prompts per batched text search (cost only; the prompts are the same whatever the value)
+    #: texts per batched text search (cost only; the texts are the same whatever the value)
     text_chunk: int | None = None
     # --- fine-tuning (train-size, loss-ablation, params)
     method: str = "mmcoa"
@@ -133,6 +135,9 @@ class StudyOptions:
             raise ConfigError(f"--seeds must list distinct seeds, got {list(self.seeds)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"--lr must be a positive number, got {self.lr}")
+        for name in ("protect_classnames", "min_similarity", "text_chunk"):  # eval's and train's rules
+            if getattr(self, name) is not None:
+                setattr(self, name, RULES[name](name, getattr(self, name)))
         if self.text_goal not in TEXT_GOALS:
             raise ConfigError(f"unknown --text-goal {self.text_goal!r}; known: {', '.join(TEXT_GOALS)}")
         for modality, name in (("image", self.image_attack), ("text", self.text_attack),

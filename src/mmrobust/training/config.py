@@ -8,7 +8,10 @@ Defaults and why:
   budget need a larger one (the demo passes its own and prints it).
 * Gradient clipping at global norm 1.0 (the reference has none): adversarial losses spike early in training.
 * Training PGD: L-inf, eps 1/255, step 1/255, 10 steps, uniform random start (MMCoA's training config).
-* Text attack: one word changed, 10 candidates, ``embed-sub`` (offline; BERT-Attack needs a masked LM).
+* Text attack: one word changed, 10 candidates, ``embed-sub`` (offline; BERT-Attack needs a masked LM); the
+  caption options mean what they mean in ``mmrobust eval`` and are checked by the same rules
+  (:data:`mmrobust.attacks.options.RULES`). ``protect_classnames`` keeps each caption's own class words and
+  forbids another class's name (the training dataset's classes); ``min_similarity`` is eval's MiniLM constraint.
 * ``--targets class`` (not the reference's instance targets): with several images of one class in a batch,
   the reference's ``arange(B)`` target treats identical captions as negatives, so the loss asks for two equal
   columns to win different rows — an unreachable optimum whose gradient pushes same-class images apart.
@@ -30,14 +33,17 @@ from typing import Any
 from ..errors import ConfigError
 from ..utils.seeding import check_seed
 
-from ..attacks.options import TEXT_GOALS, default_step_size
-from ..attacks.text.recipe_specs import RECIPE_NAMES, default_recipe
+from ..attacks.options import RULES, TEXT_GOALS, TextOptions, default_step_size
+from ..attacks.text.recipe_specs import default_recipe
 from .methods import METHOD_SPECS, get_method
 
 METHODS = tuple(METHOD_SPECS)
 TRAIN_MODES = ("full", "image", "text", "last-k", "prompt")
 TARGET_MODES = ("class", "instance")
 EVAL_ATTACKS = ("none", "pgd")
+#: caption-attack options validated by the evaluation attacks' rules (text_goal has its own: see below)
+TEXT_FIELDS = ("text_attack", "mlm", "text_words", "text_candidates", "text_chunk", "protect_classnames",
+               "min_similarity")
 #: goals a training caption attack can use (zero-shot-margin needs labelled evaluation images)
 TRAIN_TEXT_GOALS = tuple(g for g in TEXT_GOALS if g != "zero-shot-margin")
 
@@ -104,6 +110,12 @@ class TrainConfig:
     text_candidates: int = 10
     mlm: str | None = None
     text_goal: str = "embedding-kl"
+    #: captions searched together by the batched search (cost only: the adversarial captions are the same)
+    text_chunk: int = TextOptions.text_chunk
+    #: the caption attack never changes a caption's own class words nor introduces another class's name
+    protect_classnames: bool = False
+    #: reject caption substitutions whose MiniLM sentence cosine to the clean caption is lower (None = off)
+    min_similarity: float | None = None
     lambda_img: float = 0.5
     lambda_txt: float = 0.5
     pmg_alpha: float = 1.0
@@ -147,16 +159,15 @@ class TrainConfig:
             raise ConfigError(f"unknown --targets {self.targets!r}; known: {', '.join(TARGET_MODES)}")
         if self.text_attack is None:
             self.text_attack = default_recipe(self.mlm)
-        if self.text_attack not in RECIPE_NAMES:
-            raise ConfigError(f"unknown --text-attack {self.text_attack!r}; known: {', '.join(RECIPE_NAMES)}")
+        for name in TEXT_FIELDS:  # the caption attack's options mean and check what they do in eval
+            setattr(self, name, RULES[name](name, getattr(self, name)))
         if self.text_goal not in TRAIN_TEXT_GOALS:
             raise ConfigError(f"--text-goal {self.text_goal!r} cannot drive a training caption attack; "
                               f"known: {', '.join(TRAIN_TEXT_GOALS)} (zero-shot-margin is an evaluation goal)")
         check_seed(self.seed)
         if self.eval_attack not in EVAL_ATTACKS:
             raise ConfigError(f"unknown --eval-attack {self.eval_attack!r}; known: {', '.join(EVAL_ATTACKS)}")
-        for name in ("epochs", "batch_size", "steps", "eval_steps", "eval_batch_size", "text_words",
-                     "text_candidates", "keep_checkpoints"):
+        for name in ("epochs", "batch_size", "steps", "eval_steps", "eval_batch_size", "keep_checkpoints"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -208,14 +219,20 @@ class TrainConfig:
         return data
 
     #: options that may change between a run and its resumption (more epochs, another device, quieter)
-    RESUMABLE_CHANGES = ("epochs", "device", "resume", "progress", "output_dir", "keep_checkpoints", "compile")
+    #: (the text search's chunk size changes its cost, never the adversarial captions)
+    RESUMABLE_CHANGES = ("epochs", "device", "resume", "progress", "output_dir", "keep_checkpoints", "compile",
+                         "text_chunk")
 
     def differences(self, saved: dict[str, Any]) -> list[str]:
-        """Options whose value differs from a saved run's config (ignoring those a resume may change)."""
+        """Options whose value differs from a saved run's config (ignoring those a resume may change).
+
+        An option the saved config lacks (a run started before the option existed) counts as its default."""
         mine = self.to_dict()
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.default is not dataclasses.MISSING}
         return [
             key for key in sorted(set(mine) | set(saved))
-            if key not in self.RESUMABLE_CHANGES and key != "extra" and _norm(mine.get(key)) != _norm(saved.get(key))
+            if key not in self.RESUMABLE_CHANGES and key != "extra"
+            and _norm(mine.get(key)) != _norm(saved.get(key, defaults.get(key)))
         ]
 
 

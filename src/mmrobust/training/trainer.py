@@ -63,6 +63,7 @@ from .distributed import (
 from .evaluation import evaluate_model
 from .methods import get_method
 from .objectives import Objective, ObjectiveContext, TrainBatch
+from .text_adversary import TEXT_COUNTS
 from .param_selection import TrainableSelection, select_trainable
 from .visual_prompt import PromptedModel, fold_prompt_into_model
 
@@ -160,18 +161,19 @@ class Trainer:
         if cfg.compile:
             compile_towers(base)
         self.fingerprint = model_fingerprint(self.model)
+        class_prompts = build_prompts(self.train_set.classes, self.templates)
         text_adversary = None
         # Built from the weights *before* a resume loads the checkpoint, like an uninterrupted run (the
         # embed-sub neighbour table is a snapshot of the token embeddings taken here).
         if objective_cls.needs_text_attack:
             from .text_adversary import build_text_adversary
 
-            text_adversary = build_text_adversary(cfg, self.model)
+            text_adversary = build_text_adversary(cfg, self.model, self.train_set.classes, class_prompts)
         self.text_adversary = text_adversary
         context = ObjectiveContext(
             model=self.model,
             classes=self.train_set.classes,
-            class_prompts=build_prompts(self.train_set.classes, self.templates),
+            class_prompts=class_prompts,
             caption_template=self.caption_template,
             config=cfg,
             trains_text=self.selection.trains_text,
@@ -308,8 +310,9 @@ class Trainer:
                 f"the {cfg.method} gradient norm is {float(grad_norm)} at {where}; stopped before updating the weights"
             )
         self.optimizer.step()
+        counts = self.text_adversary.take_counts() if self.text_adversary is not None else {}
         return {"loss": float(terms.loss.detach()) * len(local), "n": float(len(local)),
-                **{k: v * len(local) for k, v in terms.parts.items()}, "grad_norm": float(grad_norm)}
+                **{k: v * len(local) for k, v in terms.parts.items()}, "grad_norm": float(grad_norm), **counts}
 
     # ------------------------------------------------------------------ the run
     def _evaluate(self, epoch: int) -> dict[str, Any]:
@@ -383,7 +386,10 @@ class Trainer:
         sums = all_reduce_sum([acc.get("n", 0.0)] + [acc[k] for k in keys], self.dist)
         n = max(sums[0], 1.0)
         entry: dict[str, Any] = {"epoch": epoch + 1, "steps": n_steps, "n_images": int(sums[0])}
-        entry.update({f"train_{k}": v / n for k, v in zip(keys, sums[1:])})
+        entry.update({f"train_{k}": v / n for k, v in zip(keys, sums[1:]) if k not in TEXT_COUNTS})
+        counts = {k: int(v) for k, v in zip(keys, sums[1:]) if k in TEXT_COUNTS}
+        if counts:  # the caption attack's counts over the epoch (all ranks, across a resume)
+            entry["text_attack"] = counts
         entry["grad_norm_mean"] = acc.get("grad_norm", 0.0) / max(n_steps, 1)
         entry["logit_scale"] = float(self.model.logit_scale.detach())
         entry["train_s"] = round(seconds, 3)
@@ -424,7 +430,9 @@ class Trainer:
             "resumed": cfg.resume,
             "versions": environment_versions(),
         }
-        if getattr(self.text_adversary, "cost", None) is not None:  # this process's share (a resume starts at 0)
+        if self.text_adversary is not None:
+            report["text_attack"] = self._text_attack_block()
+            # this process's share (a resume starts at 0)
             report["text_attack_cost"] = self.text_adversary.cost.to_dict()
         if self.dist.is_main:
             try:
@@ -440,8 +448,26 @@ class Trainer:
         return report
 
 
+    def _text_attack_block(self) -> dict[str, Any]:
+        """The caption attack as eval reports a text attack: its options, what it changed, class-name collisions
+        (summed over the epochs' counts, so all ranks and the epochs before a resume are included)."""
+        cfg = self.config
+        totals = {k: sum(h.get("text_attack", {}).get(k, 0) for h in self.history) for k in TEXT_COUNTS}
+        block: dict[str, Any] = {
+            "text_attack": cfg.text_attack, "mlm": cfg.mlm if cfg.text_attack == "bert-attack" else None,
+            "text_words": cfg.text_words, "text_candidates": cfg.text_candidates, "text_goal": cfg.text_goal,
+            "text_chunk": cfg.text_chunk, "protect_classnames": cfg.protect_classnames,
+            "min_similarity": cfg.min_similarity, "attacker": self.text_adversary.describe(), **totals,
+        }
+        block["warnings"] = [] if not totals["class_name_collisions"] else [
+            f"{totals['class_name_collisions']} adversarial caption(s) named another class: the caption attack "
+            "merged classes rather than paraphrasing captions; --protect-classnames forbids it"]
+        return block
+
+
 def train(config: TrainConfig, step_hook: StepHook | None = None) -> dict[str, Any]:
     """Run one fine-tuning (single process, or one rank under torchrun) and return its report."""
+    config.validate()  # a bad option is one error line before any work (not even the output folder)
     dist_ctx = setup_distributed(config.device)
     try:
         # one writer per output folder: the main rank holds its lock for the whole run

@@ -36,15 +36,30 @@ def lower_words(text: str) -> list[str]:
     return [w.text.lower() for w in split_words(text)]
 
 
+def prompt_classes(prompts: Sequence[Sequence[str]]) -> dict[str, int]:
+    """Each class prompt -> its class (``prompts[c]`` are class c's, as :func:`~mmrobust.models.zeroshot.build_prompts`
+    makes them): what :class:`ClassNameConstraint` and :class:`CollisionCheck` need to know a prompt's own class."""
+    return {p: c for c, per_class in enumerate(prompts) for p in per_class}
+
+
+class CollisionCheck:
+    """:func:`collisions` with the class names split into words once (training checks every attacked caption)."""
+
+    def __init__(self, class_names: Sequence[str]) -> None:
+        self.class_names = list(class_names)
+        self.names = [name_words(n) for n in self.class_names]
+
+    def __call__(self, original: str, perturbed: str, own: int | None) -> list[str]:
+        if perturbed == original:
+            return []
+        before, after = lower_words(original), lower_words(perturbed)
+        return [name for c, (name, words) in enumerate(zip(self.class_names, self.names))
+                if c != own and occurrences(words, after) and not occurrences(words, before)]
+
+
 def collisions(original: str, perturbed: str, own: int | None, class_names: Sequence[str]) -> list[str]:
     """Names of other classes that ``perturbed`` contains and ``original`` did not (in class order)."""
-    before, after = lower_words(original), lower_words(perturbed)
-    found = []
-    for c, name in enumerate(class_names):
-        words = name_words(name)
-        if c != own and occurrences(words, after) and not occurrences(words, before):
-            found.append(name)
-    return found
+    return CollisionCheck(class_names)(original, perturbed, own)
 
 
 class ClassNameConstraint(Constraint):

@@ -26,7 +26,7 @@ from ...models.zeroshot import ZeroShotClassifier
 from ..protocol import AttackContext
 from .attacked_text import TextAttackResult
 from .attacker import TextAttacker, eval_mode
-from .classnames import ClassNameConstraint, collisions
+from .classnames import ClassNameConstraint, collisions, prompt_classes
 from .cost import AttackCost
 from .goals import Goal, ZeroShotMarginGoal
 from ..options import TextOptions
@@ -97,8 +97,7 @@ class ClassPromptAttack:
     def build_attacker(self) -> TextAttacker:
         extra = []
         if self.protect_classnames:
-            own = {p: c for c, per_class in enumerate(self.ctx.prompts) for p in per_class}
-            extra.append(ClassNameConstraint(self.ctx.classes, own))
+            extra.append(ClassNameConstraint(self.ctx.classes, prompt_classes(self.ctx.prompts)))
         return build_text_attack(
             self.recipe, self.ctx.model, max_words=self.words, candidates=self.candidates,
             mlm=self.mlm, goal=self._goal(), seed=self.seed, chunk_size=self.chunk,
