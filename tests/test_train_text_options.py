@@ -21,14 +21,6 @@ from mmrobust.training import TrainConfig, Trainer
 from test_text_validity import FixedSwap
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def text_config(out: Path, **overrides) -> TrainConfig:
     """Text-only adversarial training of ``tiny`` on 16 digits: two steps of 8 images, 2 words per caption."""
     options = dict(model="tiny", method="text-at", dataset="digits", output_dir=str(out), epochs=1, batch_size=8,
