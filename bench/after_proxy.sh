@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The done-when runs of issues 11-14 that need the finished proxy:tinyimagenet, in one resumable sequence
 # (every step skips or resumes what is already written). Logs: runs/after_proxy/*.log, with wall times and
-# load averages. Run from the repository root:  bash bench/after_proxy.sh [SHARED_DATA]
+# load averages. Run from the repository root:  bash bench/after_proxy.sh [SHARED_DATA [STEP ...]]
+# (with STEP names, only those steps run: e.g. run the timing-sensitive `autoattack` alone, the rest in lanes)
 set -euo pipefail
-DATA=${1:-../shared/data}
+DATA=${1:-../shared/data}; shift || true
+ONLY=" $* "
 MM=${MMROBUST:-mmrobust}; PY=${PYTHON:-python}
 LOGS=runs/after_proxy; mkdir -p "$LOGS"
 step() {  # step NAME command...: runs once (a .done marker), logs wall time and load average
     local name=$1; shift
+    [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $name "* ]] || return 0
     [ -f "$LOGS/$name.done" ] && { echo "skip $name (done)"; return; }
     echo "== $name  start $(date -u +%H:%M:%S)  load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOGS/times.txt"
     local t0=$SECONDS
@@ -30,8 +33,8 @@ step classcount_protected $PY bench/class_count_text_attack.py --mode real --mod
     --n-images 1000 --protect-classnames
 # issue 13: retrieval done-when on the Tiny-ImageNet WordNet-caption fixture, transfer between two models
 step retrieval env MMROBUST="$MM" bash bench/retrieval_tinyimagenet.sh runs/retrieval_tin "$DATA"
-# issue 14: precision policy on proxy:tinyimagenet (200 CIFAR-10) and open_clip ViT-B-32 (random weights, 8 images)
-step precision $PY bench/bench_precision.py --models proxy,vit --proxy proxy:tinyimagenet --proxy-dataset cifar10 \
+# issue 14: precision policy on proxy:tinyimagenet (200 CIFAR-10); the ViT-B-32 half runs on its own (no proxy needed)
+step precision $PY bench/bench_precision.py --models proxy --proxy proxy:tinyimagenet --proxy-dataset cifar10 \
     --data-root "$DATA" --n-proxy 200 --n-vit 8 --eps 1 --steps 10 --threads 1 --out runs/after_proxy/precision.md
 # issue 15, F2 (eval only, resumable per cell): text vs image attacks as the number of classes grows, on the OOD set
 step f2_kl $MM study classes -m proxy:tinyimagenet -d tinyimagenet --data-root "$DATA" -n 500 --eval-eps 1 \
