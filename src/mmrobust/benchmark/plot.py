@@ -87,9 +87,10 @@ def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, t
         ax.set_title((model_labels or {}).get(model, model), fontsize=10)
         ax.set_xlabel("attack family")
     axes[0][0].set_ylabel("dataset")
-    fig.colorbar(image, ax=axes[0].tolist(), label="accuracy (%); (R@1) rows: mean recall@1 of both directions (%)",
-                 fraction=0.03)
-    fig.suptitle(title + "\n(! = cell failed a sanity check; grey = not available)", fontsize=10)
+    retrieval = any(r["role"] == "retrieval" for r in rows)
+    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03,
+                 label="accuracy (%)" + ("; (R@1) rows: mean recall@1, both directions (%)" if retrieval else ""))
+    fig.suptitle(f"{title}   (! = cell failed a sanity check; grey = not available)", fontsize=10, y=1.01)
 
     def _write(tmp: Path) -> None:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
