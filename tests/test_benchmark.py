@@ -122,3 +122,13 @@ def test_paired_rows_use_the_same_images() -> None:
     rows[1]["indices_sha256"] = "other"
     assert paired_rows(rows, reports, ["a", "b"], seed=0) == []
     assert np.array_equal(family_vectors(reports[("b", "d")])["clean"], [False] * 3 + [True] * 7)
+
+
+def test_cascade_reports_give_only_their_standalone_family() -> None:
+    per_example = {"clean": [True] * 4, "pgd": [True, False, True, True], "embed-sub": [True, False, False, True],
+                   "worst_case": [True, False, False, True]}
+    attacks = {"pgd": {"modality": "image"}, "embed-sub": {"modality": "text"}}
+    each = {"per_example": per_example, "metrics": {"attacks": attacks}, "ensemble": {"mode": "each"}}
+    cascade = {**each, "ensemble": {"mode": "cascade", "order": ["pgd", "embed-sub"]}}
+    assert set(family_vectors(each)) == {"clean", "image", "text", "worst_case"}
+    assert set(family_vectors(cascade)) == {"clean", "image", "worst_case"}  # text is cumulative there

@@ -28,14 +28,25 @@ def family_vectors(report: dict[str, Any]) -> dict[str, np.ndarray]:
         return {}
     vectors = {"clean": np.asarray(per_example["clean"], dtype=bool)}
     attacks = report.get("metrics", {}).get("attacks", {})
+    standalone = _standalone_families(report, attacks)
     for name, block in attacks.items():
         family = block.get("modality")
-        if family in FAMILIES and name in per_example:
+        if family in standalone and name in per_example:
             robust = np.asarray(per_example[name], dtype=bool)
             vectors[family] = vectors[family] & robust if family in vectors else robust
     if attacks and "worst_case" in per_example:
         vectors["worst_case"] = np.asarray(per_example["worst_case"], dtype=bool)
     return vectors
+
+
+def _standalone_families(report: dict[str, Any], attacks: dict[str, Any]) -> set[str]:
+    """Families whose per-attack outcomes are standalone: all of them under ``--ensemble each``; under the
+    cascade only the leading family (a later attack only saw what the earlier ones spared: cumulative)."""
+    ensemble = report.get("ensemble") or {}
+    if ensemble.get("mode") != "cascade":
+        return set(FAMILIES)
+    order = [attacks[n].get("modality") for n in ensemble.get("order", []) if n in attacks]
+    return {order[0]} if order else set()
 
 
 def verdict(report: dict[str, Any]) -> str:

@@ -13,7 +13,8 @@ from .options import ATTACK, RUN, TEXT, with_options
 
 
 @user_errors_exit
-@with_options(RUN, ATTACK, TEXT, exclude=("classnames",))  # one names file cannot fit many datasets
+@with_options(RUN, ATTACK, TEXT, exclude=("classnames", "ensemble"))  # one names file cannot fit many datasets;
+# the family columns need standalone attacks (benchmark.runner.ENSEMBLE)
 def benchmark_command(
     model: List[str] = typer.Option(..., "--model", "-m", help="Model spec; repeat for several models (the first "
                                                              "is the reference of the paired comparisons)."),
