@@ -2,7 +2,8 @@
 
 Same model, same attack, two label sets: CIFAR-10 (10 classes) and Tiny-ImageNet-200 (200 classes), the
 study's template "This is a photo of a {}", at most ``--text-words`` words changed per prompt. Accuracy
-is measured clean and against the adversarial prompts; the drop is the difference.
+is measured clean, and robust accuracy as ``mmrobust eval`` defines it (correct with the clean prompts and
+with the adversarial ones); the drop is the difference.
 
 Two modes:
 
@@ -60,8 +61,21 @@ def class_features(model, images: torch.Tensor, batch: int = 256) -> torch.Tenso
                           for s in range(0, len(images), batch)])
 
 
+def correct(features: torch.Tensor, labels: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
+    return (features @ class_embeddings.t()).argmax(1).cpu() == labels.cpu()
+
+
 def accuracy(features: torch.Tensor, labels: torch.Tensor, class_embeddings: torch.Tensor) -> float:
-    return float(((features @ class_embeddings.t()).argmax(1).cpu() == labels.cpu()).float().mean())
+    return float(correct(features, labels, class_embeddings).float().mean())
+
+
+def robust_accuracy(features: torch.Tensor, labels: torch.Tensor, clean_embeddings: torch.Tensor,
+                    adversarial_embeddings: torch.Tensor) -> float:
+    """Robust accuracy as ``mmrobust eval`` defines it: correct on clean prompts AND on the adversarial ones.
+    (Accuracy under the adversarial prompts alone would also count images that the changed classifier now
+    gets right by accident.)"""
+    both = correct(features, labels, clean_embeddings) & correct(features, labels, adversarial_embeddings)
+    return float(both.float().mean())
 
 
 def prompt_embeddings(model, prompts: Sequence[Sequence[str]]) -> torch.Tensor:
@@ -116,7 +130,8 @@ def run_real(args) -> tuple[str, list[dict[str, Any]]]:
         images, labels = torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
         features = class_features(model, images)
         prompts = build_prompts(dataset.classes, [template_sets.STUDY_TEMPLATE])
-        clean = accuracy(features, labels, prompt_embeddings(model, prompts))
+        clean_embeddings = prompt_embeddings(model, prompts)
+        clean = accuracy(features, labels, clean_embeddings)
         goal_images = goal_labels = goal_features = None
         if "zero-shot-margin" in args.goals:
             goal_images, goal_labels = images_per_class(load_dataset(name, args.data_root, train_split),
@@ -129,7 +144,7 @@ def run_real(args) -> tuple[str, list[dict[str, Any]]]:
                     goal = ZeroShotMarginGoal(model, goal_features, goal_labels.to(model.device),
                                               len(prompts), len(prompts[0]))
                 adversarial, stats = attack_prompts(model, prompts, dataset.classes, recipe, goal, args)
-                attacked = accuracy(features, labels, prompt_embeddings(model, adversarial))
+                attacked = robust_accuracy(features, labels, clean_embeddings, prompt_embeddings(model, adversarial))
                 rows.append({"dataset": f"{name}/{split}", "classes": len(prompts), "images": len(labels),
                              "recipe": recipe, "goal": goal_name, "clean": clean, "attacked": attacked, **stats})
                 print(rows[-1], file=sys.stderr)
@@ -155,7 +170,7 @@ def run_oracle(args) -> tuple[str, list[dict[str, Any]]]:
                 if goal_name == "zero-shot-margin":
                     goal = ZeroShotMarginGoal(model, features, labels, len(prompts), 1)
                 adversarial, stats = attack_prompts(model, prompts, classes, recipe, goal, args)
-                attacked = accuracy(features, labels, prompt_embeddings(model, adversarial))
+                attacked = robust_accuracy(features, labels, clean_embeddings, prompt_embeddings(model, adversarial))
                 rows.append({"dataset": f"{name} class names", "classes": len(prompts), "images": len(labels),
                              "recipe": recipe, "goal": goal_name, "clean": clean, "attacked": attacked, **stats})
                 print(rows[-1], file=sys.stderr)
@@ -172,7 +187,7 @@ def section(title: str, rows: list[dict[str, Any]], args) -> str:
         f"--protect-classnames {'on' if args.protect_classnames else 'off'}, load average "
         f"{os.getloadavg()[0]:.1f}. Collisions = adversarial prompts that now contain another class's name.",
         "",
-        "| label set | classes | images | attack | goal | clean acc | attacked acc | drop (pts) | relative drop | "
+        "| label set | classes | images | attack | goal | clean acc | robust acc | drop (pts) | relative drop | "
         "prompts changed | collisions | queries | encode calls | attack time (s) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
