@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import torch
 from mmrobust.data.retrieval_registry import load_retrieval_dataset
 from mmrobust.errors import DatasetError
 from mmrobust.eval import retrieval_metrics as m
+from tar_members import write_tar
 
 
 
@@ -77,12 +77,6 @@ def test_coco_uses_filepath(tmp_path):
     assert data.images([0]).shape == (1, 3, 4, 4)
 
 
-def _shard(path: Path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 def test_webdataset_bad_input(tmp_path):
@@ -93,17 +87,17 @@ def test_webdataset_bad_input(tmp_path):
     (tmp_path / "test").mkdir()
     (tmp_path / "dataset_type.txt").write_text("retrieval\n")
     (tmp_path / "test" / "nshards.txt").write_text("2\n")
-    _shard(tmp_path / "test" / "0.tar", {"s0.png": buffer.getvalue(), "s0.txt": b"one\ntwo\n",
+    write_tar(tmp_path / "test" / "0.tar", {"s0.png": buffer.getvalue(), "s0.txt": b"one\ntwo\n",
                                           "s1.png": buffer.getvalue(), "s1.txt": b"\n"})
     with pytest.raises(DatasetError, match=r"missing shard .*1\.tar"):
         load_retrieval_dataset(f"wds:{tmp_path}")
-    _shard(tmp_path / "test" / "1.tar", {"s2.png": buffer.getvalue()})
+    write_tar(tmp_path / "test" / "1.tar", {"s2.png": buffer.getvalue()})
     data = load_retrieval_dataset(f"wds:{tmp_path}")
     assert data.captions == [["one", "two"]] and data.n_skipped_no_captions == 2
-    _shard(tmp_path / "test" / "1.tar", {"s3.png": b"not an image", "s3.txt": b"a caption"})
+    write_tar(tmp_path / "test" / "1.tar", {"s3.png": b"not an image", "s3.txt": b"a caption"})
     with pytest.raises(DatasetError, match=r"corrupt image 1\.tar:s3\.png"):
         load_retrieval_dataset(f"wds:{tmp_path}").image(1)
-    _shard(tmp_path / "test" / "1.tar", {"s2.txt": b"caption without image"})
+    write_tar(tmp_path / "test" / "1.tar", {"s2.txt": b"caption without image"})
     with pytest.raises(DatasetError, match="s2 .* no image"):
         load_retrieval_dataset(f"wds:{tmp_path}")
     (tmp_path / "dataset_type.txt").write_text("classification\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from mmrobust.data.wds import load_wds_folder, split_member_name
 from mmrobust.data.wds_writer import write_wds
 from mmrobust.errors import DatasetError
 from mmrobust.eval.run import EvalConfig, run_evaluation
+from tar_members import write_tar
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +73,6 @@ def test_truncated_shard_names_itself(cifar_wds: Path, tmp_path: Path) -> None:
         load_wds_folder(folder)
 
 
-def _write_tar(path: Path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 def _folder(tmp_path: Path, members: dict[str, bytes], classes: str = "a\nb\n") -> Path:
@@ -86,7 +80,7 @@ def _folder(tmp_path: Path, members: dict[str, bytes], classes: str = "a\nb\n") 
     (tmp_path / "classnames.txt").write_text(classes)
     (tmp_path / "zeroshot_classification_templates.txt").write_text("a photo of a {c}.\n")
     (tmp_path / "test" / "nshards.txt").write_text("1\n")
-    _write_tar(tmp_path / "test" / "0.tar", members)
+    write_tar(tmp_path / "test" / "0.tar", members)
     return tmp_path
 
 

@@ -60,8 +60,8 @@ def plan_datasets(items: list[str], catalog: Catalog, data_root: str | None = No
             choices.append(DatasetChoice(item, [item], entry, task=_wds_task(item[len(WDS_PREFIX):], entry, data_root)))
         elif entry is not None:
             choices.append(DatasetChoice(item, entry.candidates(), entry, task=entry.task))
-        elif _registry_task(item) is not None:
-            choices.append(DatasetChoice(item, [item], task=_registry_task(item) or "classification"))
+        elif (task := _registry_task(item)) is not None:
+            choices.append(DatasetChoice(item, [item], task=task))
         else:
             known = sorted(set(DATASETS) | set(catalog.entries) | set(ALIASES))
             raise DatasetError(f"unknown dataset {item!r} in --datasets; known: {', '.join(known)}, wds:FOLDER|HUB_ID, "
