@@ -8,16 +8,7 @@ DATA=${1:-../shared/data}; shift || true
 ONLY=" $* "
 MM=${MMROBUST:-mmrobust}; PY=${PYTHON:-python}
 LOGS=runs/after_proxy; mkdir -p "$LOGS"
-step() {  # step NAME command...: runs once (a .done marker), logs wall time and load average
-    local name=$1; shift
-    [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $name "* ]] || return 0
-    [ -f "$LOGS/$name.done" ] && { echo "skip $name (done)"; return; }
-    echo "== $name  start $(date -u +%H:%M:%S)  load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOGS/times.txt"
-    local t0=$SECONDS
-    "$@" > "$LOGS/$name.log" 2>&1
-    echo "== $name  done in $((SECONDS - t0)) s  load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOGS/times.txt"
-    touch "$LOGS/$name.done"
-}
+source "$(dirname "$0")/steps.sh"
 # issue 11: the benchmark done-when (first run, then the reuse run)
 [ -d runs/wds_cifar10 ] || $PY bench/make_wds_fixture.py -o runs/wds_cifar10 --max-count 400
 step bench11 $MM benchmark --model proxy:tinyimagenet --datasets cifar10,tinyimagenet,wds:runs/wds_cifar10 \
