@@ -183,3 +183,25 @@ def test_seeded_comparisons_add_the_seed_level_interval() -> None:
     assert (entry["seed_low"], entry["seed_high"]) == pytest.approx((0.25 - half, 0.25 + half))
     assert entry["p_value"] == pytest.approx(mcnemar_exact(decode(a["correct"]["clean"]),
                                                            decode(b["correct"]["clean"])).p_value)
+
+
+def test_columns_on_other_images_pair_by_their_own_fingerprint_and_seed_sizes() -> None:
+    """The OOD columns of a fine-tuning study are measured on other images (and counts) than the IID ones:
+    they pair only when their own images agree, and the seed-level interval splits them by their own counts."""
+    def row(iid: str, ood: str, ood_images: str = "ood") -> dict:
+        return {"key": "k", "n": len(iid), "clean": decode(iid).mean(), "ood_clean": decode(ood).mean(),
+                "correct": {"clean": iid, "ood_clean": ood}, "images": "iid",
+                "images_by_column": {"ood_clean": ood_images}}
+
+    a = aggregate_seeds([[row("1100", "111000")], [row("1110", "111100")]], [0, 1], ["clean", "ood_clean"])[0]
+    b = aggregate_seeds([[row("1000", "100000")], [row("1000", "110000")]], [0, 1], ["clean", "ood_clean"])[0]
+    assert a["seed_sizes"] == [4, 4] and a["seed_sizes_by_column"] == {"ood_clean": [6, 6]}
+    add_intervals(a, pooled=["ood_clean"])
+    assert a["ci"]["ood_clean"] == pytest.approx(list(wilson_interval(7, 12)))
+    entry = compare_rows(a, b, ["clean", "ood_clean"])["ood_clean"]
+    assert entry["per_seed"] == pytest.approx([2 / 6, 2 / 6])
+    assert entry["p_value"] == pytest.approx(mcnemar_exact(decode("111000111100"), decode("100000110000")).p_value)
+    other = aggregate_seeds([[row("1000", "100000", "elsewhere")], [row("1000", "110000", "elsewhere")]], [0, 1],
+                            ["clean", "ood_clean"])[0]
+    columns = compare_rows(a, other, ["clean", "ood_clean"])
+    assert "difference" in columns["clean"] and columns["ood_clean"] == {"note": "different images: not paired"}

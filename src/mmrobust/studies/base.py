@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
 from .grid import Cell, CellRecord, GridOutcome
-from .intervals import add_intervals, aggregate_seeds, compare_rows, format_comparisons
+from .intervals import ACCURACY_KEYS, add_intervals, aggregate_seeds, compare_rows, format_comparisons
 from .ood import OOD_KEYS, check_ood, evaluate_ood, ood_columns
 from .runner import MODALITIES, StudyContext, prepare, reliability, run_cells, study_metadata
 from .options import StudyOptions
@@ -153,8 +153,8 @@ def _finish(study: Study, ctx: StudyContext, rows: list[dict[str, Any]], meta: d
     """Intervals, comparisons with the reference, table files, plot, printed summary."""
     options = ctx.options
     for row in rows:
-        add_intervals(row, study.paired_columns)
-        row["ci"].update(row.get("ood_ci") or {})
+        add_intervals(row, study.paired_columns, pooled=OOD_KEYS)
+        row["ci"] = {**(row.get("ood_ci") or {}), **row["ci"]}  # the OOD average's own when not pooled
         row["reliability"] = reliability(row)
     columns = study.columns(ctx) + ood_columns(ctx)
     meta["title"] = study.title
@@ -225,6 +225,7 @@ def compare_with_reference(study: Study, rows: Sequence[dict[str, Any]], referen
         ref = same_group[0] if same_group else (refs[0] if len(refs) == 1 else None)
         if ref is None:
             continue
+        ood = [k for k in OOD_KEYS if k in (row.get("correct") or {}) and k in (ref.get("correct") or {})]
         out.append({"row": study.label(row), "reference": study.label(ref), "key": row.get("key"),
-                    "columns": compare_rows(row, ref)})
+                    "columns": compare_rows(row, ref, (*ACCURACY_KEYS, *ood))})
     return out

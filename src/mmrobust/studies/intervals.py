@@ -3,7 +3,8 @@
 Why: the study (Zhou et al. 2024) reports point accuracies; on a few hundred images a difference of a few
 points is often noise. Every row therefore keeps its per-image outcomes (``row["correct"]``: one "0"/"1"
 string per accuracy column, in the evaluation's image order) and the fingerprint of the images it was
-measured on (``row["images"]``), so that
+measured on (``row["images"]``; a column measured on other images, such as a fine-tuning study's OOD
+columns, names its own in ``row["images_by_column"]``), so that
 
 * each accuracy gets a 95 % Wilson interval over images (:func:`mmrobust.stats.wilson_interval`);
 * a difference computed *within* a row on the same images (the classes study's clean - attacked drop) gets a
@@ -87,6 +88,11 @@ def check_outcomes(result: Mapping[str, Any]) -> str | None:
     return None
 
 
+def fingerprint(row: Mapping[str, Any], key: str) -> str | None:
+    """The images column ``key`` of ``row`` was measured on: its own entry, else the row's evaluation images."""
+    return (row.get("images_by_column") or {}).get(key, row.get("images"))
+
+
 def vector(row: Mapping[str, Any], key: str) -> np.ndarray | None:
     bits = (row.get("correct") or {}).get(key)
     return None if bits is None else decode(bits)
@@ -113,13 +119,18 @@ def paired_interval(row: Mapping[str, Any], a: str, b: str) -> tuple[float, floa
     return (d.low, d.high)
 
 
-def add_intervals(row: dict[str, Any], paired: Mapping[str, tuple[str, str]] = ()) -> dict[str, Any]:
-    """Set ``row["ci"]``: Wilson per accuracy column, paired bootstrap per ``paired`` column (key -> (a, b))."""
+def add_intervals(row: dict[str, Any], paired: Mapping[str, tuple[str, str]] = (),
+                  pooled: Sequence[str] = ()) -> dict[str, Any]:
+    """Set ``row["ci"]``: Wilson per accuracy column, paired bootstrap per ``paired`` column (key -> (a, b)),
+    and Wilson over the per-image outcomes of each ``pooled`` column that has them (e.g. the OOD columns)."""
     ci: dict[str, list[float]] = {}
     for key in ACCURACY_KEYS:
         interval = wilson_for(row, key) if row.get(key) is not None else None
         if interval is not None:
             ci[key] = list(interval)
+    for key in pooled:
+        if row.get(key) is not None and vector(row, key) is not None:
+            ci[key] = list(wilson_for(row, key))
     for key, (a, b) in dict(paired).items():
         interval = paired_interval(row, a, b) if row.get(key) is not None else None
         if interval is not None:
@@ -153,11 +164,11 @@ def compare_rows(row: Mapping[str, Any], reference: Mapping[str, Any], keys: Seq
     possible) or lack per-image outcomes.
     """
     out: dict[str, dict[str, Any]] = {}
-    same = row.get("images") is not None and row.get("images") == reference.get("images")
     for key in keys:
         if row.get(key) is None or reference.get(key) is None:
             continue
-        if not same:
+        images = fingerprint(row, key)
+        if images is None or images != fingerprint(reference, key):
             out[key] = {"note": "different images: not paired"}
             continue
         va, vb = vector(row, key), vector(reference, key)
@@ -168,7 +179,7 @@ def compare_rows(row: Mapping[str, Any], reference: Mapping[str, Any], keys: Seq
         test = mcnemar_exact(va, vb)
         out[key] = {"n": boot.n, "difference": boot.difference, "low": boot.low, "high": boot.high,
                     "p_value": test.p_value, "only_row": test.b, "only_reference": test.c,
-                    **_seed_level(va, vb, row.get("seed_sizes"))}
+                    **_seed_level(va, vb, (row.get("seed_sizes_by_column") or {}).get(key, row.get("seed_sizes")))}
     return out
 
 
@@ -198,7 +209,7 @@ def format_comparisons(comparisons: Sequence[dict[str, Any]], reference: str | N
     """``row - reference`` per accuracy column: difference [paired bootstrap 95 % interval] exact McNemar p."""
     if not comparisons:
         return ""
-    keys = [k for k in ACCURACY_KEYS if any(k in c["columns"] for c in comparisons)]
+    keys = list(dict.fromkeys(k for c in comparisons for k in c["columns"]))
     table_rows = [{"row": c["row"], "reference": c["reference"],
                    **{k: format_difference(c["columns"][k]) if k in c["columns"] else "-" for k in keys}}
                   for c in comparisons]
@@ -222,13 +233,18 @@ def aggregate_seeds(runs: Sequence[Sequence[dict[str, Any]]], seeds: Sequence[in
         if len({r["key"] for r in group}) != 1:
             raise ValueError("seed runs have different grids")  # programming error: same cells per seed
         first = group[0]
-        row = {k: v for k, v in first.items() if k not in ("correct", "ci", "report", "checkpoint")}
+        row = {k: v for k, v in first.items() if k not in ("correct", "ci", "ood_ci", "report", "checkpoint")}
         row["seeds"] = list(seeds)
         row["n_pooled"] = sum(int(r.get("n") or 0) for r in group)
         row["seed_sizes"] = [int(r.get("n") or 0) for r in group]
         row["images"] = config_hash([r.get("images") for r in group])[:16]
+        own = set().union(*(set(r.get("images_by_column") or {}) for r in group))
+        if own:
+            row["images_by_column"] = {k: config_hash([fingerprint(r, k) for r in group])[:16] for k in sorted(own)}
         keys = set.intersection(*(set((r.get("correct") or {})) for r in group))
         row["correct"] = {k: "".join(r["correct"][k] for r in group) for k in sorted(keys)}
+        if own:  # columns on other images have their own per-seed counts (for the seed-level intervals)
+            row["seed_sizes_by_column"] = {k: [len(r["correct"][k]) for r in group] for k in sorted(keys & own)}
         row["per_seed"], row["sd"], row["mean_ci"] = {}, {}, {}
         for key in stat_keys:
             values = [r.get(key) for r in group]

@@ -7,13 +7,23 @@ data gives more OOD robustness) are OOD claims. ``--ood-dataset LIST`` runs, aft
 its paired tests compare every fine-tune with it on the same images) with the study's evaluation attacks,
 and adds the OOD average of each accuracy column to the study's rows (``ood_clean`` ... with the
 average's interval). The benchmark's cells are resumable and reused like the study's own.
+
+Each row also keeps its OOD per-image outcomes (the datasets' images one after another), so that the study's
+paired comparisons cover the OOD columns too (finding 4 compares fine-tunes *on OOD data*): with equal image
+counts per dataset the pooled outcomes' mean is exactly the OOD average, so the paired bootstrap and McNemar
+test on them are tests of the average. With unequal counts the pooled mean would weight the larger datasets
+more, so those rows get no OOD outcomes and no OOD comparison (the per-dataset ones stay in ``DIR/ood/``).
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
+from .grid import config_hash
+from .intervals import encode
 from .runner import MODALITIES, StudyContext, study_eval_config
 from .tables import Column
 
@@ -65,9 +75,27 @@ def evaluate_ood(ctx: StudyContext, rows: Sequence[dict[str, Any]], labels: Sequ
             row[key] = None if block is None else block["accuracy"]
             if block is not None:
                 ci[key] = [block["low"], block["high"]]
+        attach_outcomes(row, [r for r in table["rows"] if r["model"] == model and r["role"] == "ood"],
+                        ctx.out / OOD_DIR)
     return {"folder": str(ctx.out / OOD_DIR), "datasets": table["datasets"],
             "missing": list(dict.fromkeys(r["dataset"] for r in table["rows"]
                                           if r["status"] not in ("ok", "empty") and r["role"] == "ood"))}
+
+
+def attach_outcomes(row: dict[str, Any], ood_rows: Sequence[dict[str, Any]], folder: Path) -> None:
+    """Add the row's pooled OOD per-image outcomes (``correct["ood_*"]``) and their images' fingerprint."""
+    from ..benchmark.table import family_vectors
+
+    ood_rows = [r for r in ood_rows if r["status"] == "ok"]  # the datasets the average is over
+    if not ood_rows or len({r["n"] for r in ood_rows}) != 1:
+        return
+    vectors = [family_vectors(json.loads((folder / r["report"]).read_text())) for r in ood_rows]
+    images = config_hash([[r["dataset_spec"], r["indices_sha256"]] for r in ood_rows])[:16]
+    correct, by_column = row.setdefault("correct", {}), row.setdefault("images_by_column", {})
+    for key, family in zip(OOD_KEYS, MODALITIES):
+        if all(family in v for v in vectors):
+            correct[key] = "".join(encode(v[family]) for v in vectors)
+            by_column[key] = images
 
 
 def ood_columns(ctx: StudyContext) -> list[Column]:
