@@ -4,7 +4,7 @@
 # load averages: runs/findings/logs/. Run from the repository root:
 #   bash bench/findings.sh [SHARED_DATA [STEP ...]]
 # With STEP names only those run, so two lanes can share a 2-core box (each with OMP_NUM_THREADS=1), e.g.
-#   OMP_NUM_THREADS=1 bash bench/findings.sh ../shared/data f1f5_kl f6_params &
+#   OMP_NUM_THREADS=1 bash bench/findings.sh ../shared/data f1f5_kl f5_reference f1_margin_links f1_margin f6_params &
 #   OMP_NUM_THREADS=1 bash bench/findings.sh ../shared/data f4_tecoa f4_mmcoa f6_eps_0.5 f6_eps_2 f6_eps_4 &
 set -euo pipefail
 DATA=${1:-../shared/data}; shift || true
@@ -34,6 +34,15 @@ step f1f5_kl $MM study loss-ablation "${TUNE[@]}" --n-train 2048 --lambdas 1:0,0
     -o runs/findings/f1f5-kl
 step f5_reference $MM study loss-ablation "${TUNE[@]}" --n-train 2048 --lambdas 1:0,0:1,0.5:0.5 \
     --reference "img 1 / txt 0" -o runs/findings/f1f5-kl
+# F1 with the task-aware text goal: the same fine-tunes (hard links to f1f5-kl's pinned model and runs; a
+# task-aware goal trains with the label-free one, so the runs are reused), evaluated again
+link_runs() {  # link_runs FROM TO: reuse FROM's pinned models and finished fine-tunes in the study folder TO
+    mkdir -p "$2"; cp -al "$1/models" "$2/" 2>/dev/null || true
+    for s in "$1"/seed-*/runs; do mkdir -p "$2/$(basename "$(dirname "$s")")"; cp -al "$s" "$2/$(basename "$(dirname "$s")")/" 2>/dev/null || true; done
+}
+step f1_margin_links link_runs runs/findings/f1f5-kl runs/findings/f1f5-margin
+step f1_margin $MM study loss-ablation "${TUNE[@]}" --n-train 2048 --lambdas 1:0,0:1,0.5:0.5 \
+    --text-goal zero-shot-margin -o runs/findings/f1f5-margin
 # F4: training-set size (shots per class, and 2,048 images), MMCoA and TeCoA on the same images and seeds
 for method in tecoa mmcoa; do
     step f4_$method $MM study train-size "${TUNE[@]}" --shots 1,4,16,64 --sizes 2048 --method $method \

@@ -192,6 +192,12 @@ def test_studies_and_demo_pass_the_options_to_their_fine_tunes(tmp_path: Path, m
                          args={}, out=tmp_path, trains=True, pinned=ctx.pinned)
     assert ctx.training_hash(cell) != other.training_hash(cell)
     assert ctx.training_hash(cell) == chunk.training_hash(cell)
+    # a task-aware evaluation goal trains with the label-free goal: same weights, the run is reused
+    goals = {goal: StudyContext(name="train-size", options=StudyOptions(**{**options.to_dict(), "models": ("tiny",),
+                                                                           "text_goal": goal}),
+                                args={}, out=tmp_path, trains=True, pinned=ctx.pinned).training_hash(cell)
+             for goal in ("embedding-kl", "zero-shot-margin", "embedding-cos")}
+    assert goals["zero-shot-margin"] == goals["embedding-kl"] == ctx.training_hash(cell) != goals["embedding-cos"]
     demo = DemoConfig(output_dir=str(tmp_path / "demo"), protect_classnames=True, min_similarity=0.25, text_chunk=7)
     study = demo.validate().study_options()
     assert (study.protect_classnames, study.min_similarity, study.text_chunk) == (True, 0.25, 7)

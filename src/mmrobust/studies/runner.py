@@ -91,13 +91,19 @@ class StudyContext:
 
     def training_hash(self, cell: Cell) -> str:
         """What a cell's fine-tuned weights depend on: a changed evaluation option (budget, attack, text goal)
-        re-evaluates the same checkpoint instead of training it again."""
+        re-evaluates the same checkpoint instead of training it again. A task-aware ``--text-goal`` only changes
+        the evaluation (training uses the label-free goal it maps to, :func:`training_goal`), so it counts as
+        the goal training used."""
+        from ..training.config import training_goal
+
         o = self.options
+        training = {k: v for k, v in o.to_dict().items() if k in TRAIN_FIELDS}
+        training["text_goal"] = training_goal(o.text_goal)
         return config_hash({
             "params": cell.params, "model": cell.model, "weights_sha256": self.pinned[cell.model].weights_sha256,
             "data": {"dataset": o.dataset, "data_root": o.data_root, "templates": o.templates, "seed": o.seed,
                      "n_eval": o.n_eval, "batch_size": o.batch_size},
-            "training": {k: v for k, v in o.to_dict().items() if k in TRAIN_FIELDS},
+            "training": training,
         })
 
     def run_dir(self, cell: Cell) -> Path:
