@@ -41,13 +41,20 @@ def describe(table: dict[str, Any]) -> str:
             f"({c['text_goal']}), multimodal {c['multimodal_attack']}")
 
 
+def label(table: dict[str, Any], row: dict[str, Any]) -> str:
+    """A row's legend entry; the loss-ablation rows say what their weights are weights of."""
+    if table.get("study") == "loss-ablation" and row.get("method") != "none":
+        return f"MMCoA, weights {row['setting']}"
+    return row["setting"]
+
+
 def bars(folder: Path, out: Path) -> None:
     """One bar per row, grouped by column: the IID columns, then the OOD ones."""
     table = load(folder)
     rows = table["rows"]
     keys = [k for k in (*FAMILIES, *(f"ood_{f}" for f in FAMILIES)) if any(r.get(k) is not None for r in rows)]
     groups = [("OOD\n" + short(k[4:])) if k.startswith("ood_") else f"IID\n{short(k)}" for k in keys]
-    bar_plot(out, groups, [(r["setting"], [r.get(k) for k in keys], [bool(r.get("unreliable"))] * len(keys),
+    bar_plot(out, groups, [(label(table, r), [r.get(k) for k in keys], [bool(r.get("unreliable"))] * len(keys),
                             [error_bar(r, k) for k in keys]) for r in rows],
              xlabel="evaluation (IID = fine-tuning set's test split; OOD = zero-shot on the other set)",
              ylabel="accuracy (%)", title=f"{table['title']}: {describe(table)}", note=error_bar_note(rows))

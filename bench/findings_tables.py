@@ -10,7 +10,7 @@ Why a script: the RESULTS file must be reproducible from the runs, not hand-copi
   images (e.g. MMCoA vs TeCoA at equal shots), computed here with the toolkit's own ``compare_rows``.
 
 Usage:  python bench/findings_tables.py runs/findings/f4-mmcoa [--versus runs/findings/f4-tecoa]
-            [--columns clean,image,...] [--compare ood_image,ood_multimodal]
+            [--columns clean,image,...] [--compare ood_image,ood_multimodal] [--reference ROW]
 """
 
 from __future__ import annotations
@@ -56,9 +56,15 @@ def markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> list[str]
             *["| " + " | ".join(line) + " |" for line in lines]]
 
 
-def render(folder: Path, columns: Sequence[str], compare: Sequence[str], versus: Path | None) -> str:
+def render(folder: Path, columns: Sequence[str], compare: Sequence[str], versus: Path | None,
+           reference: str | None = None) -> str:
     table = json.loads((folder / "table.json").read_text())
     rows = table["rows"]
+    if reference is not None:  # the same paired comparisons as `--reference`, without rerunning the study
+        [ref] = [r for r in rows if reference in (r["setting"], r["key"])]
+        table["reference"] = reference
+        table["comparisons"] = [{"row": r["setting"], "columns": compare_rows(r, ref, compare)}
+                                for r in rows if r is not ref]
     columns = [c for c in columns if any(r.get(c) is not None for r in rows)]
     out = [f"`{folder}` — {table.get('title', '')}; seeds {table.get('seeds')}; accuracy in %, "
            "mean ± sd [t 95 % interval of the mean over seeds]:", ""]
@@ -84,8 +90,9 @@ def main() -> None:
     parser.add_argument("--columns", default=",".join(ALL))
     parser.add_argument("--compare", default="clean,image,text,multimodal,worst_case,ood_worst_case")
     parser.add_argument("--versus", type=Path)
+    parser.add_argument("--reference", help="compare with this row (setting or key) instead of the study's reference")
     args = parser.parse_args()
-    print(render(args.folder, args.columns.split(","), args.compare.split(","), args.versus))
+    print(render(args.folder, args.columns.split(","), args.compare.split(","), args.versus, args.reference))
 
 
 if __name__ == "__main__":
