@@ -7,7 +7,7 @@ functions (legend outside the axes, error bars = 95 % t interval of the mean ove
 
 Usage (after bench/findings.sh):
   python bench/findings_plots.py bars runs/findings/f1f5-kl -o bench/findings_f1_f5_proxy_tinyimagenet.png
-  python bench/findings_plots.py size runs/findings/f4-tecoa runs/findings/f4-mmcoa -o bench/findings_f4_proxy_tinyimagenet.png
+  python bench/findings_plots.py size runs/findings/f4-tecoa runs/findings/f4-mmcoa [--scope iid] -o bench/findings_f4_ood_proxy_tinyimagenet.png
   python bench/findings_plots.py bars runs/findings/f6-params -o bench/findings_f6_params_proxy_tinyimagenet.png
   python bench/findings_plots.py train-eps runs/findings/f6-params runs/findings/f6-train-eps-* -o bench/findings_f6_train_eps_proxy_tinyimagenet.png
 """
@@ -60,28 +60,29 @@ def bars(folder: Path, out: Path) -> None:
              ylabel="accuracy (%)", title=f"{table['title']}: {describe(table)}", note=error_bar_note(rows))
 
 
-def size(folders: Sequence[Path], out: Path) -> None:
-    """Accuracy vs fine-tuning images, one line per method x column, OOD (solid) and IID (dashed)."""
-    series, levels = [], []
-    note = ""
+def size(folders: Sequence[Path], out: Path, scope: str = "ood") -> None:
+    """Accuracy vs fine-tuning images: colour = column, line style and marker = method (one study each)."""
+    prefix = "ood_" if scope == "ood" else ""
+    keys = [f"{prefix}{k}" for k in ("image", "multimodal", "worst_case")]
+    series, levels, title, note = [], [], "", ""
     for index, folder in enumerate(folders):
         table = load(folder)
         method = table["config"]["method"]
         base = [r for r in table["rows"] if r.get("method") == "none"]
         trained = sorted((r for r in table["rows"] if r.get("method") != "none"), key=lambda r: r["n_train_images"])
         xs = [r["n_train_images"] for r in trained]
-        marker = "os^D"[index % 4]
-        for j, key in enumerate(("ood_image", "ood_multimodal", "image", "multimodal")):
-            style = "-" if key.startswith("ood_") else "--"
-            series.append(Series.from_rows(f"{method}: {short(key) if key.startswith('ood_') else 'IID ' + key}",
-                                           xs, trained, key, color=f"C{2 * j + index}", linestyle=style, marker=marker))
+        for j, key in enumerate(keys):
+            series.append(Series.from_rows(f"{method}: {scope.upper()} {short(key.removeprefix('ood_'))}", xs, trained,
+                                           key, color=f"C{j}", linestyle=("-", "--", ":")[index % 3],
+                                           marker="os^"[index % 3]))
         if base and index == 0:
-            levels = [Level(f"not fine-tuned: {short(k) if k.startswith('ood_') else 'IID ' + k}", base[0][k],
-                            interval=error_bar(base[0], k)) for k in ("ood_image", "ood_multimodal") if base[0].get(k)]
-        note = error_bar_note(table["rows"])
-        title = f"{table['title']}: {describe(table)}"
-    line_plot(out, series, xlabel="fine-tuning images (count, log scale)", ylabel="accuracy (%)", logx=True,
-              title=title, levels=levels, note=note)
+            levels = [Level(f"not fine-tuned: {scope.upper()} {short(k.removeprefix('ood_'))}", base[0][k],
+                            color=f"C{j}", interval=error_bar(base[0], k))
+                      for j, k in enumerate(keys) if base[0].get(k) is not None]
+        note, title = error_bar_note(table["rows"]), f"{table['title']}: {describe(table)}"
+    line_plot(out, series, xlabel="fine-tuning images (count, log scale)",
+              ylabel=f"{scope.upper()} accuracy (%)", logx=True, title=title, levels=levels, note=note,
+              full_range=False)
 
 
 def train_eps(folders: Sequence[Path], out: Path) -> None:
@@ -111,11 +112,12 @@ def main() -> None:
     parser.add_argument("kind", choices=("bars", "size", "train-eps"))
     parser.add_argument("folders", type=Path, nargs="+")
     parser.add_argument("-o", "--out", type=Path, required=True)
+    parser.add_argument("--scope", choices=("ood", "iid"), default="ood", help="size: which columns (default ood)")
     args = parser.parse_args()
     if args.kind == "bars":
         bars(args.folders[0], args.out)
     elif args.kind == "size":
-        size(args.folders, args.out)
+        size(args.folders, args.out, args.scope)
     else:
         train_eps(args.folders, args.out)
     print(f"wrote {args.out}")

@@ -98,9 +98,11 @@ def line_plot(
     levels: Sequence[Level] = (),
     xticks: Sequence[tuple[float, str]] = (),
     note: str = "",
+    full_range: bool = True,
 ) -> None:
     """Lines with markers and error bars; ``levels`` are reference levels drawn with their interval as a band;
-    ``xticks`` replace the numeric ticks (e.g. category names). The legend sits outside the axes."""
+    ``xticks`` replace the numeric ticks (e.g. category names). The legend sits outside the axes. Percentages
+    span 0–100 % unless ``full_range`` is False (then the axis fits the data: small effects stay visible)."""
     plt = _pyplot()
     from matplotlib.transforms import ScaledTranslation
 
@@ -142,7 +144,7 @@ def line_plot(
         ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if percent:
+    if percent and full_range:
         ax.set_ylim(-2, 102)
     ax.grid(alpha=0.3)
     _finish_axes(ax, title, note)
