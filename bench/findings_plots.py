@@ -45,13 +45,15 @@ def label(table: dict[str, Any], row: dict[str, Any]) -> str:
     """A row's legend entry; the loss-ablation rows say what their weights are weights of."""
     if table.get("study") == "loss-ablation" and row.get("method") != "none":
         return f"MMCoA, weights {row['setting']}"
+    if table.get("study") == "params" and row.get("method") != "none":
+        return f"{row['setting']} ({row['trained_parameters']:,} parameters trained)"
     return row["setting"]
 
 
 def bars(folder: Path, out: Path) -> None:
-    """One bar per row, grouped by column: the IID columns, then the OOD ones."""
+    """One bar per row (fine-tuned rows by trained-parameter count), grouped by column: IID, then OOD."""
     table = load(folder)
-    rows = table["rows"]
+    rows = sorted(table["rows"], key=lambda r: (r.get("method") != "none", r.get("trained_parameters") or 0))
     keys = [k for k in (*FAMILIES, *(f"ood_{f}" for f in FAMILIES)) if any(r.get(k) is not None for r in rows)]
     groups = [("OOD\n" + short(k[4:])) if k.startswith("ood_") else f"IID\n{short(k)}" for k in keys]
     bar_plot(out, groups, [(label(table, r), [r.get(k) for k in keys], [bool(r.get("unreliable"))] * len(keys),
@@ -100,7 +102,8 @@ def train_eps(folders: Sequence[Path], out: Path) -> None:
     series = [Series.from_rows(short(k) if k.startswith("ood_") else f"IID {short(k)}", xs, rows, k,
                                color=f"C{i}", linestyle="-" if k.startswith("ood_") else "--") for i, k in enumerate(keys)]
     base = [r for r in points[0][2]["rows"] if r.get("method") == "none"]
-    levels = [Level(f"not fine-tuned: {short(k)}", base[0][k], interval=error_bar(base[0], k))
+    levels = [Level(f"not fine-tuned: {'IID ' if not k.startswith('ood_') else ''}{short(k)}", base[0][k],
+                    color=f"C{keys.index(k)}", interval=error_bar(base[0], k))
               for k in ("clean", "ood_clean") if base and base[0].get(k) is not None]
     line_plot(out, series, xlabel="training PGD budget (K/255, log scale)", ylabel="accuracy (%)", logx=True,
               title=f"Full MMCoA fine-tuning vs training eps: {describe(points[0][2])}", levels=levels,

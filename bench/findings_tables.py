@@ -11,6 +11,8 @@ Why a script: the RESULTS file must be reproducible from the runs, not hand-copi
 
 Usage:  python bench/findings_tables.py runs/findings/f4-mmcoa [--versus runs/findings/f4-tecoa]
             [--columns clean,image,...] [--compare ood_image,ood_multimodal] [--reference ROW]
+        python bench/findings_tables.py runs/findings/f6-train-eps-0.5 runs/findings/f6-params ... --sweep-row full
+            --sweep-reference runs/findings/f6-params     (one row across a sweep of study folders)
 """
 
 from __future__ import annotations
@@ -84,15 +86,48 @@ def render(folder: Path, columns: Sequence[str], compare: Sequence[str], versus:
     return "\n".join(out)
 
 
+def render_sweep(folders: Sequence[Path], row: str, key: str, columns: Sequence[str], compare: Sequence[str],
+                 reference: Path) -> str:
+    """One row (``row``) from each study folder of a sweep over the option ``key`` (e.g. ``train_eps``): its
+    accuracies, and its paired differences with the same row of ``reference``, on the same images."""
+    def value(table: dict[str, Any]) -> str:
+        v = table["config"][key]
+        return f"{v * 255:g}" if key.endswith("eps") else f"{v}"
+
+    tables = {folder: json.loads((folder / "table.json").read_text()) for folder in folders}
+    pick = {f: next(r for r in t["rows"] if r["setting"] == row) for f, t in tables.items()}
+    ref_table = json.loads((reference / "table.json").read_text())
+    ref = next(r for r in ref_table["rows"] if r["setting"] == row)
+    base = next(r for r in ref_table["rows"] if r.get("method") == "none")
+    head = [key + (" (/255)" if key.endswith("eps") else ""), *[TITLES[c] for c in columns]]
+    out = [f"Row `{row}` across the sweep (accuracy in %, mean ± sd [t 95 % interval of the mean over seeds]):", ""]
+    out += markdown(head, [[base["setting"], *[cell(base, c) for c in columns]]]
+                    + [[value(tables[f]), *[cell(pick[f], c) for c in columns]] for f in folders])
+    out += ["", f"Each − {key} {value(ref_table)}, on the same images (points; pooled paired bootstrap 95 % interval, "
+                "exact McNemar p; seeds = t 95 % interval of the per-seed differences):", ""]
+    out += markdown([head[0], *[TITLES[c] for c in compare]],
+                    [[value(tables[f]), *[difference(compare_rows(pick[f], ref, compare).get(c)) for c in compare]]
+                     for f in folders if f != reference])
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="+", help="a study folder (several with --sweep-row)")
     parser.add_argument("--columns", default=",".join(ALL))
     parser.add_argument("--compare", default="clean,image,text,multimodal,worst_case,ood_worst_case")
     parser.add_argument("--versus", type=Path)
     parser.add_argument("--reference", help="compare with this row (setting or key) instead of the study's reference")
+    parser.add_argument("--sweep-row", help="tabulate this row of every folder (a sweep over --sweep-key)")
+    parser.add_argument("--sweep-key", default="train_eps", help="the option the sweep varies (default train_eps)")
+    parser.add_argument("--sweep-reference", type=Path, help="the sweep's folder every other is compared with")
     args = parser.parse_args()
-    print(render(args.folder, args.columns.split(","), args.compare.split(","), args.versus, args.reference))
+    columns, compare = args.columns.split(","), args.compare.split(",")
+    if args.sweep_row:
+        print(render_sweep(args.folder, args.sweep_row, args.sweep_key, columns, compare,
+                           args.sweep_reference or args.folder[0]))
+    else:
+        print(render(args.folder[0], columns, compare, args.versus, args.reference))
 
 
 if __name__ == "__main__":

@@ -77,3 +77,13 @@ def test_plots_write_readable_figures(tmp_path: Path) -> None:
         out = tmp_path / f"{kind}.png"
         call(out)
         assert out.read_bytes()[:8] == PNG, kind
+
+
+def test_a_sweep_tabulates_one_row_per_folder_against_the_reference_folder(tmp_path: Path) -> None:
+    tables = _module("findings_tables")
+    a = _study(tmp_path / "a", "mmcoa", 1 / 255, BITS)
+    b = _study(tmp_path / "b", "mmcoa", 2 / 255, OTHER)
+    text = tables.render_sweep([a, b], "full", "train_eps", ["clean"], ["clean"], reference=a)
+    assert "| 1 | 56.2 ± 8.8" in text and "| 2 | 31.2 ± 8.8" in text and "| none |" in text
+    p = mcnemar_exact(decode("1110000011000000"), decode("1111000011111000")).p_value
+    assert "| 2 | -25.0 " in text and f"p={p:.2g}" in text and "| 1 | -" not in text.split("Each −")[1]
