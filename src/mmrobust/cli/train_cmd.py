@@ -50,6 +50,9 @@ def train_command(
     eval_steps: int = typer.Option(10, "--eval-steps", help="PGD steps for the per-epoch score."),
     checkpoint_every: int = typer.Option(0, "--checkpoint-every", help="Also checkpoint every N steps (0 = once per epoch)."),
     seed: int = typer.Option(0, "--seed", help="Seed for data order, attacks and sub-sampling."),
+    seeds: Optional[str] = typer.Option(
+        None, "--seeds", help="Fine-tune once per seed (e.g. 0,1,2; overrides --seed) under OUTPUT_DIR/seed-S, "
+                              "finished seeds reused; OUTPUT_DIR/seeds.json: mean ± sd, t interval, pooled 95 % interval."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: best available)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output-dir from its last checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -73,6 +76,9 @@ def train_command(
         checkpoint_every_steps=checkpoint_every, seed=seed, device=device, resume=resume, progress=not quiet,
         precision=precision, compile=compile_model,
     )
+    if seeds is not None:
+        _train_seeds(config, seeds)
+        return
     report = train(config)
     if report.get("distributed", {}).get("world_size", 1) > 1 and "timings" not in report:
         return  # non-zero ranks stay quiet; rank 0 prints the summary
@@ -88,3 +94,28 @@ def train_command(
         typer.echo(f"held-out clean accuracy {100 * final['clean_accuracy']:.2f}%{robust} (n={final['n']})")
     typer.echo(f"model: ckpt:{report['final_checkpoint']}")
     typer.echo(f"report: {output_dir}/report.json")
+
+
+def _train_seeds(config: Any, seeds: str) -> None:
+    """``--seeds``: one fine-tune per seed, then the seeds' summary (see :mod:`mmrobust.training.seeds`)."""
+    import os
+
+    from ..errors import ConfigError
+    from ..stats import format_interval
+    from ..training.seeds import train_seeds
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("--seeds runs the seeds one after another; under torchrun start one run per --seed")
+    summary = train_seeds(config, seed_list)
+    for run in summary["runs"]:
+        typer.echo(f"seed {run['seed']}: model ckpt:{run['final_checkpoint']}")
+    for metric, s in summary["final_eval"].items():
+        typer.echo(f"held-out {metric.replace('_', ' ')}: {100 * s['mean']:.1f} ± {100 * s['sd']:.1f} over "
+                   f"{s['n_seeds']} seeds (t interval [{100 * s['mean_low']:.1f}, {100 * s['mean_high']:.1f}]); pooled "
+                   f"{format_interval(s['pooled_successes'] / s['pooled_n'], s['pooled_low'], s['pooled_high'])} "
+                   f"(n={s['pooled_n']})")
+    typer.echo(f"summary: {config.output_dir}/seeds.json")
