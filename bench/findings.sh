@@ -55,3 +55,10 @@ for e in 0.5 2 4; do  # 1/255 is f6_params' `full` row
     step f6_eps_$e $MM study params "${TUNE[@]}" --n-train 2048 --modes full --train-eps $e \
         -o runs/findings/f6-train-eps-$e
 done
+# Gradient-masking checks (the studies skip them): three seed-0 fine-tunes of different kinds, CIFAR-10 test,
+# the studies' attacks, with the benchmark's sanity checks on
+step sanity $MM benchmark -m "ckpt:$(ls -d runs/findings/f1f5-kl/seed-0/runs/img=0.5_txt=0.5-*/final)" \
+    -m "ckpt:$(ls -d runs/findings/f4-tecoa/seed-0/runs/n_train=2048-*/final)" \
+    -m "ckpt:$(ls -d runs/findings/f6-params/seed-0/runs/train=text-*/final)" --datasets cifar10 \
+    --data-root "$DATA" -n 500 --seed 0 --templates study --eps 1 --steps 10 -a pgd,embed-sub,sep -q \
+    -o runs/findings/sanity
