@@ -17,6 +17,10 @@ M=proxy:tinyimagenet
 EVAL=(-m $M --data-root "$DATA" -n 500 --eval-eps 1 -q)
 TUNE=(-d cifar10 "${EVAL[@]}" --train-eps 1 --train-steps 3 --seeds 0,1,2 --ood-dataset tinyimagenet)
 
+link_runs() {  # link_runs FROM TO: reuse FROM's pinned models and finished fine-tunes in the study folder TO
+    mkdir -p "$2"; cp -al "$1/models" "$2/" 2>/dev/null || true
+    for s in "$1"/seed-*/runs; do mkdir -p "$2/$(basename "$(dirname "$s")")"; cp -al "$s" "$2/$(basename "$(dirname "$s")")/" 2>/dev/null || true; done
+}
 # F2: image vs text attacks as the number of classes grows (OOD set, eval only; both text goals), and the eps study
 step f2_kl $MM study classes -d tinyimagenet "${EVAL[@]}" --classes 2,10,50,200 --seeds 0,1,2 \
     --text-goal embedding-kl -o runs/findings/f2-kl
@@ -29,6 +33,12 @@ for method in clean tecoa; do
     step f3_$method $MM study params "${TUNE[@]}" --n-train 2048 --method $method --modes full,image \
         -o runs/findings/f3-$method
 done
+# F3 with the task-aware text goal: the same fine-tunes (linked), evaluated again
+for method in clean tecoa; do
+    step f3_${method}_margin_links link_runs runs/findings/f3-$method runs/findings/f3-$method-margin
+    step f3_${method}_margin $MM study params "${TUNE[@]}" --n-train 2048 --method $method --modes full,image \
+        --text-goal zero-shot-margin -o runs/findings/f3-$method-margin
+done
 # F1 and F5: MMCoA's two terms alone and together (F5 re-tabulates against the image-term row, all cells reused)
 step f1f5_kl $MM study loss-ablation "${TUNE[@]}" --n-train 2048 --lambdas 1:0,0:1,0.5:0.5 \
     -o runs/findings/f1f5-kl
@@ -36,10 +46,6 @@ step f5_reference $MM study loss-ablation "${TUNE[@]}" --n-train 2048 --lambdas 
     --reference "img 1 / txt 0" -o runs/findings/f1f5-kl
 # F1 with the task-aware text goal: the same fine-tunes (hard links to f1f5-kl's pinned model and runs; a
 # task-aware goal trains with the label-free one, so the runs are reused), evaluated again
-link_runs() {  # link_runs FROM TO: reuse FROM's pinned models and finished fine-tunes in the study folder TO
-    mkdir -p "$2"; cp -al "$1/models" "$2/" 2>/dev/null || true
-    for s in "$1"/seed-*/runs; do mkdir -p "$2/$(basename "$(dirname "$s")")"; cp -al "$s" "$2/$(basename "$(dirname "$s")")/" 2>/dev/null || true; done
-}
 step f1_margin_links link_runs runs/findings/f1f5-kl runs/findings/f1f5-margin
 step f1_margin $MM study loss-ablation "${TUNE[@]}" --n-train 2048 --lambdas 1:0,0:1,0.5:0.5 \
     --text-goal zero-shot-margin -o runs/findings/f1f5-margin
