@@ -54,6 +54,12 @@ for method in tecoa mmcoa; do
     step f4_$method $MM study train-size "${TUNE[@]}" --shots 1,4,16,64 --sizes 2048 --method $method \
         -o runs/findings/f4-$method
 done
+# F4 with the task-aware text goal: the same fine-tunes (linked), evaluated again
+for method in tecoa mmcoa; do
+    step f4_${method}_margin_links link_runs runs/findings/f4-$method runs/findings/f4-$method-margin
+    step f4_${method}_margin $MM study train-size "${TUNE[@]}" --shots 1,4,16,64 --sizes 2048 --method $method \
+        --text-goal zero-shot-margin -o runs/findings/f4-$method-margin
+done
 # F6: which parameters are fine-tuned (MMCoA), then the training perturbation's size (full fine-tuning)
 step f6_params $MM study params "${TUNE[@]}" --n-train 2048 --modes full,image,text,last-k --last-k 4 \
     -o runs/findings/f6-params
