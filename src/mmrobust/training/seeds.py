@@ -45,19 +45,13 @@ def seed_run(config: TrainConfig, seed: int, train_fn: Callable[[TrainConfig], d
 
 def summarize(reports: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
     """Per held-out metric: mean ± sd over seeds, t interval of the mean, pooled Wilson interval."""
-    out: dict[str, Any] = {"seeds": list(seeds), "runs": [], "final_eval": {}}
-    for seed, report in zip(seeds, reports):
-        final = report.get("final_eval") or {}
-        out["runs"].append({"seed": seed, "final_checkpoint": report.get("final_checkpoint"),
-                            **{k: final.get(k) for k in ("n", *METRICS) if k in final}})
-    for metric in METRICS:
-        finals = [r.get("final_eval") or {} for r in reports]
-        if not finals or any(metric not in f for f in finals):
-            continue
-        ns = [int(f["n"]) for f in finals]
-        summary = seed_summary([int(round(f[metric] * n)) for f, n in zip(finals, ns)], ns)
-        out["final_eval"][metric] = summary.as_dict()
-    return out
+    finals = [r.get("final_eval") or {} for r in reports]
+    runs = [{"seed": seed, "final_checkpoint": report.get("final_checkpoint"),
+             **{k: final[k] for k in ("n", *METRICS) if k in final}}
+            for seed, report, final in zip(seeds, reports, finals)]
+    summaries = {metric: seed_summary([round(f[metric] * f["n"]) for f in finals], [f["n"] for f in finals]).as_dict()
+                 for metric in METRICS if finals and all(metric in f for f in finals)}
+    return {"seeds": list(seeds), "runs": runs, "final_eval": summaries}
 
 
 def train_seeds(config: TrainConfig, seeds: Sequence[int],
@@ -68,7 +62,8 @@ def train_seeds(config: TrainConfig, seeds: Sequence[int],
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds needs distinct seeds, got {list(seeds)}")
     config.validate()  # a bad option is one error line before the first seed trains
-    reports = [seed_run(config, int(seed), train_fn) for seed in seeds]
-    summary = summarize(reports, [int(s) for s in seeds])
+    seeds = [int(seed) for seed in seeds]
+    reports = [seed_run(config, seed, train_fn) for seed in seeds]
+    summary = summarize(reports, seeds)
     write_json_atomic(Path(config.output_dir) / "seeds.json", summary)
     return summary
