@@ -29,7 +29,7 @@ class LossAblationStudy(Study):
     trains = True
 
     def parse_args(self, raw: dict[str, Any], options: StudyOptions) -> dict[str, Any]:
-        if options.method != "mmcoa":
+        if options.method not in ("mmcoa", "mmcoa-released"):
             raise ConfigError(f"study loss-ablation ablates MMCoA's loss; --method must be mmcoa, got {options.method!r}")
         pairs = parse_list(raw.get("lambdas", DEFAULT_LAMBDAS), "--lambdas", lambda_pair)
         return {"lambdas": [list(p) for p in pairs], "baseline": bool(raw.get("baseline", True))}

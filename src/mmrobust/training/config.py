@@ -179,7 +179,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a non-negative number, got {value}")
-        if self.method == "mmcoa" and self.lambda_img == 0 and self.lambda_txt == 0:
+        if self.method in ("mmcoa", "mmcoa-released") and self.lambda_img == 0 and self.lambda_txt == 0:
             raise ConfigError("--lambda-img and --lambda-txt are both 0: MMCoA would have no loss")
         if not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"Adam betas must lie in [0, 1), got {self.betas}")

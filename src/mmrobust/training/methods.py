@@ -37,6 +37,10 @@ METHOD_SPECS: dict[str, MethodSpec] = {s.name: s for s in (
     MethodSpec("fare", f"{_O}.fare:FARE", "image", "FARE: unsupervised embedding-matching (Schlarmann et al. 2024)"),
     MethodSpec("pmg-aft", f"{_O}.pmg_aft:PMGAFT", "image", "PMG-AFT: TeCoA + pre-trained-model guidance (Wang et al. 2024)"),
     MethodSpec("mmcoa", f"{_O}.mmcoa:MMCoA", "full", "MMCoA: adversarial images and captions (Zhou et al. 2024)"),
+    MethodSpec("mmcoa-released", f"{_O}.released:ReleasedMMCoA", "full",
+               "MMCoA as the study's code trains it: attack-gradient leak, arange(B) targets, coupled-L2 Adam"),
+    MethodSpec("tecoa-released", f"{_O}.released:ReleasedTeCoA", "image",
+               "TeCoA as the study's code trains it: attack-gradient leak, coupled-L2 Adam"),
 )}
 
 

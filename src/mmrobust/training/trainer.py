@@ -181,7 +181,8 @@ class Trainer:
             text_adversary=text_adversary,
         )
         self.objective: Objective = objective_cls(context)
-        self.optimizer = torch.optim.AdamW(
+        optimizer_cls = torch.optim.Adam if objective_cls.coupled_weight_decay else torch.optim.AdamW
+        self.optimizer = optimizer_cls(
             self.selection.parameters, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.adam_eps,
             weight_decay=cfg.weight_decay,
         )

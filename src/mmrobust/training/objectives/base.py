@@ -72,6 +72,8 @@ class Objective(ABC):
     needs_text_attack: bool = False
     #: crafts adversarial images with PGD
     needs_image_attack: bool = False
+    #: the released code's ``torch.optim.Adam(weight_decay=...)`` (L2 through the moments) instead of AdamW
+    coupled_weight_decay: bool = False
 
     def __init__(self, ctx: ObjectiveContext) -> None:
         self.ctx = ctx

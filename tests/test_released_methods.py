@@ -1,0 +1,98 @@
+"""The released-code training variants (``mmcoa-released``, ``tecoa-released``): the leak reproduced exactly.
+
+The check is against the released loop's *mechanics*, written out here as the study's code runs them:
+``zero_grad()``, then PGD whose every step calls ``loss.backward()`` (into the perturbation *and* the
+parameters), then the training loss's ``backward()`` on top. mmrobust's variants must give the same final
+adversarial images and the same accumulated parameter gradients, although their attack only takes
+gradients w.r.t. the perturbation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import pytest
+
+from test_training import first_batch, ready_trainer
+
+
+def released_loop_grads(trainer, batch, loss_of_adv) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The released ``attack_pgd`` + update, with its ``backward()`` calls, on the trainer's objective."""
+    objective, cfg = trainer.objective, trainer.config
+    params = trainer.selection.parameters
+    for p in params:
+        p.grad = None
+    images = batch.images.detach()
+    eps, alpha = cfg.eps, cfg.alpha
+    generator = torch.Generator().manual_seed(batch.generator.initial_seed())
+    delta = (torch.rand(images.shape, generator=generator) * 2 - 1) * eps
+    delta = ((images + delta).clamp(0, 1) - images).requires_grad_(True)
+    for _ in range(cfg.steps):
+        # the released attack re-encodes the class prompts with the model each step (multiGPU_CLIP)
+        class_embeddings = objective.class_embeddings(grad=True)
+        logits = objective.zero_shot_logits(images + delta, class_embeddings)
+        F.cross_entropy(logits, batch.labels).backward()  # the leak: parameters get this gradient too
+        d = (delta.detach() + alpha * delta.grad.sign()).clamp(-eps, eps)
+        delta.data = (images + d).clamp(0, 1) - images
+        delta.grad.zero_()
+    adv = (images + delta).detach()
+    loss_of_adv(adv).backward()
+    return adv, {str(i): p.grad.detach().clone() for i, p in enumerate(params) if p.grad is not None}
+
+
+def objective_grads(trainer, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    adversarial = trainer.objective.adversarial_inputs(batch)
+    params = trainer.selection.parameters
+    for p in params:
+        p.grad = None
+    trainer.objective.loss(batch, adversarial).loss.backward()
+    return adversarial["images"], {str(i): p.grad.detach().clone() for i, p in enumerate(params) if p.grad is not None}
+
+
+def test_tecoa_released_update_equals_the_released_loop(tmp_path) -> None:
+    trainer = ready_trainer(tmp_path, "tecoa-released", train="full", steps=3)
+    batch = first_batch(trainer)
+
+    def tecoa_loss(adv):
+        logits = trainer.objective.zero_shot_logits(adv, trainer.objective.class_embeddings(grad=True))
+        return F.cross_entropy(logits, batch.labels)
+
+    adv_ref, grads_ref = released_loop_grads(trainer, batch, tecoa_loss)
+    adv, grads = objective_grads(trainer, first_batch(trainer))
+    assert torch.equal(adv, adv_ref)
+    assert grads.keys() == grads_ref.keys() and grads
+    for k in grads:
+        torch.testing.assert_close(grads[k], grads_ref[k], rtol=1e-4, atol=2e-5)  # float32 summation order
+
+
+def test_the_leak_changes_the_update(tmp_path) -> None:
+    """The variant is not the corrected method: without the leak term the gradients differ."""
+    trainer = ready_trainer(tmp_path, "tecoa-released", train="full", steps=3)
+    batch = first_batch(trainer)
+    adversarial = trainer.objective.adversarial_inputs(batch)
+    assert len(adversarial["iterates"]) == 3
+    terms = trainer.objective.loss(batch, adversarial)
+    assert terms.parts["attack_gradient_leak"] > 0
+    assert float(terms.loss) == pytest.approx(terms.parts["ce_adv"] + terms.parts["attack_gradient_leak"], rel=1e-5)
+
+
+def test_mmcoa_released_uses_instance_targets_and_coupled_adam(tmp_path) -> None:
+    trainer = ready_trainer(tmp_path, "mmcoa-released", lambda_txt=0.0, lambda_img=1.0, steps=2)
+    assert type(trainer.optimizer) is torch.optim.Adam
+    assert type(ready_trainer(tmp_path / "c", "mmcoa").optimizer) is torch.optim.AdamW
+    from mmrobust.training.pairs import symmetric_contrastive_loss
+
+    batch = first_batch(trainer)
+    objective = trainer.objective
+    captions = objective.captions(batch.labels)
+
+    def released_loss(adv):
+        feats = objective.model.encode_image(adv, normalize=True)
+        text = objective.encode_captions(captions.texts)
+        return symmetric_contrastive_loss(feats, text, captions.index, objective.model.logit_scale, "instance")
+
+    adv_ref, grads_ref = released_loop_grads(trainer, batch, released_loss)
+    adv, grads = objective_grads(trainer, first_batch(trainer))
+    assert torch.equal(adv, adv_ref)
+    for k in grads_ref:
+        torch.testing.assert_close(grads[k], grads_ref[k], rtol=1e-4, atol=2e-5)  # float32 summation order
