@@ -22,6 +22,8 @@ class Preset:
     description: str = ""
     #: one line the CLI prints when the preset is used (what it needs, what it assumes)
     note: str | None = None
+    #: a fixed zero-shot temperature the protocol evaluates at (None: the model's learned one; --logit-scale wins)
+    logit_scale: float | None = None
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
@@ -35,6 +37,14 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            {"steps": 100, "square_queries": 5000, "restarts": 1},
            "AutoAttack's standard version (Croce & Hein 2020): APGD-CE, APGD-T (100 steps, every other class), "
            "Square (5000 queries) at the chosen eps"),
+    Preset("study-released", ("pgd", "bert-attack-released", "sep", "co-attack-kl"),
+           {"norm": "linf", "eps": 1 / 255, "steps": 100, "alpha": 1 / 255, "text_words": 1,
+            "text_attack": "bert-attack-released"},
+           "the study's released test.py (ElleZWQ/MMCoA): fixed temperature 100 (100*cos), PGD-100 step 1/255 from "
+           "a uniform start, the released BERT-Attack on the class prompts; modes 1-3 (pgd, bert-attack-released, "
+           "sep) and mode 4 (co-attack-kl) as it would run without its enum bug",
+           note="bert-attack-released needs a masked LM: --mlm FOLDER offline (bert-base-uncased in the study)",
+           logit_scale=100.0),
     Preset("quick", ("pgd", "embed-sub", "sep"), {"steps": 10},
            "a fast look at every modality: PGD-10, offline one-word embed-sub, sep"),
 )}

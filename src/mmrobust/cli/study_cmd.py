@@ -132,7 +132,7 @@ def train_size_command(
 
 @study_app.command("loss-ablation")
 @user_errors_exit
-@with_options(STUDY, TEXT, PROMPT, TRAINING, exclude=("method", "lambda_img", "lambda_txt"))
+@with_options(STUDY, TEXT, PROMPT, TRAINING, exclude=("lambda_img", "lambda_txt"))
 def loss_ablation_command(
     lambdas: str = typer.Option("1:0,0:1,0.5:0.5", "--lambdas", help="IMG:TXT weight pairs, comma-separated."),
     **shared: Any,

@@ -136,6 +136,10 @@ class EvalConfig:
             raise ConfigError("--source-model (transfer) is only supported with --task retrieval")
         if self.classnames is not None:
             read_lines(self.classnames, f"--classnames {self.classnames}")  # unreadable: fail before any model loads
+        if self.logit_scale is None and self.preset:
+            from ..attacks.presets import get_preset
+
+            self.logit_scale = get_preset(self.preset).logit_scale  # a protocol's fixed temperature (study-released)
         if self.logit_scale is not None:
             from ..attacks.options import positive
 
