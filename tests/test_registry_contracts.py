@@ -28,7 +28,8 @@ def mlm_folder(tmp_path_factory):
 def test_every_attack_runs_on_tiny_inside_its_threat_model(name, tmp_path, request):
     spec = ATTACKS[name]
     values = {k: v for k, v in SMALL.items() if k in spec.fields}
-    if "mlm" in spec.fields and (name == "bert-attack" or values.get("text_attack") == "bert-attack"):
+    needs_mlm = {r for r, recipe in RECIPE_SPECS.items() if recipe.needs_mlm}
+    if "mlm" in spec.fields and (name in needs_mlm or values.get("text_attack") in needs_mlm):
         values["mlm"] = str(request.getfixturevalue("mlm_folder"))
     report = run_evaluation(EvalConfig(model="tiny", dataset="digits", n_samples=8, batch_size=8, attacks=name,
                                        progress=False, sanity=False, output=str(tmp_path / "r.json"), **values))

@@ -51,6 +51,10 @@ def make_bert_attack(options: TextOptions) -> EvalAttack:
     return TextPromptEvalAttack("bert-attack", "bert-attack", options)
 
 
+def make_bert_attack_released(options: TextOptions) -> EvalAttack:
+    return TextPromptEvalAttack("bert-attack-released", "bert-attack-released", options)
+
+
 def make_embed_sub(options: TextOptions) -> EvalAttack:
     return TextPromptEvalAttack("embed-sub", "embed-sub", options)
 

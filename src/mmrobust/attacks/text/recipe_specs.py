@@ -21,14 +21,21 @@ class RecipeSpec:
     description: str
     #: needs a masked language model (``--mlm``; the hub's bert-base-uncased by default)
     needs_mlm: bool = False
+    #: ``"module:function"`` building the whole attacker, for a recipe that is not the shared goal/search
+    #: recombined (``bert-attack-released``); ``transformation`` is then unused
+    attacker: str = ""
 
 
 _T = "mmrobust.attacks.text.recipes"
 
 RECIPE_SPECS: dict[str, RecipeSpec] = {s.name: s for s in (
     RecipeSpec("bert-attack", f"{_T}:masked_lm_swap",
-               "the study's BERT-Attack: masked-LM top-k (k=10, logit >= 0.3), greedy by [UNK]-importance",
+               "BERT-Attack as written (Li et al. 2020): masked-LM top-k (k=10, logit >= 0.3) at each word's "
+               "own position, greedy by [UNK]-importance",
                needs_mlm=True),
+    RecipeSpec("bert-attack-released", "", "BERT-Attack as the study's released code runs it (candidates read one "
+               "token to the left, no [SEP], decode round trip, perplexity-ranked pieces): reproduces its prompts",
+               needs_mlm=True, attacker="mmrobust.attacks.text.released_bert_attack:build_released_attacker"),
     RecipeSpec("embed-sub", f"{_T}:embedding_swap", "nearest neighbours in the model's word-embedding table (offline)"),
     RecipeSpec("typo", f"{_T}:character_swap", "seeded one-character edits (swap, drop, insert, keyboard)"),
 )}

@@ -2,8 +2,12 @@
 and search. Recombine the parts directly for anything else (see :class:`~.attacker.TextAttacker`).
 
 =============  ==========================================================================================
-``bert-attack`` the study's BERT-Attack: masked-LM top-k (k=10, logit >= 0.3), stop words and ``##``
-                pieces filtered, greedy by [UNK]-importance, at most N words, embedding-KL goal
+``bert-attack`` BERT-Attack as written (Li et al. 2020): masked-LM top-k (k=10, logit >= 0.3) at each
+                word's own position, stop words and ``##`` pieces filtered, greedy by [UNK]-importance, at
+                most N words, embedding-KL goal. It corrects the released code (see
+                ``bert-attack-released`` and :mod:`.released_bert_attack` for every difference).
+``bert-attack-released`` the study's released ``BertAttack`` reproduced prompt for prompt (candidates one
+                token to the left, no [SEP], decode round trip, perplexity-ranked multi-piece words)
 ``embed-sub``   the same search with nearest neighbours in a word-embedding table (no extra model)
 ``typo``        the same search with seeded one-character edits (swap, drop, insert, keyboard)
 =============  ==========================================================================================
@@ -64,6 +68,12 @@ def build_text_attack(
     if recipe not in RECIPES:
         raise ConfigError(f"unknown text-attack recipe {recipe!r}; known: {', '.join(RECIPES)}")
     validate_budget(max_words, candidates)
+    if RECIPE_SPECS[recipe].attacker:  # a recipe with its own search and goal (bert-attack-released)
+        module, _, function = RECIPE_SPECS[recipe].attacker.partition(":")
+        return getattr(importlib.import_module(module), function)(
+            model, max_words=max_words, candidates=candidates, mlm=mlm, goal=goal, seed=seed,
+            mlm_threshold=mlm_threshold, chunk_size=chunk_size, min_similarity=min_similarity,
+            extra_constraints=extra_constraints)
     module, _, function = RECIPE_SPECS[recipe].transformation.partition(":")
     transformation, extra = getattr(importlib.import_module(module), function)(
         model, candidates=candidates, mlm=mlm, seed=seed, mlm_threshold=mlm_threshold)
