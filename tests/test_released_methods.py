@@ -96,3 +96,19 @@ def test_mmcoa_released_uses_instance_targets_and_coupled_adam(tmp_path) -> None
     assert torch.equal(adv, adv_ref)
     for k in grads_ref:
         torch.testing.assert_close(grads[k], grads_ref[k], rtol=1e-4, atol=2e-5)  # float32 summation order
+
+
+def test_study_released_preset_runs_test_py_modes_at_temperature_100(tmp_path) -> None:
+    """``--preset study-released``: modes 1-4 of the released test.py, evaluated at the fixed 100*cos."""
+    from mlm_test_models import save_tiny_mlm
+
+    from mmrobust.eval.run import EvalConfig, run_evaluation
+
+    mlm = save_tiny_mlm(tmp_path / "mlm")
+    report = run_evaluation(EvalConfig(model="tiny", dataset="digits", n_samples=8, batch_size=8,
+                                       preset="study-released", steps=2, mlm=str(mlm), progress=False))
+    assert report["logit_scale"] == pytest.approx(100.0)
+    assert [a["name"] for a in report["attacks"]] == ["pgd", "bert-attack-released", "sep", "co-attack-kl"]
+    own = run_evaluation(EvalConfig(model="tiny", dataset="digits", n_samples=8, batch_size=8, progress=False,
+                                    preset="study-released", steps=2, mlm=str(mlm), logit_scale=10.0))
+    assert own["logit_scale"] == pytest.approx(10.0)  # a flag overrides the protocol's temperature
