@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -32,18 +33,38 @@ def make_config(output: Path, **kwargs) -> EvalConfig:
     return EvalConfig(**config, **values_read_by(parse_attack_list(config["attacks"]), attack_values))
 
 
+def retrieval_config(output: Path, **kwargs) -> EvalConfig:
+    base = dict(model="tiny", dataset="flickr30k", task="retrieval", batch_size=2, progress=False, eps=8 / 255,
+                steps=2, text_candidates=3, attacks="pgd,typo,co-attack", output=str(output), seed=4)
+    return EvalConfig(**(base | kwargs))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _rank(rank: int, world: int, port: int, output: str, kwargs: dict, results: "multiprocessing.Queue") -> None:
+def kill_self_after(k: int):
+    """``after_batch`` hook: SIGKILL this process once ``k`` batches are saved (as ``kill -9`` would)."""
+    def hook(done: int) -> None:
+        if done >= k:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return hook
+
+
+def _rank(rank: int, world: int, port: int, output: str, kwargs: dict, results: "multiprocessing.Queue",
+          kill: tuple[int, int] | None = None) -> None:
     try:
         torch.set_num_threads(1)
         os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
                            "RANK": str(rank), "LOCAL_RANK": str(rank)})
-        report = run_evaluation(make_config(Path(output), **kwargs), model=prototype_digits_model())
+        hook = kill_self_after(kill[1]) if kill is not None and kill[0] == rank else None
+        if kwargs.get("task") == "retrieval":
+            report = run_evaluation(retrieval_config(Path(output), **kwargs), after_batch=hook)
+        else:
+            report = run_evaluation(make_config(Path(output), **kwargs), model=prototype_digits_model(),
+                                    after_batch=hook)
         results.put((rank, "ok", report))
     except BaseException as exc:  # report to the parent instead of dying silently
         results.put((rank, "error", f"{type(exc).__name__}: {exc}"))
@@ -81,12 +102,12 @@ def comparable(report: dict) -> dict:
             "sanity": report["sanity"].get("checks")}
 
 
-@pytest.mark.parametrize("world", [2, 3])
-def test_sharded_robust_eval_equals_one_process(tmp_path: Path, world: int) -> None:
-    single = run_evaluation(make_config(tmp_path / "single.json"), model=prototype_digits_model())
+@pytest.mark.parametrize("world,sanity", [(2, False), (3, True)])
+def test_sharded_robust_eval_equals_one_process(tmp_path: Path, world: int, sanity: bool) -> None:
+    single = run_evaluation(make_config(tmp_path / "single.json", sanity=sanity), model=prototype_digits_model())
     assert single["metrics"]["attacks"]["typo"]["n_attacked"] > 0  # the text attack really ran on images
     out = tmp_path / f"w{world}.json"
-    reports = run_sharded(world, out)
+    reports = run_sharded(world, out, sanity=sanity)
     written = json.loads(out.read_text())
     assert written["distributed"]["world_size"] == world
     assert sum(written["distributed"]["batches_per_rank"]) == 6
@@ -102,3 +123,43 @@ def test_sharded_clean_eval_equals_one_process(tmp_path: Path) -> None:
     for report in reports.values():
         assert report["per_example"] == single["per_example"]
         assert report["metrics"] == single["metrics"]
+
+
+def test_resume_per_shard_after_kill_9_of_one_rank(tmp_path: Path) -> None:
+    """Rank 1 is SIGKILLed after its first batch; rank 0 fails at the gather; a relaunch resumes both shards."""
+    out = tmp_path / "killed.json"
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    port = free_port()
+    procs = [context.Process(target=_rank, args=(r, 2, port, str(out), {}, results, (1, 1))) for r in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        if proc.is_alive():  # rank 0 waiting on a dead peer: torchrun's agent would stop it the same way
+            proc.kill()
+            proc.join()
+    assert procs[1].exitcode == -signal.SIGKILL and not out.exists()
+    states = {r: json.loads((tmp_path / f"killed.json.rank-{r}-of-2.state.json").read_text()) for r in range(2)}
+    assert states[1]["next_position"] == 4  # one batch of rank 1 saved before the kill
+    assert states[0]["next_position"] >= 4
+
+    reports = run_sharded(2, out)
+    single = run_evaluation(make_config(tmp_path / "single.json"), model=prototype_digits_model())
+    for report in reports.values():
+        assert report["resume"]["resumed_from_position"] is not None
+        assert comparable(report) == comparable(single)
+
+
+def test_sharded_retrieval_gathers_embeddings_before_ranking(tmp_path: Path, tin_captions: Path) -> None:
+    single = run_evaluation(retrieval_config(tmp_path / "single.json", data_root=str(tin_captions)))
+    reports = run_sharded(2, tmp_path / "w2.json", task="retrieval", data_root=str(tin_captions))
+    assert single["per_query"]["co-attack"] != single["per_query"]["clean"]  # the attacks changed ranks
+    for report in reports.values():
+        assert report["per_query"] == single["per_query"]
+        for name, block in single["metrics"]["attacks"].items():
+            got = report["metrics"]["attacks"][name]
+            assert {k: got[k] for k in ("recall", "attack_success_rate", "counts", "ball_check")} == \
+                   {k: block[k] for k in ("recall", "attack_success_rate", "counts", "ball_check")}, name
+    assert json.loads((tmp_path / "w2.json").read_text())["distributed"]["batches_per_rank"] == [2, 1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["single.json", "w2.json"]

@@ -95,12 +95,17 @@ class Shard:
         k = local_position // self.batch_size
         return (k * self.world_size + self.rank) * self.batch_size
 
-    def state_path(self, output: str | Path) -> Path:
-        """This shard's resume state beside the report (one file per rank and world size)."""
-        base = state_path_for(output)
+    def state_path(self, output: str | Path, suffix: str = ".state.json") -> Path:
+        """This shard's resume state beside the report (one file per rank and world size; one process: the
+        usual ``<report>.state.json``, or ``suffix``)."""
         if self.world_size == 1:
-            return base
-        return base.with_name(f"{Path(output).name}.rank-{self.rank}-of-{self.world_size}.state.json")
+            return state_path_for(output) if suffix == ".state.json" else Path(output).with_name(Path(output).name + suffix)
+        return Path(output).with_name(f"{Path(output).name}.rank-{self.rank}-of-{self.world_size}{suffix}")
+
+    def local_batch(self, b: int) -> tuple[int, int, int]:
+        """(rank, local start, size) of global batch ``b``."""
+        size = min(self.batch_size, self.n_total - b * self.batch_size)
+        return b % self.world_size, (b // self.world_size) * self.batch_size, size
 
     def describe(self) -> dict[str, Any]:
         return {"world_size": self.world_size, "sharding": "whole batches, global batch g on rank g % world_size",
@@ -198,3 +203,36 @@ def share_attack_states(state: EvalState, attacks: Sequence[Any], ctx_attack: An
     if not ctx.is_main:
         state.attack_states = dict(shared)
         prepare_attacks(attacks, ctx_attack, state)
+
+
+def gather_retrieval_state(state: Any, shard: Shard, ctx: DistributedContext) -> Any:
+    """A retrieval run's per-batch embeddings of every rank, in global batch order (on every rank).
+
+    Each rank's state lists one tensor per finished batch of its shard; batch ``k`` of rank ``r`` is global
+    batch ``k * W + r``. Counters are sums of integers and maxima (exact in any order).
+    """
+    if not ctx.enabled:
+        return state
+    from .retrieval_state import AttackProgress, RetrievalState
+
+    states = all_gather_objects(state, ctx)
+    merged = RetrievalState(state.config_hash, shard.n_total)
+    order = [(b % shard.world_size, b // shard.world_size) for b in range(shard.n_batches)]
+    merged.clean_images = [states[r].clean_images[k] for r, k in order]
+    for name in state.attacks:
+        progress = AttackProgress()
+        progress.image_embeddings = [states[r].attacks[name].image_embeddings[k] for r, k in order]
+        progress.text_embeddings = [states[r].attacks[name].text_embeddings[k] for r, k in order]
+        for other in states:
+            mine = other.attacks[name]
+            for key, value in mine.extra.items():
+                progress.extra[key] = progress.extra.get(key, 0.0) + float(value)
+            if mine.ball:
+                ball = progress.ball
+                progress.ball = {k: ball.get(k, 0.0) + mine.ball[k] for k in ("n_checked", "n_out_of_box", "n_outside_ball")}
+                progress.ball["max_norm"] = max(ball.get("max_norm", 0.0), mine.ball["max_norm"])
+            progress.seconds += mine.seconds
+        merged.attacks[name] = progress
+    resumed = [s.resumed_from for s in states if s.resumed_from is not None]
+    merged.resumed_from = min(resumed) if resumed else None
+    return merged
