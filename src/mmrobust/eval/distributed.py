@@ -51,14 +51,17 @@ def is_main_process() -> bool:
     return env_rank() == 0
 
 
-def main_only(path: T) -> T | None:
-    """``path`` on rank 0, None on the others (so only rank 0 locks and writes a shared output)."""
-    return path if is_main_process() else None
+def main_only(path: T, shard: bool = True) -> T | None:
+    """``path`` on rank 0, None on the others (so only rank 0 locks and writes a shared output); ``shard=False``:
+    ``path`` (the output is this rank's alone)."""
+    return path if is_main_process() or not shard else None
 
 
-def eval_context(device_name: str | None) -> DistributedContext:
-    """Join torchrun's job (or stay a single process) on ``device_name``."""
-    return setup_distributed(device_name)
+def eval_context(device_name: str | None, shard: bool = True) -> DistributedContext:
+    """Join torchrun's job (or stay a single process) on ``device_name``; ``shard=False``: this rank's device
+    as a job of one (a benchmark that deals whole cells to ranks evaluates each cell alone)."""
+    ctx = setup_distributed(device_name)
+    return ctx if shard else DistributedContext(device=ctx.device)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ def run_retrieval_evaluation(
     model: VisionLanguageModel | None = None,
     source_model: VisionLanguageModel | None = None,
     after_batch: Callable[[int], None] | None = None,
+    shard: bool = True,
 ) -> dict[str, Any]:
     """Evaluate retrieval for an :class:`~mmrobust.eval.run.EvalConfig` with ``task="retrieval"``.
 
@@ -76,7 +77,7 @@ def run_retrieval_evaluation(
     seed_everything(config.seed)
     from .distributed import Shard, eval_context, gather_retrieval_state
 
-    dctx = eval_context(config.device)  # torchrun: whole batches per rank, embeddings gathered before ranking
+    dctx = eval_context(config.device, shard)  # torchrun: whole batches per rank, embeddings gathered before ranking
     device = dctx.device
     model = (load_model(config.model, device=str(device)) if model is None else model.to(device)).eval()
     transfer = config.source_model is not None or source_model is not None

@@ -201,14 +201,18 @@ def run_evaluation(
     *,
     model: VisionLanguageModel | None = None,
     after_batch: Callable[[int], None] | None = None,
+    shard: bool = True,
 ) -> dict[str, Any]:
-    """:func:`_evaluate` while holding the lock on ``config.output`` (a second live run on it is refused)."""
+    """:func:`_evaluate` while holding the lock on ``config.output`` (a second live run on it is refused).
+
+    Under torchrun the images are sharded across ranks (:mod:`.distributed`) unless ``shard=False``.
+    """
     if config.output is not None:
         check_writable(config.output)  # a device node or FIFO is refused before a lock file is made beside it
     from .distributed import main_only
 
-    with output_lock(main_only(config.output), "report"):  # under torchrun only rank 0 writes the report
-        return _evaluate(config, model=model, after_batch=after_batch)
+    with output_lock(main_only(config.output, shard), "report"):  # under torchrun only rank 0 writes the report
+        return _evaluate(config, model=model, after_batch=after_batch, shard=shard)
 
 
 def _evaluate(
@@ -216,6 +220,7 @@ def _evaluate(
     *,
     model: VisionLanguageModel | None = None,
     after_batch: Callable[[int], None] | None = None,
+    shard: bool = True,
 ) -> dict[str, Any]:
     """Run a zero-shot evaluation (clean, or robust when ``config.attacks``) and return/write its report.
 
@@ -225,7 +230,7 @@ def _evaluate(
     if str(config.task).lower() == "retrieval":
         from .retrieval import run_retrieval_evaluation
 
-        return run_retrieval_evaluation(config.validate(), model=model, after_batch=after_batch)
+        return run_retrieval_evaluation(config.validate(), model=model, after_batch=after_batch, shard=shard)
     if config.output is not None:
         check_writable(config.output)  # fail before the work, not after it
     config.validate()
@@ -241,7 +246,7 @@ def _evaluate(
     seed_everything(config.seed)
     from .distributed import eval_context
 
-    dctx = eval_context(config.device)  # torchrun: this rank's device and process group; else one process
+    dctx = eval_context(config.device, shard)  # torchrun: this rank's device and process group; else one process
     device = dctx.device
     if model is None:
         model = load_model(config.model, device=str(device))
