@@ -163,3 +163,54 @@ def test_sharded_retrieval_gathers_embeddings_before_ranking(tmp_path: Path, tin
                    {k: block[k] for k in ("recall", "attack_success_rate", "counts", "ball_check")}, name
     assert json.loads((tmp_path / "w2.json").read_text())["distributed"]["batches_per_rank"] == [2, 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["single.json", "w2.json"]
+
+
+def readme_torchrun_commands() -> list[list[str]]:
+    """The ``torchrun ... -m mmrobust.cli.main ARGS`` lines of the README (bash blocks, continuations joined)."""
+    import re
+    import shlex
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", readme.read_text(encoding="utf-8"), flags=re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            words = shlex.split(line, comments=True)
+            if "torchrun" in words and "mmrobust.cli.main" in words:
+                commands.append(words[words.index("mmrobust.cli.main") + 1 :])
+    return commands
+
+
+def test_readme_torchrun_commands_parse() -> None:
+    """Every torchrun/SLURM line of the README names real options (the plain lines are tests/test_readme.py's)."""
+    import typer
+
+    from mmrobust.cli.main import app
+
+    commands = readme_torchrun_commands()
+    assert {c[0] for c in commands} >= {"eval", "benchmark"} and any("--share-output" in c for c in commands)
+    for args in commands:
+        command = typer.main.get_command(app)
+        rest = list(args)
+        while hasattr(command, "commands") and rest and rest[0] in command.commands:
+            command = command.commands[rest.pop(0)]
+        command.make_context(command.name, rest)  # a usage error on an unknown option
+
+
+@pytest.mark.slow
+def test_readme_torchrun_eval_runs_as_written_on_cpu(tmp_path: Path) -> None:
+    """The README's torchrun eval line, run as written (2 gloo processes), equals one process."""
+    import subprocess
+    import sys
+
+    args = next(c for c in readme_torchrun_commands() if c[0] == "eval")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m",
+                           "mmrobust.cli.main", *args, "-q"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / args[args.index("-o") + 1]
+    sharded = json.loads(out.read_text())
+    single = subprocess.run([sys.executable, "-m", "mmrobust.cli.main", *args[:-1], "single.json", "-q"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert sharded["per_example"] == json.loads((tmp_path / "single.json").read_text())["per_example"]
