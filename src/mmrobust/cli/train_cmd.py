@@ -61,7 +61,7 @@ def train_command(
     ),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model's towers (off by default)."),
     gather_with_grad: bool = typer.Option(
-        False, "--gather-with-grad/--per-rank-negatives",
+        False, "--gather-with-grad",
         help="MMCoA/text-AT under torchrun: contrast against the global batch (all ranks' features, with gradients) "
              "instead of each rank's slice; the loss and gradients then do not depend on the world size."),
     **shared: Any,
