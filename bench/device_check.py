@@ -10,7 +10,8 @@ cost) and a BERT-base-sized random masked LM built in code with the WordPiece vo
    attacked, and the worst case (must be identical);
 3. one TeCoA and one MMCoA training step at batch 256 (PGD-10 on the images, BERT-Attack on the captions for
    MMCoA), at fp32 and bf16, time split into image attack / text attack / update;
-4. peak GPU memory of every part.
+4. peak GPU memory of every part;
+5. with two or more GPUs, bench/bench_ddp.py under NCCL (flat all-reduce vs DDP, bucketed vs flat).
 
 Images are random pixels labelled with the model's own clean predictions, so every image is clean-correct
 and the attacks have work to do. ``--small`` shrinks the batch sizes and step counts so the whole script runs
@@ -235,6 +236,30 @@ def training_steps(model, device, size, eps, mlm) -> list[str]:
     return lines
 
 
+def ddp_vs_flat(device: torch.device, small: bool) -> list[str]:
+    """The NCCL half of bench/bench_ddp.py: flat all-reduce vs DDP, bucketed vs flat, one process per GPU.
+
+    Needs at least two GPUs (NCCL refuses two ranks on one device); with fewer it says so instead of guessing.
+    """
+    import subprocess
+
+    n_gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    if n_gpus < 2:
+        return [f"skipped: {n_gpus} CUDA device(s) visible; the NCCL comparison needs at least 2 "
+                "(run `torchrun --nproc-per-node N bench/bench_ddp.py --device cuda` on a multi-GPU node)."]
+    script = Path(__file__).with_name("bench_ddp.py")
+    out = Path(__file__).with_name("RESULTS_ddp_nccl.md")
+    sizes = ["--width", "256", "--layers", "2", "--rounds", "1", "--steps", "1"] if small else \
+        ["--width", "768", "--layers", "12", "--batch", "64", "--rounds", "5", "--steps", "5", "--threads", "4"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n_gpus),
+           str(script), "--device", "cuda", "--out", str(out), *sizes]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        return [f"failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}"]
+    return out.read_text(encoding="utf-8").splitlines()[2:]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -262,7 +287,8 @@ def main(argv=None) -> int:
     sections = {}
     for title, part in ((f"PGD-{size['pgd_steps']} by precision", lambda: pgd_precisions(classifier, device, size, eps)),
                         ("APGD-CE + APGD-T: cascade vs each", lambda: apgd_ensembles(model, classifier, device, size, eps)),
-                        ("One training step (TeCoA, MMCoA)", lambda: training_steps(model, device, size, eps, mlm))):
+                        ("One training step (TeCoA, MMCoA)", lambda: training_steps(model, device, size, eps, mlm)),
+                        ("DDP vs flat all-reduce (NCCL)", lambda: ddp_vs_flat(device, args.small))):
         t0 = time.perf_counter()
         sections[title] = part()
         print(f"{title}: {time.perf_counter() - t0:.1f} s", flush=True)

@@ -49,13 +49,21 @@ def finished_cell(path: Path, key: str) -> dict[str, Any] | None:
     return report if report.get("benchmark_cell", {}).get("key") == key else None
 
 
-def run_cell(config: EvalConfig, path: Path, model: VisionLanguageModel, item: str) -> tuple[dict[str, Any], bool]:
-    """(report, reused): reuse a finished cell, else evaluate (resuming any interrupted run) and store it."""
+def run_cell(config: EvalConfig, path: Path, model: VisionLanguageModel, item: str,
+             shard: bool = True) -> tuple[dict[str, Any], bool]:
+    """(report, reused): reuse a finished cell, else evaluate (resuming any interrupted run) and store it.
+
+    ``shard=False``: this process evaluates the whole cell even under torchrun (cells dealt across ranks).
+    """
+    from ..eval.distributed import is_main_process
+
     key = cell_key(config)
     report = finished_cell(path, key)
     if report is not None:
         return report, True
-    report = run_evaluation(dataclasses.replace(config, output=str(path)), model=model)
+    local = {} if shard else {"shard": False}  # the default call stays the plain one
+    report = run_evaluation(dataclasses.replace(config, output=str(path)), model=model, **local)
     report["benchmark_cell"] = {"key": key, "item": item, "dataset_spec": config.dataset}
-    write_report(path, report)
+    if not shard or is_main_process():
+        write_report(path, report)
     return report, False

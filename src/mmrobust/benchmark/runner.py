@@ -53,6 +53,8 @@ class BenchmarkConfig:
     labels: dict[str, str] | None = None
     plot: bool = True
     log: Any = field(default=None, repr=False)
+    #: several jobs (a SLURM job array) share ``output_dir``: cells are claimed one by one instead of the folder
+    share_output: bool = False
 
 
 def _say(config: BenchmarkConfig, text: str) -> None:
@@ -83,50 +85,97 @@ def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
     retrieval = retrieval_attack_names(config.eval, config.retrieval_attacks)
     if any(c.task == RETRIEVAL for c in choices):
         retrieval_cell_config(config.eval, retrieval).validate()
-    device = str(resolve_device(config.eval.device))
-    with output_lock(out, "benchmark folder", folder=True):
-        return _run_cells(config, out, choices, device, retrieval)
+    from .distribute import benchmark_context
+
+    dctx = benchmark_context(config.eval.device)  # torchrun: cells or images across ranks (.distribute)
+    device = str(dctx.device)
+    locked = out if dctx.is_main and not config.share_output else None
+    with output_lock(locked, "benchmark folder", folder=True):
+        return _run_cells(config, out, choices, device, retrieval, dctx)
 
 
-def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, retrieval: list[str]) -> dict[str, Any]:
+def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, retrieval: list[str],
+               dctx: Any = None) -> dict[str, Any]:
+    from .distribute import gather_results, mode, my_cells, run_claimed
+    from ..training.distributed import DistributedContext
+
+    dctx = dctx or DistributedContext(device=resolve_device(device))
+    t0 = time.perf_counter()
+    plan = [(model_spec, choice) for model_spec in config.models for choice in choices]
+    how = mode(len(plan), dctx)
+    models: dict[str, Any] = {}
+
+    def one(i: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        model_spec, choice = plan[i]
+        if model_spec not in models:
+            models.clear()  # one model in memory at a time (cells come model by model)
+            models[model_spec] = load_model(model_spec, device=device)
+        return _one_cell(config, out, models[model_spec], model_spec, choice, device, retrieval, how == "images")
+
+    say = (lambda text: _say(config, text))
+    mine = run_claimed(my_cells(len(plan), dctx, how), lambda i: cell_path(out, *_cell_names(plan[i])), one,
+                       config.share_output, say, dctx, how)
+    results = gather_results(mine, len(plan), dctx, how)
+    if results is None:  # not rank 0: rank 0 writes the tables
+        dctx.barrier()
+        return {"rank": dctx.rank, "cells_run_here": len(mine)}
     rows: list[dict[str, Any]] = []
     reports: dict[tuple[str, str], dict[str, Any]] = {}
-    t0 = time.perf_counter()
     for model_spec in config.models:
-        model = load_model(model_spec, device=device)
-        for choice in choices:
-            role = RETRIEVAL if choice.task == RETRIEVAL else "iid" if choice.item == config.iid else "ood"
-            dataset = open_dataset(choice, config.eval.data_root, config.eval.split)
-            if dataset is None:
-                message = missing_message(choice, config.eval.data_root)
-                _say(config, f"[{model_spec} | {choice.item}] missing: {message}")
-                rows.append(missing_row(model_spec, choice.item, role, "missing", message))
+        for (spec, choice), (row, report) in zip(plan, results):
+            if spec != model_spec:
                 continue
-            n = config.eval.n_samples
-            cell_config = dataclasses.replace(config.eval, model=model_spec, dataset=choice.spec, device=device,
-                                              n_samples=None if n is None or n >= len(dataset) else n,
-                                              ensemble=ENSEMBLE)
-            if choice.task == RETRIEVAL:
-                cell_config = retrieval_cell_config(cell_config, retrieval)
-            path = cell_path(out, model_spec, choice.item)
-            try:
-                report, reused = run_cell(cell_config, path, model, choice.item)
-            except DatasetError as exc:
-                _say(config, f"[{model_spec} | {choice.item}] failed: {exc}")
-                rows.append(missing_row(model_spec, choice.item, role, "failed", str(exc)))
-                continue
-            reports[(model_spec, choice.item)] = report
-            where = str(path.relative_to(out))
-            row = (retrieval_row(model_spec, choice.item, report, where, reused) if choice.task == RETRIEVAL
-                   else cell_row(model_spec, choice.item, report, where, reused, role))
             rows.append(row)
-            clean = row["families"].get("clean", {})
-            metric = "mean R@1" if choice.task == RETRIEVAL else "accuracy"
-            _say(config, f"[{model_spec} | {choice.item}] {'reused' if reused else 'done'}: n={row['n']} "
-                         f"clean {metric} {100 * clean.get('accuracy', float('nan')):.1f}% ({row['verdict']})")
+            if report is not None:
+                reports[(model_spec, choice.item)] = report
         rows.append(average_row(model_spec, rows))
+    table = _table(config, choices, rows, reports, retrieval, t0)
+    if dctx.enabled:
+        table["distributed"] = {"world_size": dctx.world_size, "unit": how}
+    write_tables(out, table, config)
+    dctx.barrier()
+    return table
+
+
+def _cell_names(cell: tuple[str, Any]) -> tuple[str, str]:
+    return cell[0], cell[1].item
+
+
+def _one_cell(config: BenchmarkConfig, out: Path, model: Any, model_spec: str, choice: Any, device: str,
+              retrieval: list[str], shard: bool = True) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(table row, report or None) of one (model, dataset) cell: run, reused, missing or failed."""
+    role = RETRIEVAL if choice.task == RETRIEVAL else "iid" if choice.item == config.iid else "ood"
+    dataset = open_dataset(choice, config.eval.data_root, config.eval.split)
+    if dataset is None:
+        message = missing_message(choice, config.eval.data_root)
+        _say(config, f"[{model_spec} | {choice.item}] missing: {message}")
+        return missing_row(model_spec, choice.item, role, "missing", message), None
+    n = config.eval.n_samples
+    cell_config = dataclasses.replace(config.eval, model=model_spec, dataset=choice.spec, device=device,
+                                      n_samples=None if n is None or n >= len(dataset) else n,
+                                      ensemble=ENSEMBLE)
+    if choice.task == RETRIEVAL:
+        cell_config = retrieval_cell_config(cell_config, retrieval)
+    path = cell_path(out, model_spec, choice.item)
+    try:
+        report, reused = run_cell(cell_config, path, model, choice.item, shard=shard)
+    except DatasetError as exc:
+        _say(config, f"[{model_spec} | {choice.item}] failed: {exc}")
+        return missing_row(model_spec, choice.item, role, "failed", str(exc)), None
+    where = str(path.relative_to(out))
+    row = (retrieval_row(model_spec, choice.item, report, where, reused) if choice.task == RETRIEVAL
+           else cell_row(model_spec, choice.item, report, where, reused, role))
+    clean = row["families"].get("clean", {})
+    metric = "mean R@1" if choice.task == RETRIEVAL else "accuracy"
+    _say(config, f"[{model_spec} | {choice.item}] {'reused' if reused else 'done'}: n={row['n']} "
+                 f"clean {metric} {100 * clean.get('accuracy', float('nan')):.1f}% ({row['verdict']})")
+    return row, report
+
+
+def _table(config: BenchmarkConfig, choices: list, rows: list, reports: dict, retrieval: list[str],
+           t0: float) -> dict[str, Any]:
     paired = paired_rows(rows, reports, config.models, config.eval.seed)
-    table = {
+    return {
         "title": config.title, "models": list(config.models), "labels": dict(config.labels or {}), "datasets": [c.item for c in choices],
         "dataset_specs": {c.item: c.spec for c in choices}, "iid": config.iid, "rows": rows, "paired": paired,
         "n_requested": config.eval.n_samples, "seed": config.eval.seed, "attacks": config.eval.attacks,
@@ -135,8 +184,6 @@ def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, r
         "cells_reused": sum(1 for r in rows if r.get("reused")),
         "cells_run": sum(1 for r in rows if r.get("reused") is False),
     }
-    write_tables(out, table, config)
-    return table
 
 
 def write_tables(out: Path, table: dict[str, Any], config: BenchmarkConfig) -> None:

@@ -30,12 +30,21 @@ def benchmark_command(
         None, "--retrieval-attack",
         help="Retrieval datasets' attacks (see `mmrobust attacks`), or none. Default: one per family of the run's "
              "attacks: image -> pgd, text -> the text recipe, multimodal -> co-attack."),
+    share_output: bool = typer.Option(
+        False, "--share-output",
+        help="Several jobs (a SLURM job array) share -o: each cell is claimed by one job (lock file), none runs twice."),
     **shared: Any,
 ) -> None:
     """Evaluate every model on every dataset (resumable cell by cell); write one table and heat map."""
     config = eval_config("", "", None, shared)
-    announce_attacks(config.validate())
+    config.validate()
+    from ..eval.distributed import is_main_process
+
+    if is_main_process():
+        announce_attacks(config)
     table = run_benchmark(BenchmarkConfig(models=list(model), datasets=datasets, output_dir=output, eval=config,
-                                          iid=iid, retrieval_attacks=retrieval_attack))
+                                          iid=iid, retrieval_attacks=retrieval_attack, share_output=share_output))
+    if "rows" not in table:  # a torchrun rank other than 0: rank 0 wrote the tables
+        return
     typer.echo(f"{table['cells_run']} cell(s) run, {table['cells_reused']} reused; tables: {output}/table.md, "
                f"table.csv, table.json; plot: {output}/heatmap.png")

@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import typer
 
+from ..eval.distributed import is_main_process
 from ..eval.run import EvalConfig, run_evaluation
 from ..errors import ConfigError
 from .errors import user_errors_exit
@@ -49,9 +50,11 @@ def eval_command(
     extra = {} if co_attack_text_goal is None else {"co_attack_text_goal": co_attack_text_goal}
     config = eval_config(model, dataset, output, shared, task=task, source_model=source_model, extra=extra)
     config.validate()
-    if config.task == "classification":
+    if config.task == "classification" and is_main_process():
         announce_attacks(config)
     report = run_evaluation(config)
+    if not is_main_process():  # under torchrun rank 0 alone prints the summary (every rank holds the same report)
+        return
     if report["task"] in ("retrieval", "robust_retrieval"):
         print_retrieval_summary(report, output)
         return

@@ -60,6 +60,10 @@ def train_command(
         "fp32", "--precision", help="Training attack and forward/backward arithmetic: fp32, tf32 (CUDA) or bf16 (AMP)."
     ),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model's towers (off by default)."),
+    gather_with_grad: bool = typer.Option(
+        False, "--gather-with-grad",
+        help="MMCoA/text-AT under torchrun: contrast against the global batch (all ranks' features, with gradients) "
+             "instead of each rank's slice; the loss and gradients then do not depend on the world size."),
     **shared: Any,
 ) -> None:
     """Fine-tune a model with a defense and write a loadable checkpoint (OUTPUT_DIR/final) and a report."""
@@ -74,7 +78,7 @@ def train_command(
         n_train=n_train, shots=shots, n_eval=n_eval, eval_attack=eval_attack,
         eval_eps=None if eval_eps is None else parse_eps(eval_eps, "--eval-eps"), eval_steps=eval_steps,
         checkpoint_every_steps=checkpoint_every, seed=seed, device=device, resume=resume, progress=not quiet,
-        precision=precision, compile=compile_model,
+        precision=precision, compile=compile_model, gather_with_grad=gather_with_grad,
     )
     if seeds is not None:
         _train_seeds(config, seeds)

@@ -57,6 +57,7 @@ def run_retrieval_evaluation(
     model: VisionLanguageModel | None = None,
     source_model: VisionLanguageModel | None = None,
     after_batch: Callable[[int], None] | None = None,
+    shard: bool = True,
 ) -> dict[str, Any]:
     """Evaluate retrieval for an :class:`~mmrobust.eval.run.EvalConfig` with ``task="retrieval"``.
 
@@ -74,7 +75,10 @@ def run_retrieval_evaluation(
 
     t0 = time.perf_counter()
     seed_everything(config.seed)
-    device = resolve_device(config.device)
+    from .distributed import Shard, eval_context, gather_retrieval_state
+
+    dctx = eval_context(config.device, shard)  # torchrun: whole batches per rank, embeddings gathered before ranking
+    device = dctx.device
     model = (load_model(config.model, device=str(device)) if model is None else model.to(device)).eval()
     transfer = config.source_model is not None or source_model is not None
     if source_model is None:
@@ -105,12 +109,15 @@ def run_retrieval_evaluation(
         "indices": indices_sha256(indices), "batch_size": config.batch_size, "seed": config.seed,
         "attacks": names, "options": options, "device": device.type, "randomness": "per-image streams",
     })
-    state_path = retrieval_state_path(config.output) if config.output is not None and names else None
-    state_file = RetrievalStateFile(state_path, digest, enabled=config.resume)
+    shard = Shard.of(dctx, config.batch_size, len(dataset))
+    state_path = shard.state_path(config.output, ".state.pt") if config.output is not None and names else None
+    shard_digest = digest if not dctx.enabled else config_hash({"run": digest, "shard": shard.__dict__})
+    state_file = RetrievalStateFile(state_path, shard_digest, enabled=config.resume)
     state = state_file.load_or_new()
     done_here = 0
-    for start in range(state.next_position, len(dataset), config.batch_size):
-        end = min(start + config.batch_size, len(dataset))
+    for start, end in shard.spans():
+        if start < state.next_position:  # finished before a resume
+            continue
         images = dataset.images(range(start, end)).to(device)
         with eval_mode(model):
             state.clean_images.append(encode_images(model, images).cpu())
@@ -135,9 +142,12 @@ def run_retrieval_evaluation(
         if after_batch is not None:
             after_batch(done_here)
     t_done = time.perf_counter()
+    state = gather_retrieval_state(state, shard, dctx)
 
     clean_ranks = metrics.ranks(torch.cat(state.clean_images), clean_text, owner)
     report = _report(config, model, source_model if transfer else None, dataset, indices, device)
+    if dctx.enabled:
+        report["distributed"] = shard.describe()
     block: dict[str, Any] = {"clean": {"recall": metrics.recall_summary(clean_ranks)}}
     per_query = {"clean": metrics.rank_lists(clean_ranks)}
     attack_blocks: dict[str, Any] = {}
@@ -173,7 +183,9 @@ def run_retrieval_evaluation(
                         "state_file": str(state_path) if state_path else None, "resumed_from_position": state.resumed_from}
     report["timings"] = {"encode_captions_s": round(t_text - t0, 3), "batches_s": round(t_done - t_text, 3)}
     if config.output is not None:
-        write_json_atomic(Path(config.output), report)
+        if dctx.is_main:
+            write_json_atomic(Path(config.output), report)
+        dctx.barrier()  # every shard keeps its resume state until the report is on disk
         state_file.remove()
     return report
 

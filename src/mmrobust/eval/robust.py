@@ -113,17 +113,20 @@ def run_attacks(
     state_file: StateFile | None = None,
     after_batch: AfterBatch | None = None,
     ensemble: str = "cascade",
+    global_position: Callable[[int], int] | None = None,
 ) -> EvalState:
     """Clean predictions plus the attacks on what still stands, batch by batch, from ``state.next_position``.
 
     ``state`` is updated in place and saved after each batch; ``attacks`` must already be prepared.
+    ``global_position`` maps a batch's position in ``indices`` to its position in the whole run (a shard of a
+    torchrun evaluation, :mod:`.distributed`), which keys the batch's seeding.
     """
     ensemble = check_ensemble(ensemble)
     done_here = 0
     progress = "robust" if ctx.progress else None
     for batch in iterate_batches(dataset, indices, batch_size, ctx.device, state.next_position, progress):
-        position = batch.positions.start
-        example_ids = [int(indices[p]) for p in batch.positions]
+        position = batch.positions.start if global_position is None else global_position(batch.positions.start)
+        example_ids = [int(indices[p]) for p in batch.positions]  # local positions into this shard's indices
         t0 = time.perf_counter()
         with torch.no_grad(), precision_context("fp32", ctx.device):
             logits = ctx.classifier(batch.images)

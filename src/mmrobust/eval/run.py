@@ -205,12 +205,18 @@ def run_evaluation(
     *,
     model: VisionLanguageModel | None = None,
     after_batch: Callable[[int], None] | None = None,
+    shard: bool = True,
 ) -> dict[str, Any]:
-    """:func:`_evaluate` while holding the lock on ``config.output`` (a second live run on it is refused)."""
+    """:func:`_evaluate` while holding the lock on ``config.output`` (a second live run on it is refused).
+
+    Under torchrun the images are sharded across ranks (:mod:`.distributed`) unless ``shard=False``.
+    """
     if config.output is not None:
         check_writable(config.output)  # a device node or FIFO is refused before a lock file is made beside it
-    with output_lock(config.output, "report"):
-        return _evaluate(config, model=model, after_batch=after_batch)
+    from .distributed import main_only
+
+    with output_lock(main_only(config.output, shard), "report"):  # under torchrun only rank 0 writes the report
+        return _evaluate(config, model=model, after_batch=after_batch, shard=shard)
 
 
 def _evaluate(
@@ -218,6 +224,7 @@ def _evaluate(
     *,
     model: VisionLanguageModel | None = None,
     after_batch: Callable[[int], None] | None = None,
+    shard: bool = True,
 ) -> dict[str, Any]:
     """Run a zero-shot evaluation (clean, or robust when ``config.attacks``) and return/write its report.
 
@@ -227,7 +234,7 @@ def _evaluate(
     if str(config.task).lower() == "retrieval":
         from .retrieval import run_retrieval_evaluation
 
-        return run_retrieval_evaluation(config.validate(), model=model, after_batch=after_batch)
+        return run_retrieval_evaluation(config.validate(), model=model, after_batch=after_batch, shard=shard)
     if config.output is not None:
         check_writable(config.output)  # fail before the work, not after it
     config.validate()
@@ -241,7 +248,10 @@ def _evaluate(
 
     t0 = time.perf_counter()
     seed_everything(config.seed)
-    device = resolve_device(config.device)
+    from .distributed import eval_context
+
+    dctx = eval_context(config.device, shard)  # torchrun: this rank's device and process group; else one process
+    device = dctx.device
     if model is None:
         model = load_model(config.model, device=str(device))
     else:
@@ -279,10 +289,17 @@ def _evaluate(
     report["logit_scale"] = float(classifier.scale().detach())
     timings: dict[str, Any] = {"load_s": round(t_load - t0, 3), "encode_class_prompts_s": round(t_text - t_load, 3)}
 
+    from .distributed import Shard, gather_batches
+
+    shard = Shard.of(dctx, config.batch_size, len(indices))
+    if dctx.enabled:
+        report["distributed"] = shard.describe()
     if not attacks:
         preds, labels = predict(
-            classifier, dataset, indices, config.batch_size, device, progress="clean" if config.progress else None
+            classifier, dataset, shard.indices(indices), config.batch_size, device,
+            progress="clean" if config.progress else None
         )
+        preds, labels = gather_batches(preds, shard, dctx), gather_batches(labels, shard, dctx)
         t_eval = time.perf_counter()
         clean = accuracy_summary(preds == labels, labels, len(dataset.classes))
         report["accuracy"] = clean["accuracy"]
@@ -293,24 +310,26 @@ def _evaluate(
         report["timings"] = timings
     else:
         _robust_part(config, report, timings, model, classifier, dataset, templates, indices, device, names,
-                     options, attacks, after_batch)
+                     options, attacks, after_batch, dctx)
     if config.output is not None:
-        write_report(Path(config.output), report)
+        if dctx.is_main:
+            write_report(Path(config.output), report)
+        dctx.barrier()  # every shard keeps its resume state until the report is on disk
         if attacks and config.resume:
-            from .resume import state_path_for
-
-            state_path_for(config.output).unlink(missing_ok=True)
+            shard.state_path(config.output).unlink(missing_ok=True)
     return report
 
 
 def _robust_part(config, report, timings, model, classifier, dataset, templates, indices, device, names, options,
-                 attacks, after_batch) -> None:
-    """Attack loop + sanity checks; fills ``report`` in place."""
+                 attacks, after_batch, dctx=None) -> None:
+    """Attack loop + sanity checks; fills ``report`` in place (under torchrun: this rank's shard, gathered)."""
     from ..attacks.image.eval_attacks import threat_model_description
     from ..attacks.options import TextOptions
     from ..attacks.protocol import AttackContext
     from .resume import StateFile, check_state, config_hash, state_path_for
-    from .robust import prepare_attacks, run_attacks, summarize
+    from .distributed import Shard, broadcast_object, gather_state, share_attack_states
+    from .robust import run_attacks, summarize
+    from ..training.distributed import DistributedContext
     from .sanity import run_sanity_checks, warn_if_unreliable
 
     prompts = build_prompts(dataset.classes, templates)
@@ -327,18 +346,24 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
         "device": device.type, "ensemble": config.ensemble,
         **({"classes": list(dataset.classes)} if config.classnames is not None else {}),
     })
-    state_path = state_path_for(config.output) if config.output is not None else None
-    state_file = StateFile(state_path, digest, enabled=config.resume)
+    dctx = dctx or DistributedContext(device=device)
+    shard = Shard.of(dctx, config.batch_size, len(indices))
+    shard_indices = shard.indices(indices)
+    shard_digest = digest if not dctx.enabled else config_hash({"run": digest, "shard": shard.__dict__})
+    state_path = shard.state_path(config.output) if config.output is not None else None
+    state_file = StateFile(state_path, shard_digest, enabled=config.resume)
     state = state_file.load_or_new()
-    check_state(state, state_path, len(indices), config.batch_size, [a.name for a in attacks],
-                [int(v) for v in dataset.labels[list(indices)]])
-    resumed_from = state.resumed_from
+    check_state(state, state_path, len(shard_indices), config.batch_size, [a.name for a in attacks],
+                [int(v) for v in dataset.labels[shard_indices]])
 
     t_prep = time.perf_counter()
-    prepare_attacks(attacks, ctx, state)
+    share_attack_states(state, attacks, ctx, dctx)
     t_loop = time.perf_counter()
-    run_attacks(ctx, attacks, dataset, indices, config.batch_size, state, state_file, after_batch, config.ensemble)
+    run_attacks(ctx, attacks, dataset, shard_indices, config.batch_size, state, state_file, after_batch,
+                config.ensemble, global_position=shard.global_position if dctx.enabled else None)
     t_done = time.perf_counter()
+    state = gather_state(state, shard, dctx)
+    resumed_from = state.resumed_from
 
     metrics, per_example = summarize(state, attacks, len(dataset.classes), config.ensemble)
     report["accuracy"] = metrics["clean"]["accuracy"]
@@ -365,8 +390,10 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
                         "resumed_from_position": resumed_from}
 
     if config.sanity:
-        sanity = run_sanity_checks(ctx, attacks, state, dataset, indices, config.batch_size)
-        warn_if_unreliable(sanity)
+        sanity = run_sanity_checks(ctx, attacks, state, dataset, indices, config.batch_size) if dctx.is_main else None
+        sanity = broadcast_object(sanity, dctx)  # rank 0 probes the gathered state, as one process would
+        if dctx.is_main:
+            warn_if_unreliable(sanity)
     else:
         sanity = {"ran": False, "reason": "disabled with --no-sanity", "unreliable": None}
     report["sanity"] = sanity

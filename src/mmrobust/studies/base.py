@@ -109,7 +109,9 @@ def run_study(
     study.check(ctx)
     reference = options.reference or study.default_reference(ctx)
     check_reference(study, ctx, options.reference)
-    with output_lock(ctx.out, "study folder", folder=True):
+    from ..eval.distributed import main_only
+
+    with output_lock(main_only(ctx.out), "study folder", folder=True):  # torchrun: rank 0 holds it for the job
         return _run_locked(study, ctx, args, seeds, reference, echo, started)
 
 
@@ -168,6 +170,10 @@ def _finish(study: Study, ctx: StudyContext, rows: list[dict[str, Any]], meta: d
         notes.append("some cells FAILED sanity checks: their robust accuracies are not trustworthy")
     notes.append(interval_note(rows))
     meta["notes"] = notes
+    from ..eval.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun rank 0 alone writes the tables and the plot
+        return {**meta, "rows": rows, "table": "", "comparison_table": None}
     text = write_table(ctx.out, rows, columns, meta)
     compared = format_comparisons(comparisons, reference)
     study.plot(ctx, rows, ctx.out / "plot.png")

@@ -99,6 +99,10 @@ class CellStore:
         return record
 
     def save(self, cell: Cell, digest: str, config: dict[str, Any], result: dict[str, Any], seconds: float) -> None:
+        from ..eval.distributed import is_main_process
+
+        if not is_main_process():  # under torchrun every rank holds the same result; rank 0 writes it
+            return
         write_json_atomic(self.path(cell), {
             "format": CELL_FORMAT,
             "key": cell.key,

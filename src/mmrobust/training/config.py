@@ -121,6 +121,9 @@ class TrainConfig:
     pmg_alpha: float = 1.0
     pmg_beta: float = 1.0
     targets: str = "class"
+    #: MMCoA / text-AT under torchrun: contrast against every rank's features (the global batch), as open_clip's
+    #: --gather-with-grad; False = in-rank negatives (the objective then depends on the world size)
+    gather_with_grad: bool = False
     templates: str | None = "study"
     n_train: int | None = None
     shots: int | None = None

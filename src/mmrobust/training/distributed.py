@@ -6,7 +6,9 @@ captions) rather than one ``forward()``, and DDP's reducer is tied to ``forward`
 after ``backward()`` is what DDP computes, without that coupling. Each rank sees a contiguous slice of the
 global batch and scales its loss by its share, so the averaged gradient equals the single-process gradient of
 the global batch for per-example losses (clean, TeCoA, FARE, PMG-AFT). Contrastive objectives (MMCoA,
-text-AT) use in-rank negatives, as open_clip does without ``--gather-with-grad``.
+text-AT) use in-rank negatives, as open_clip does without ``--gather-with-grad``; with ``--gather-with-grad``
+(:mod:`.gather`) they contrast the global batch and every rank's loss is the global one.
+Sharded *evaluation* lives in :mod:`mmrobust.eval.distributed` (it reuses :func:`setup_distributed`).
 """
 
 from __future__ import annotations

@@ -179,6 +179,7 @@ class Trainer:
             trains_text=self.selection.trains_text,
             original=original,
             text_adversary=text_adversary,
+            dist=self.dist,
         )
         self.objective: Objective = objective_cls(context)
         optimizer_cls = torch.optim.Adam if objective_cls.coupled_weight_decay else torch.optim.AdamW
@@ -301,6 +302,8 @@ class Trainer:
             )
         # Scale by this rank's share of the global batch so the rank-average is the global-batch mean.
         share = len(local) * self.dist.world_size / len(global_batch)
+        if getattr(self.objective, "global_loss", False):  # --gather-with-grad: every rank holds the global loss
+            share = 1.0
         (terms.loss * share).backward()
         params = self.selection.parameters
         average_gradients(params, self.dist)

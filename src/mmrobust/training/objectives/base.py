@@ -60,6 +60,8 @@ class ObjectiveContext:
     trains_text: bool
     original: VisionLanguageModel | None = None
     text_adversary: TextAdversary | None = None
+    #: the data-parallel job (``mmrobust.training.distributed.DistributedContext``); None = one process
+    dist: Any = None
 
 
 class Objective(ABC):

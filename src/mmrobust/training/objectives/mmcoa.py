@@ -32,9 +32,20 @@ class MMCoA(Objective):
             out["adv_texts"] = self.adversarial_captions(captions)
         return out
 
+    @property
+    def global_loss(self) -> bool:
+        """True when the loss is the whole global batch's on every rank (``--gather-with-grad``)."""
+        dist = self.ctx.dist
+        return bool(getattr(self.config, "gather_with_grad", False) and dist is not None and dist.enabled)
+
     def _contrastive(self, images: Any, texts: list[str], captions: Any) -> Any:
         image_features = self.model.encode_image(images, normalize=True)
         text_features = self.encode_captions(texts)
+        if self.global_loss:  # negatives from every rank (mmrobust.training.gather)
+            from ..gather import global_contrastive_loss
+
+            return global_contrastive_loss(image_features, text_features, captions.texts, captions.index,
+                                           self.model.logit_scale, self.config.targets, self.ctx.dist)
         return symmetric_contrastive_loss(
             image_features, text_features, captions.index, self.model.logit_scale, self.config.targets
         )
