@@ -49,7 +49,7 @@ from ...errors import ConfigError
 from ...models.base import VisionLanguageModel
 from .attacked_text import AttackedText
 from .constraints import Constraint
-from .goals import Goal, encode_texts
+from .goals import ENCODE_CHUNK, Goal, encode_texts
 from .mlm import MaskedLanguageModel
 from .search import SearchOutcome
 from .transformations import Transformation
@@ -154,7 +154,7 @@ class ReleasedKLGoal(Goal):
         self.bert_input = bert_input
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        self.encoder_calls += 1 if texts else 0
+        self.encoder_calls += -(-len(texts) // ENCODE_CHUNK)
         return encode_texts(self.model, [self.bert_input.round_trip(t) for t in texts]).flatten(1)
 
     def start(self, texts: Sequence[str], image_features: torch.Tensor | None = None) -> None:
