@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,8 @@ import torch
 
 from mmrobust.benchmark import BenchmarkConfig, run_benchmark
 from mmrobust.eval.run import EvalConfig
+import gloo_processes
+from gloo_processes import join_rank, report_to
 
 torch_distributed = pytest.importorskip("torch.distributed")
 if not torch_distributed.is_available() or not torch_distributed.is_gloo_available():
@@ -26,40 +26,18 @@ def config(out: Path, share: bool = False) -> BenchmarkConfig:
                                            attacks="pgd", eps=4 / 255, steps=2, sanity=False, seed=2))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _job(rank: int, world: int, port: int, out: str, share: bool, results: "multiprocessing.Queue") -> None:
-    try:
+def _job(rank: int, port: int, results: "multiprocessing.Queue", world: int, out: str, share: bool) -> None:
+    def work() -> dict:
         torch.set_num_threads(1)
         if world > 1:
-            os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
-                               "RANK": str(rank), "LOCAL_RANK": str(rank)})
-        results.put((rank, "ok", run_benchmark(config(Path(out), share))))
-    except BaseException as exc:
-        results.put((rank, "error", f"{type(exc).__name__}: {exc}"))
-        raise
+            join_rank(rank, world, port)
+        return run_benchmark(config(Path(out), share))
+
+    report_to(results, rank, work)
 
 
 def launch(n: int, world: int, out: Path, share: bool) -> dict[int, dict]:
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    port = free_port()
-    procs = [context.Process(target=_job, args=(r, world, port, str(out), share, results)) for r in range(n)]
-    for proc in procs:
-        proc.start()
-    got = {}
-    for _ in procs:
-        rank, status, value = results.get(timeout=150)
-        assert status == "ok", f"process {rank}: {value}"
-        got[rank] = value
-    for proc in procs:
-        proc.join(30)
-        assert proc.exitcode == 0
-    return got
+    return gloo_processes.run(n, _job, world, str(out), share, timeout=150)
 
 
 def rows(table: dict) -> list[dict]:

@@ -6,7 +6,6 @@ import json
 import multiprocessing
 import os
 import signal
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ import torch
 from mmrobust.attacks.registry import parse_attack_list, values_read_by
 from mmrobust.eval.run import ATTACK_FIELDS, EvalConfig, run_evaluation
 from robust_test_models import prototype_digits_model
+import gloo_processes
+from gloo_processes import join_rank, report_to
 
 torch_distributed = pytest.importorskip("torch.distributed")
 if not torch_distributed.is_available() or not torch_distributed.is_gloo_available():
@@ -39,12 +40,6 @@ def retrieval_config(output: Path, **kwargs) -> EvalConfig:
     return EvalConfig(**(base | kwargs))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def kill_self_after(k: int):
     """``after_batch`` hook: SIGKILL this process once ``k`` batches are saved (as ``kill -9`` would)."""
     def hook(done: int) -> None:
@@ -53,40 +48,21 @@ def kill_self_after(k: int):
     return hook
 
 
-def _rank(rank: int, world: int, port: int, output: str, kwargs: dict, results: "multiprocessing.Queue",
+def _rank(rank: int, port: int, results: "multiprocessing.Queue", world: int, output: str, kwargs: dict,
           kill: tuple[int, int] | None = None) -> None:
-    try:
+    def work() -> dict:
         torch.set_num_threads(1)
-        os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
-                           "RANK": str(rank), "LOCAL_RANK": str(rank)})
+        join_rank(rank, world, port)
         hook = kill_self_after(kill[1]) if kill is not None and kill[0] == rank else None
         if kwargs.get("task") == "retrieval":
-            report = run_evaluation(retrieval_config(Path(output), **kwargs), after_batch=hook)
-        else:
-            report = run_evaluation(make_config(Path(output), **kwargs), model=prototype_digits_model(),
-                                    after_batch=hook)
-        results.put((rank, "ok", report))
-    except BaseException as exc:  # report to the parent instead of dying silently
-        results.put((rank, "error", f"{type(exc).__name__}: {exc}"))
-        raise
+            return run_evaluation(retrieval_config(Path(output), **kwargs), after_batch=hook)
+        return run_evaluation(make_config(Path(output), **kwargs), model=prototype_digits_model(), after_batch=hook)
+
+    report_to(results, rank, work)
 
 
 def run_sharded(world: int, output: Path, **kwargs) -> dict[int, dict]:
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    port = free_port()
-    procs = [context.Process(target=_rank, args=(r, world, port, str(output), kwargs, results)) for r in range(world)]
-    for proc in procs:
-        proc.start()
-    got = {}
-    for _ in procs:
-        rank, status, value = results.get(timeout=120)
-        assert status == "ok", f"rank {rank}: {value}"
-        got[rank] = value
-    for proc in procs:
-        proc.join(30)
-        assert proc.exitcode == 0
-    return got
+    return gloo_processes.run(world, _rank, world, str(output), kwargs)
 
 
 def comparable(report: dict) -> dict:
@@ -128,12 +104,7 @@ def test_sharded_clean_eval_equals_one_process(tmp_path: Path) -> None:
 def test_resume_per_shard_after_kill_9_of_one_rank(tmp_path: Path) -> None:
     """Rank 1 is SIGKILLed after its first batch; rank 0 fails at the gather; a relaunch resumes both shards."""
     out = tmp_path / "killed.json"
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    port = free_port()
-    procs = [context.Process(target=_rank, args=(r, 2, port, str(out), {}, results, (1, 1))) for r in range(2)]
-    for proc in procs:
-        proc.start()
+    procs, _ = gloo_processes.start(2, _rank, 2, str(out), {}, (1, 1))
     for proc in procs:
         proc.join(120)
         if proc.is_alive():  # rank 0 waiting on a dead peer: torchrun's agent would stop it the same way

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import socket
 
 import pytest
 import torch
 
+import gloo_processes
+from gloo_processes import join_rank, report_to
 from mmrobust.data.digits import DIGIT_NAMES
 from mmrobust.models.tiny import build_tiny
 from mmrobust.training.config import TrainConfig
@@ -55,45 +54,24 @@ def loss_and_grads(method: str, targets: str, lo: int, hi: int, dist=None, gathe
     return float(loss.detach()), [p.grad.clone() for p in params], objective.global_loss
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _rank(rank: int, port: int, gather: bool, results) -> None:
-    try:
+def _rank(rank: int, port: int, results, gather: bool) -> None:
+    def work() -> dict:
         torch.set_num_threads(1)
-        os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
-                           "RANK": str(rank), "LOCAL_RANK": str(rank)})
+        join_rank(rank, 2, port)
         dist = setup_distributed("cpu")
         out = {}
         for method in OBJECTIVES:
             for targets in ("class", "instance"):
                 loss, grads, is_global = loss_and_grads(method, targets, 4 * rank, 4 * rank + 4, dist, gather)
                 out[(method, targets)] = (loss, [g.numpy() for g in grads], is_global)  # plain arrays cross the queue
-        results.put((rank, "ok", out))
         dist.close()
-    except BaseException as exc:
-        results.put((rank, "error", f"{type(exc).__name__}: {exc}"))
-        raise
+        return out
+
+    report_to(results, rank, work)
 
 
 def two_ranks(gather: bool) -> dict:
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    port = free_port()
-    procs = [context.Process(target=_rank, args=(r, port, gather, results)) for r in range(2)]
-    for proc in procs:
-        proc.start()
-    got = {}
-    for _ in procs:
-        rank, status, value = results.get(timeout=120)
-        assert status == "ok", f"rank {rank}: {value}"
-        got[rank] = value
-    for proc in procs:
-        proc.join(30)
-    return got
+    return gloo_processes.run(2, _rank, gather, check_exit=False)
 
 
 def test_gathered_loss_and_gradients_equal_the_global_batch() -> None:

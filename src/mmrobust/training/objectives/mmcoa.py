@@ -38,6 +38,11 @@ class MMCoA(Objective):
         dist = self.ctx.dist
         return bool(getattr(self.config, "gather_with_grad", False) and dist is not None and dist.enabled)
 
+    @property
+    def contrastive_targets(self) -> str:
+        """``--targets``: class-aware (default) or the reference's ``arange(B)`` instance targets."""
+        return self.config.targets
+
     def _contrastive(self, images: Any, texts: list[str], captions: Any) -> Any:
         image_features = self.model.encode_image(images, normalize=True)
         text_features = self.encode_captions(texts)
@@ -45,9 +50,9 @@ class MMCoA(Objective):
             from ..gather import global_contrastive_loss
 
             return global_contrastive_loss(image_features, text_features, captions.texts, captions.index,
-                                           self.model.logit_scale, self.config.targets, self.ctx.dist)
+                                           self.model.logit_scale, self.contrastive_targets, self.ctx.dist)
         return symmetric_contrastive_loss(
-            image_features, text_features, captions.index, self.model.logit_scale, self.config.targets
+            image_features, text_features, captions.index, self.model.logit_scale, self.contrastive_targets
         )
 
     def loss(self, batch: TrainBatch, adversarial: dict[str, Any]) -> LossTerms:

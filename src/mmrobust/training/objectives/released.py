@@ -69,6 +69,14 @@ def leak_term(objective: Any, batch: TrainBatch, iterates: list[torch.Tensor]) -
     return total
 
 
+def with_leak(objective: Any, batch: TrainBatch, terms: LossTerms, iterates: list[torch.Tensor]) -> LossTerms:
+    """The objective's loss plus the leak term, which is logged as ``attack_gradient_leak``."""
+    if not iterates:
+        return terms
+    leak = leak_term(objective, batch, iterates)
+    return LossTerms(terms.loss + leak, dict(terms.parts, attack_gradient_leak=float(leak.detach())))
+
+
 class ReleasedMMCoA(MMCoA):
     """``MMCoA.py`` as released: MMCoA's two contrastive terms on ``arange(B)`` targets + the attack leak."""
 
@@ -84,21 +92,12 @@ class ReleasedMMCoA(MMCoA):
             out["adv_texts"] = self.adversarial_captions(captions)
         return out
 
-    def _contrastive(self, images: Any, texts: list[str], captions: Any) -> Any:
-        from ..pairs import symmetric_contrastive_loss
-
-        image_features = self.model.encode_image(images, normalize=True)
-        text_features = self.encode_captions(texts)
-        return symmetric_contrastive_loss(image_features, text_features, captions.index,
-                                          self.model.logit_scale, "instance")
+    @property
+    def contrastive_targets(self) -> str:
+        return "instance"  # ground_truth = arange(B) (MMCoA.py l.365), whatever --targets says
 
     def loss(self, batch: TrainBatch, adversarial: dict[str, Any]) -> LossTerms:
-        terms = super().loss(batch, adversarial)
-        if not adversarial["iterates"]:
-            return terms
-        leak = leak_term(self, batch, adversarial["iterates"])
-        parts = dict(terms.parts, attack_gradient_leak=float(leak.detach()))
-        return LossTerms(terms.loss + leak, parts)
+        return with_leak(self, batch, super().loss(batch, adversarial), adversarial["iterates"])
 
 
 class ReleasedTeCoA(TeCoA):
@@ -112,7 +111,4 @@ class ReleasedTeCoA(TeCoA):
         return {"images": images, "iterates": iterates}
 
     def loss(self, batch: TrainBatch, adversarial: dict[str, Any]) -> LossTerms:
-        terms = super().loss(batch, adversarial)
-        leak = leak_term(self, batch, adversarial["iterates"])
-        parts = dict(terms.parts, attack_gradient_leak=float(leak.detach()))
-        return LossTerms(terms.loss + leak, parts)
+        return with_leak(self, batch, super().loss(batch, adversarial), adversarial["iterates"])
