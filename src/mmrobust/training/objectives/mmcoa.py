@@ -36,7 +36,7 @@ class MMCoA(Objective):
     def global_loss(self) -> bool:
         """True when the loss is the whole global batch's on every rank (``--gather-with-grad``)."""
         dist = self.ctx.dist
-        return bool(getattr(self.config, "gather_with_grad", False) and dist is not None and dist.enabled)
+        return bool(self.config.gather_with_grad and dist is not None and dist.enabled)
 
     @property
     def contrastive_targets(self) -> str:
