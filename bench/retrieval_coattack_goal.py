@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     config = EvalConfig(model=args.model, dataset="flickr30k", data_root=args.data_root, task="retrieval",
                         attacks="co-attack", eps=args.eps / 255, output=args.output, progress=False,
-                        extra={"co_attack_text_goal": "pair-similarity"})
+                        co_attack_text_goal="pair-similarity")
     print("\n".join(summary_lines(run_evaluation(config))))
 
 

@@ -37,8 +37,8 @@ def global_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 def loss_and_grads(method: str, targets: str, lo: int, hi: int, dist=None, gather: bool = False):
     model = build_tiny(seed=1).train()
-    cfg = TrainConfig(model="tiny", method=method, dataset="digits", output_dir="unused", targets=targets,
-                      gather_with_grad=gather)
+    cfg = TrainConfig(model="tiny", method=method, dataset="digits", output_dir="unused",
+                      method_options={"targets": targets, "gather_with_grad": gather})
     ctx = ObjectiveContext(model=model, classes=DIGIT_NAMES, class_prompts=[], caption_template="This is a photo of a {}",
                            config=cfg, trains_text=True, text_adversary=adversary, dist=dist)
     objective = OBJECTIVES[method](ctx)

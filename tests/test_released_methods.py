@@ -77,7 +77,7 @@ def test_the_leak_changes_the_update(tmp_path) -> None:
 
 
 def test_mmcoa_released_uses_instance_targets_and_coupled_adam(tmp_path) -> None:
-    trainer = ready_trainer(tmp_path, "mmcoa-released", lambda_txt=0.0, lambda_img=1.0, steps=2)
+    trainer = ready_trainer(tmp_path, "mmcoa-released", method_options={"lambda_txt": 0.0, "lambda_img": 1.0}, steps=2)
     assert type(trainer.optimizer) is torch.optim.Adam
     assert type(ready_trainer(tmp_path / "c", "mmcoa").optimizer) is torch.optim.AdamW
     from mmrobust.training.pairs import symmetric_contrastive_loss

@@ -4,6 +4,7 @@ training run reports its caption attack's class-name collisions like an evaluati
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from pathlib import Path
@@ -15,7 +16,8 @@ from typer.testing import CliRunner
 
 from mmrobust.attacks.text.classnames import collisions, lower_words, name_words, occurrences
 from mmrobust.cli.main import app
-from mmrobust.cli.options import PROMPT
+from mmrobust.attacks.settings import TextSettings
+from mmrobust.cli.options import flags
 from mmrobust.errors import ConfigError
 from mmrobust.training import TrainConfig, Trainer
 from test_text_validity import FixedSwap
@@ -67,8 +69,10 @@ def test_prompt_options_are_one_declaration_on_train_eval_studies_and_demo() -> 
                 study_cmd.train_size_command, study_cmd.loss_ablation_command, study_cmd.params_command]
     for command in commands:
         parameters = inspect.signature(command).parameters
-        for option in PROMPT:  # the very same typer.Option object: same flag, help and default everywhere
-            assert parameters[option.name].default is option.info, (command.__name__, option.name)
+        for option in flags(TextSettings, only=("protect_classnames", "min_similarity", "text_chunk")):
+            given = parameters[option.name].default  # generated from the one field: same flag, help and default
+            assert (given.param_decls, given.help, given.default) == (
+                option.info.param_decls, option.info.help, option.info.default), (command.__name__, option.name)
     result = CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
     assert result.exit_code == 0
     for flag in ("--protect-classnames", "--min-similarity", "--text-chunk"):
@@ -184,17 +188,14 @@ def test_studies_and_demo_pass_the_options_to_their_fine_tunes(tmp_path: Path, m
     fine_tune(ctx, cell, "digest")
     assert (seen[0].protect_classnames, seen[0].min_similarity, seen[0].text_chunk) == (True, 0.25, 7)
     # the fine-tuned weights depend on the validity options, not on the chunk size
-    other = StudyContext(name="train-size", options=StudyOptions(**{**options.to_dict(), "models": ("tiny",),
-                                                                    "protect_classnames": False}),
+    other = StudyContext(name="train-size", options=dataclasses.replace(options, protect_classnames=False),
                          args={}, out=tmp_path, trains=True, pinned=ctx.pinned)
-    chunk = StudyContext(name="train-size", options=StudyOptions(**{**options.to_dict(), "models": ("tiny",),
-                                                                    "text_chunk": 1}),
+    chunk = StudyContext(name="train-size", options=dataclasses.replace(options, text_chunk=1),
                          args={}, out=tmp_path, trains=True, pinned=ctx.pinned)
     assert ctx.training_hash(cell) != other.training_hash(cell)
     assert ctx.training_hash(cell) == chunk.training_hash(cell)
     # a task-aware evaluation goal trains with the label-free goal: same weights, the run is reused
-    goals = {goal: StudyContext(name="train-size", options=StudyOptions(**{**options.to_dict(), "models": ("tiny",),
-                                                                           "text_goal": goal}),
+    goals = {goal: StudyContext(name="train-size", options=dataclasses.replace(options, text_goal=goal),
                                 args={}, out=tmp_path, trains=True, pinned=ctx.pinned).training_hash(cell)
              for goal in ("embedding-kl", "zero-shot-margin", "embedding-cos")}
     assert goals["zero-shot-margin"] == goals["embedding-kl"] == ctx.training_hash(cell) != goals["embedding-cos"]

@@ -15,11 +15,14 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .attacks.presets import PRESETS
+from .attacks.settings import TextSettings
+from .options.fields import BUDGET, option
+from .options.run import TRAINING_TEMPLATES, RunOptions
 from .attacks.registry import ATTACKS
 from .errors import ConfigError
 from .studies.grid import Cell, config_hash
@@ -40,8 +43,8 @@ COLUMN_TITLES = {"clean": "clean", "image": "image (PGD)", "text": "text", "mult
 EVAL_ATTACKS = PRESETS["quick"].attacks
 
 
-@dataclass
-class DemoConfig:
+@dataclass(kw_only=True)
+class DemoConfig(RunOptions, TextSettings):
     """The demo's budget (equal for every method). Measured choices, see ``bench/RESULTS_defense.md``:
 
     * eps 16/255 (train and eval; fractions of the pixel range, as every Python API): the digits are 8 x 8 images upsampled to the model's input, so the
@@ -54,42 +57,46 @@ class DemoConfig:
       (measured 1 min 59 s with sanity checks on), up to ~3x longer on a busy machine.
     """
 
-    output_dir: str = "mmrobust-demo"
-    model: str = "proxy:digits"
-    dataset: str = "digits"
-    methods: tuple[str, ...] = ("clean", "tecoa", "mmcoa")
-    train_eps: float = 16 / 255
-    eval_eps: float = 16 / 255
-    train_steps: int = 5
-    eval_steps: int = 10
-    epochs: int = 4
-    batch_size: int = 128
-    lr: float = 1e-4
-    train: str = "full"
-    templates: str = "study"
-    n_train: int | None = None
-    n_eval: int = 450
-    eval_batch_size: int = 100
-    #: the shared text options (as ``mmrobust eval``/``train``): recipe None = bert-attack with mlm, else embed-sub
-    text_attack: str | None = None
-    mlm: str | None = None
-    text_words: int = 1
-    text_candidates: int = 10
-    #: the shared validity and cost options of the text attacks (evaluation and training captions alike)
-    protect_classnames: bool = False
-    min_similarity: float | None = None
-    text_chunk: int | None = None
-    #: goal of the *evaluation* text attack. The study's label-free embedding-KL goal is easy to evade after
-    #: fine-tuning (measured: it switches to edits like "photo -> photographer" that leave the class intact
-    #: and reports ~98 % text accuracy where the task-aware goal finds ~20 %), so the demo scores with the
-    #: task-aware zero-shot-margin goal, the stronger attack; training keeps the study's goal.
-    eval_text_goal: str = "zero-shot-margin"
+    output_dir: str = option("mmrobust-demo", "Folder for demo.json, demo.csv, demo.png and the runs.", short="-o")
+    model: str = option("proxy:digits", "Model to attack and fine-tune.", short="-m")
+    dataset: str = option("digits", "Dataset of the demo.", cli=False)
+    methods: tuple[str, ...] = option(("clean", "tecoa", "mmcoa"), "Fine-tuning methods to compare (comma-separated).",
+                                      listing=True)
+    train_eps: float = option(16 / 255, "Training PGD radius K (K/255).", unit=BUDGET)
+    eval_eps: float = option(
+        16 / 255, "Evaluation PGD radius K (K/255); digits are upsampled 8x8, so 1/255 does not bite.", flag="--eps",
+        unit=BUDGET, param="eps")
+    train_steps: int = option(5, "Training PGD steps.", cli=False)
+    eval_steps: int = option(10, "Evaluation PGD steps.", cli=False)
+    epochs: int = option(4, "Fine-tuning epochs per method (equal budgets).")
+    batch_size: int = option(128, "Fine-tuning batch size.", cli=False)
+    lr: float = option(1e-4, "AdamW learning rate for every method.")
+    train: str = option("full", "Parameters trained by every method.", cli=False)
+    n_train: int | None = option(
+        None, "Training images per method (a fixed random subset of digits/train; default all).")
+    n_eval: int = option(450, "Held-out test images scored per model (digits/test has 450).")
+    eval_batch_size: int = option(100, "Evaluation batch size.", cli=False)
     #: run the robustness sanity checks on every evaluated model (a defense is where gradient masking hides)
-    sanity: bool = True
-    seed: int = 0
-    device: str | None = None
-    progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    sanity: bool = option(True, "Robustness sanity checks on every evaluation.", flag="--sanity/--no-sanity")
+
+    def __post_init__(self) -> None:
+        if self.templates is None:
+            self.templates = TRAINING_TEMPLATES
+        if self.text_goal is None:
+            # goal of the *evaluation* text attack. The study's label-free embedding-KL goal is easy to evade
+            # after fine-tuning (measured: it switches to edits like "photo -> photographer" that leave the class
+            # intact and reports ~98 % text accuracy where the task-aware goal finds ~20 %), so the demo scores
+            # with the task-aware zero-shot-margin goal, the stronger attack; training keeps the study's goal.
+            self.text_goal = "zero-shot-margin"
+        for name, default in (("text_words", 1), ("text_candidates", 10)):
+            if getattr(self, name) is None:
+                setattr(self, name, default)
+        if isinstance(self.methods, str):
+            self.methods = tuple(m.strip() for m in self.methods.split(",") if m.strip())
+
+    @property
+    def eval_text_goal(self) -> str:
+        return str(self.text_goal)
 
     def validate(self) -> "DemoConfig":
         for method in self.methods:

@@ -9,12 +9,12 @@ import typer
 from ..benchmark import BenchmarkConfig, run_benchmark
 from .errors import user_errors_exit
 from .eval_cmd import announce_attacks, eval_config
-from .options import ATTACK, RUN, TEXT, with_options
+from .options import EVAL_GROUPS, group_flags, with_options
 
 
 @user_errors_exit
-@with_options(RUN, ATTACK, TEXT, exclude=("classnames", "ensemble"))  # one names file cannot fit many datasets;
-# the family columns need standalone attacks (benchmark.runner.ENSEMBLE)
+@with_options(group_flags(EVAL_GROUPS), exclude=("classnames", "ensemble"))
+# one names file cannot fit many datasets; the family columns need standalone attacks (benchmark.runner.ENSEMBLE)
 def benchmark_command(
     model: List[str] = typer.Option(..., "--model", "-m", help="Model spec; repeat for several models (the first "
                                                              "is the reference of the paired comparisons)."),

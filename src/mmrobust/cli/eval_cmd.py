@@ -10,23 +10,19 @@ from ..eval.distributed import is_main_process
 from ..eval.run import EvalConfig, run_evaluation
 from ..errors import ConfigError
 from .errors import user_errors_exit
-from .options import ATTACK, PROMPT, RUN, TEXT, pixels, with_options
+from .options import EVAL_GROUPS, group_flags, values_for, with_options
 
 
 def eval_config(model: str, dataset: str, output: str | None, shared: dict[str, Any], **run: Any) -> EvalConfig:
-    """The EvalConfig of the RUN, ATTACK and TEXT option values (``--eps K`` -> a fraction here)."""
-    values = dict(shared)
-    norm = values["norm"]
-    values["eps"] = pixels(values["eps"], norm, "--eps")
-    values["alpha"] = pixels(values["alpha"], norm, "--alpha")
-    attacks = values.pop("attack")
-    progress, sanity, classes = not values.pop("quiet"), not values.pop("no_sanity"), values.pop("n_classes")
-    return EvalConfig(model=model, dataset=dataset, output=output, attacks=attacks, progress=progress, sanity=sanity,
-                      classes=classes, **run, **values)
+    """The EvalConfig of the evaluation groups' flag values (``--eps K`` -> a fraction there)."""
+    values: dict[str, Any] = {}
+    for group in EVAL_GROUPS:
+        values.update(values_for(group, shared))
+    return EvalConfig(model=model, dataset=dataset, output=output, **run, **values)
 
 
 @user_errors_exit
-@with_options(RUN, ATTACK, TEXT, PROMPT)
+@with_options(group_flags(EVAL_GROUPS))
 def eval_command(
     model: str = typer.Option(..., "--model", "-m", help="Model spec: tiny, proxy:NAME, open_clip:ARCH[:TAG], hf:ID, ckpt:DIR."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `mmrobust datasets`)."),
@@ -38,17 +34,10 @@ def eval_command(
     source_model: Optional[str] = typer.Option(
         None, "--source-model", help="Retrieval transfer: craft the attacks on this model, score them on --model."
     ),
-    co_attack_text_goal: Optional[str] = typer.Option(
-        None, "--co-attack-text-goal",
-        help="Retrieval co-attack's caption goal: embedding-kl (published: away from the clean caption, image-free) "
-             "or pair-similarity (away from its own image, as the caption-only attacks)."),
     **shared: Any,
 ) -> None:
     """Evaluate zero-shot classification or image-text retrieval (clean, or under attacks); one JSON report."""
-    if co_attack_text_goal is not None and task != "retrieval":
-        raise ConfigError("--co-attack-text-goal applies to --task retrieval (its co-attack) only")
-    extra = {} if co_attack_text_goal is None else {"co_attack_text_goal": co_attack_text_goal}
-    config = eval_config(model, dataset, output, shared, task=task, source_model=source_model, extra=extra)
+    config = eval_config(model, dataset, output, shared, task=task, source_model=source_model)
     config.validate()
     if config.task == "classification" and is_main_process():
         announce_attacks(config)
@@ -84,6 +73,7 @@ def announce_attacks(config: EvalConfig) -> None:
     from ..attacks.presets import get_preset
     from ..attacks.registry import ATTACKS
     from ..attacks.options import default_eps
+    from ..options.parse import normalize_norm
 
     names, values = config.resolve_attacks()
     if not names:
@@ -92,8 +82,9 @@ def announce_attacks(config: EvalConfig) -> None:
     if config.preset:
         line += f" (preset {config.preset})"
     if any(ATTACKS[n].modality != "text" for n in names):
-        eps = values.get("eps") or default_eps(values.get("norm") or "linf")
-        budget = threat_model_description("Linf" if (values.get("norm") or "linf").lower() in ("linf", "inf") else "L2", eps)
+        norm = normalize_norm(values.get("norm") or "linf")
+        eps = values.get("eps") or default_eps(norm)
+        budget = threat_model_description(norm, eps)
         shown = f"{budget['eps_255']:g}/255 L-inf" if "eps_255" in budget else f"{eps:g} L2"
         line += f"; eps {shown}" + ("" if config.eps is not None else " (default: the study's budget; set --eps)")
     typer.echo(line)

@@ -1,32 +1,28 @@
-"""CLI options declared once and shared by the commands that take them (``@with_options(GROUP, ...)``).
+"""Every shared CLI flag, generated from the option groups' field metadata (:mod:`mmrobust.options`).
 
-Why: the same option used to be re-declared per command (five studies x ~20 options) and drifted —
-``--text-attack`` meant three things. An option here has one flag, one type, one help text and one meaning
-wherever it appears; its choices come from the registries.
+Why: the same option used to be re-declared per command and drifted (``--templates`` None in one command
+and "study" in another, ``--text-attack`` meaning three things). Now an option is declared once, as a field
+of its group with :func:`mmrobust.options.option`; :func:`flags` turns a group into a command's flags (name,
+type, short flag, help, default: all from the field) and :func:`values_for` turns the parsed values back into
+the group's fields — including the one unit conversion, K/255 -> a fraction (:func:`parse_budget`).
 
-Units: the CLI is the only place that reads K/255. ``--eps K`` / ``--alpha K`` mean K/255 under L-inf (the
-literature's units) and the raw radius under L2; :func:`pixels` turns them into the fractions of [0, 1]
-every Python API takes.
-
-Adding an option shared by several commands (e.g. ``--precision``, ``--compile``, ``--ensemble``): one :class:`Shared` line in the right group (or a new
-group), then read it from ``**shared`` in the commands that list the group.
+Adding an option: one field in its group. Every command that takes the group gets the flag.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
-import math
+import types
+import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 import typer
 
-from ..attacks.options import TEXT_GOALS
-from ..attacks.presets import PRESETS
-from ..attacks.registry import SPECS
-from ..attacks.text.recipe_specs import RECIPE_NAMES
-from ..errors import ConfigError
+from ..options.fields import BUDGET, group_fields
+from ..options.parse import parse_budget
 
 
 @dataclass(frozen=True)
@@ -59,123 +55,122 @@ def with_options(*groups: Sequence[Shared], exclude: Sequence[str] = ()) -> Call
     return decorate
 
 
-def pixels(value: float | None, norm: str | None, option: str = "--eps") -> float | None:
-    """``--eps K`` -> K/255 (L-inf) or K (L2); None stays None (the attack's default)."""
-    if value is None:
-        return None
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{option} must be a positive number, got {value}")
-    linf = (norm or "linf").strip().lower() in ("linf", "inf", "l_inf")
-    if linf and value > 255:
-        raise ConfigError(f"{option} {value:g} is absurd: under L-inf K means K/255 and 255 is the whole range")
-    return value / 255.0 if linf else float(value)
+def _cli_type(annotation: Any, unit: str | None, listing: bool) -> Any:
+    """The flag's type: budgets and lists are read as text (parsed by the one parser), ``X | None`` -> Optional."""
+    if unit == BUDGET or listing:
+        return Optional[str]
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = type(None) in typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        base = args[0] if len(args) == 1 else str  # str | list[str] -> text
+    else:
+        base = annotation
+    if typing.get_origin(base) is not None:  # list[...] / tuple[...]: comma-separated text
+        base = str
+    return Optional[base] if optional or base is not bool else bool
 
 
-def _attack_help() -> str:
-    parts = [f"{s.name} ({s.modality}{'' if s.white_box else ', black-box'})" for s in SPECS]
-    return "Comma-separated attacks, every one on every batch: " + ", ".join(parts) + "."
+def flags(group: type, *, exclude: Sequence[str] = (), only: Sequence[str] | None = None,
+          defaults: Any = None, unset: bool = False) -> tuple[Shared, ...]:
+    """The flags of an option group's fields (those with :func:`~mmrobust.options.option` metadata).
+
+    ``defaults``: an instance of the group whose values are the command's defaults (a config that composes the
+    group with other defaults, e.g. the studies' CPU-sized training budget); None = the fields' own.
+    ``unset``: the flags default to None (the help states the field's default), so a command can tell which
+    values the user gave — a method's hyperparameters, refused for a method that does not read them.
+    """
+    out = []
+    for field, info, annotation in group_fields(group):
+        if not info.cli or field.name in exclude or (only is not None and field.name not in only):
+            continue
+        default = getattr(defaults, field.name) if defaults is not None else _default(field)
+        if default is dataclasses.MISSING:
+            default = ...
+        cli_type = List[str] if info.repeat else _cli_type(annotation, info.unit, info.listing)
+        if info.inverted:
+            default, cli_type = (not default) if isinstance(default, bool) else default, bool
+        elif info.unit == BUDGET and isinstance(default, float):
+            default = _budget_text(default)
+        elif info.listing and isinstance(default, (tuple, list)):
+            default = ",".join(map(str, default))
+        elif info.repeat and isinstance(default, tuple):
+            default = list(default)
+        help_text = info.help
+        if unset and cli_type is not bool:
+            help_text, default, cli_type = f"{info.help} Default: {default}.", None, Optional[cli_type]
+        decls = [info.long_flag(field.name)] + ([info.short] if info.short else [])
+        out.append(Shared(info.param_name(field.name), cli_type, typer.Option(default, *decls, help=help_text)))
+    return tuple(out)
 
 
-def _preset_help() -> str:
-    return "Named bundle of attacks and options; flags override it. " + "; ".join(
-        f"{p.name}: {p.description}" for p in PRESETS.values()) + "."
+def _default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return field.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
 
 
-#: data and run options of zero-shot evaluations: eval (one dataset) and benchmark (one cell per dataset)
-RUN = (
-    Shared("data_root", Optional[str], typer.Option(None, "--data-root", help="Folder holding the dataset files.")),
-    Shared("split", Optional[str], typer.Option(
-        None, "--split", help="Dataset split (default: the dataset's test split).")),
-    Shared("n_samples", Optional[int], typer.Option(
-        None, "--n-samples", "-n", help="Evaluate a fixed random subset of N images (per dataset).")),
-    Shared("n_classes", Optional[int], typer.Option(
-        None, "--n-classes", help="K-way task on a fixed (seeded) subset of K classes and their images.")),
-    Shared("batch_size", int, typer.Option(64, "--batch-size", "-b", help="Images per batch.")),
-    Shared("device", Optional[str], typer.Option(
-        None, "--device", help="cpu, cuda, cuda:N or mps (default: best available).")),
-    Shared("seed", int, typer.Option(0, "--seed", help="Seed for sub-sampling and any randomness; recorded.")),
-    Shared("templates", Optional[str], typer.Option(
-        None, "--templates", help="Prompt templates: default (dataset's), study, clip, clip-cifar, digits, or a file "
-                                  "(one per line, {} or {c} for the class name).")),
-    Shared("classnames", Optional[str], typer.Option(
-        None, "--classnames", help="File of class names replacing the dataset's: one per line, line i = label i; "
-                                   "the count must match the dataset's classes.")),
-    Shared("logit_scale", Optional[float], typer.Option(
-        None, "--logit-scale", help="Fix the temperature (the study evaluates at 100); default: the model's.")),
-    Shared("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bars.")),
-    Shared("resume", bool, typer.Option(
-        True, "--resume/--no-resume", help="Continue an interrupted attack run from <output>.state.json.")),
-    Shared("no_sanity", bool, typer.Option(
-        False, "--no-sanity", help="Skip the robustness sanity checks (report says so).")),
-    Shared("ensemble", str, typer.Option(
-        "cascade", "--ensemble",
-        help="cascade: each attack only on images no earlier attack broke (as AutoAttack; per-attack numbers "
-             "cumulative); each: every attack on every clean-correct image (standalone numbers). Same worst case.")),
-    Shared("compile", bool, typer.Option(False, "--compile", help="torch.compile the model's towers (off by default).")),
-)
-
-#: text options: eval, train, every study and the demo (issue 12: one meaning each)
-TEXT = (
-    Shared("text_attack", Optional[str], typer.Option(
-        None, "--text-attack",
-        help=f"Text recipe for every text perturbation this command makes (the text part of sep/co-attack, "
-             f"training captions, a study's text column): {', '.join(RECIPE_NAMES)}. "
-             "Default: bert-attack with --mlm, else embed-sub (offline).")),
-    Shared("mlm", Optional[str], typer.Option(
-        None, "--mlm", help="Masked LM for bert-attack: a hub id, or a local folder (needed offline).")),
-    Shared("text_words", Optional[int], typer.Option(None, "--text-words", help="Words changed per text (default 1).")),
-    Shared("text_candidates", Optional[int], typer.Option(
-        None, "--text-candidates", help="Substitution candidates per word (default 10).")),
-    Shared("text_goal", Optional[str], typer.Option(
-        None, "--text-goal",
-        help=f"What the text attack maximises: {', '.join(TEXT_GOALS)}. Default embedding-kl (the study's, "
-             "label-free). zero-shot-margin needs labelled images: evaluation only; training keeps embedding-kl.")),
-)
-
-#: validity and cost options of the text attacks on class prompts and training captions (eval, train, studies, demo)
-PROMPT = (
-    Shared("protect_classnames", bool, typer.Option(
-        False, "--protect-classnames",
-        help="Text attacks on class prompts never change a prompt's own class words nor introduce another class's "
-             "name (reports count such collisions either way).")),
-    Shared("min_similarity", Optional[float], typer.Option(
-        None, "--min-similarity",
-        help="Reject substitutions whose sentence cosine (offline MiniLM) to the original prompt is below this "
-             "(TextAttack's USE constraint; default off, as in the study).")),
-    Shared("text_chunk", Optional[int], typer.Option(
-        None, "--text-chunk",
-        help="Prompts searched together by the batched text search (default 128; 1 = one at a time; "
-             "same prompts either way, fewer model calls with more).")),
-)
-
-#: image/text attack options of an evaluation run
-ATTACK = (
-    Shared("attack", Optional[str], typer.Option(None, "--attack", "-a", help=_attack_help())),
-    Shared("preset", Optional[str], typer.Option(None, "--preset", help=_preset_help())),
-    Shared("eps", Optional[float], typer.Option(
-        None, "--eps", help="Image budget K: K/255 under --norm linf (e.g. 4 = 4/255), the raw radius under l2. "
-                            "Default: the study's 1/255 (linf) or 0.5 (l2), printed.")),
-    Shared("norm", Optional[str], typer.Option(None, "--norm", help="Threat model of image attacks: linf (default) or l2.")),
-    Shared("steps", Optional[int], typer.Option(None, "--steps", help="Attack iterations (default 10).")),
-    Shared("alpha", Optional[float], typer.Option(
-        None, "--alpha", help="PGD step size, same units as --eps (default: min(eps, max(eps/4, 1/255)); l2: eps/4).")),
-    Shared("restarts", Optional[int], typer.Option(
-        None, "--restarts", help="Random restarts of PGD/APGD/Square (per-example worst kept; default 1).")),
-    Shared("square_queries", Optional[int], typer.Option(
-        None, "--square-queries", help="Query budget of Square (default 1000).")),
-    Shared("targeted", bool, typer.Option(
-        False, "--targeted", help="PGD/FGSM/Square: attack each other class in turn, as APGD-T does.")),
-    Shared("target_classes", Optional[int], typer.Option(
-        None, "--target-classes", help="Targeted attacks: at most N wrong classes (default: all other classes).")),
-    Shared("text_goal_images", Optional[int], typer.Option(
-        None, "--text-goal-images", help="zero-shot-margin: clean images per class the attacker may look at (default 8).")),
-    Shared("kl_text_weight", Optional[float], typer.Option(
-        None, "--kl-text-weight", help="co-attack-kl: weight of the adversarial-text KL term (default 3, the study's).")),
-    Shared("precision", Optional[str], typer.Option(
-        None, "--precision", help="Image-attack arithmetic: fp32 (default), tf32 (CUDA; a no-op on CPU) or bf16 "
-                                  "autocast. Scoring stays fp32; a sanity check replays a subset in fp32.")),
-)
+def _budget_text(value: float) -> str:
+    k = value * 255.0
+    return f"{k:g}" if abs(k - round(k, 6)) < 1e-9 else f"{value:g}/1"
 
 
-def text_values(shared: dict[str, Any]) -> dict[str, Any]:
-    return {o.name: shared.get(o.name) for o in TEXT}
+def values_for(group: type, shared: Mapping[str, Any], *, norm: Any = None) -> dict[str, Any]:
+    """The group's field values from a command's parsed flags: switches un-inverted, budgets -> fractions,
+    lists -> tuples; flags the command left at None are left out (the group's default applies)."""
+    out: dict[str, Any] = {}
+    for field, info, _ in group_fields(group):
+        param = info.param_name(field.name)
+        if param not in shared:
+            continue
+        value = shared[param]
+        if info.inverted:
+            value = not value
+        elif info.unit == BUDGET:
+            value = parse_budget(value, norm if norm is not None else shared.get("norm"), info.long_flag(field.name))
+        elif info.listing and isinstance(value, str):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        elif info.repeat and isinstance(value, list):
+            value = tuple(value)
+        if value is not None:
+            out[field.name] = value
+    return out
+
+
+def group_flags(groups: Sequence[type], **kwargs: Any) -> tuple[Shared, ...]:
+    """The flags of several groups (one declaration each; a field two groups share is listed once)."""
+    out: dict[str, Shared] = {}
+    for group in groups:
+        for shared in flags(group, **kwargs):
+            out.setdefault(shared.name, shared)
+    return tuple(out.values())
+
+
+def _eval_groups() -> tuple[type, ...]:
+    from ..attacks.settings import AttackSettings, RetrievalSettings, TextSettings
+    from ..eval.options import EvalOptions
+    from ..options.run import RunOptions
+
+    return (RunOptions, EvalOptions, AttackSettings, TextSettings, RetrievalSettings)
+
+
+#: the option groups of an evaluation (``mmrobust eval`` and ``benchmark``), composed into ``EvalConfig``
+EVAL_GROUPS = _eval_groups()
+
+
+def method_flags() -> tuple[Shared, ...]:
+    """Every method's hyperparameters (:mod:`mmrobust.training.method_options`), given-or-not (``unset``)."""
+    from ..training.methods import method_option_classes
+
+    return group_flags(method_option_classes(), unset=True)
+
+
+def method_values(shared: Mapping[str, Any]) -> dict[str, Any]:
+    """The method hyperparameters the user gave (the method's spec refuses those it does not read)."""
+    from ..training.methods import method_option_classes
+
+    given: dict[str, Any] = {}
+    for group in method_option_classes():
+        given.update({k: v for k, v in values_for(group, shared).items() if v is not False})
+    return given

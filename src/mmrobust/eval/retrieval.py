@@ -38,8 +38,6 @@ from . import retrieval_metrics as metrics
 from .retrieval_state import RetrievalStateFile, retrieval_state_path
 from .robust import ball_violations, seed_globals
 
-#: retrieval-only option keys read from ``EvalConfig.extra`` (Python API) and passed to the attacks
-EXTRA_OPTIONS = ("sga_scales", "co_attack_weight", "co_attack_text_goal")
 
 
 def retrieval_attacks(config: Any) -> tuple[list[str], dict[str, Any], list]:
@@ -47,7 +45,7 @@ def retrieval_attacks(config: Any) -> tuple[list[str], dict[str, Any], list]:
     if getattr(config, "preset", None):
         raise ConfigError("--preset names classification attack bundles; give retrieval attacks with --attack")
     names = parse_retrieval_attacks(config.attacks)
-    values = {**config.attack_values(), **{k: config.extra[k] for k in EXTRA_OPTIONS if config.extra.get(k) is not None}}
+    values = {**config.attack_values(), **config.retrieval_values()}
     return names, values, build_retrieval_attacks(names, values)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,85 +30,47 @@ from .class_subset import select_classes
 from .classification import accuracy_summary, predict
 from .report import new_report, write_report
 from ..models.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_prompts
+from ..attacks.settings import AttackSettings, RetrievalSettings, TextSettings
+from ..options.run import RunOptions
+from .options import EvalOptions
 
-#: EvalConfig fields that are attack options (None = the attack's own default, see mmrobust.attacks.options)
-ATTACK_FIELDS = ("norm", "eps", "steps", "alpha", "restarts", "square_queries", "targeted", "target_classes",
-                 "text_attack", "text_words", "text_candidates", "mlm", "text_goal", "text_goal_images",
-                 "text_chunk", "protect_classnames", "min_similarity", "kl_text_weight", "precision")
+#: EvalConfig fields that are attack options (None = the attack's own default, see mmrobust.attacks.options):
+#: the attack and text settings, and the arithmetic of the attacks
+ATTACK_FIELDS = tuple(f.name for g in (AttackSettings, TextSettings) for f in fields(g)
+                      if f.name not in ("attacks", "preset")) + ("precision",)
+#: the options only the retrieval attacks read
+RETRIEVAL_FIELDS = tuple(f.name for f in fields(RetrievalSettings))
 
 
-@dataclass
-class EvalConfig:
+@dataclass(kw_only=True)
+class EvalConfig(RunOptions, EvalOptions, AttackSettings, TextSettings, RetrievalSettings):
     """Everything a zero-shot evaluation depends on; all of it lands in the report.
 
+    Composed from the option groups (each option declared once, with its flag: :mod:`mmrobust.options`):
+    :class:`~mmrobust.options.run.RunOptions`, :class:`.options.EvalOptions`,
+    :class:`~mmrobust.attacks.settings.AttackSettings`, :class:`~mmrobust.attacks.settings.TextSettings` and
+    :class:`~mmrobust.attacks.settings.RetrievalSettings`.
+
     Attacks: ``attacks`` (names or "a,b") and/or ``preset`` (:mod:`mmrobust.attacks.presets`); the attack
-    options below override the preset's. Units: ``eps`` and ``alpha`` are fractions of the [0, 1] pixel range
+    options override the preset's. Units: ``eps`` and ``alpha`` are fractions of the [0, 1] pixel range
     for L-inf (``eps=4/255``) and raw radii for L2 — the CLI alone reads K/255. ``None`` = the attack's
     default (:mod:`mmrobust.attacks.options`: eps 1/255, one step-size rule, all other classes as targets).
     """
 
     model: str
     dataset: str
-    data_root: str | None = None
-    split: str | None = None
-    n_samples: int | None = None
-    batch_size: int = 64
-    device: str | None = None
-    seed: int = 0
-    templates: str | None = None
-    #: a file of class names (one per line, line i = label i) replacing the dataset's; None = the dataset's own
-    classnames: str | None = None
     output: str | None = None
-    logit_scale: float | None = None
-    progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-    # --- attacks (None/empty = clean only)
-    attacks: str | list[str] | None = None
-    preset: str | None = None
-    norm: str | None = None
-    eps: float | None = None
-    steps: int | None = None
-    alpha: float | None = None
-    restarts: int | None = None
-    square_queries: int | None = None
-    #: attack each other class in turn (APGD-T's scheme) with PGD, FGSM or Square
-    targeted: bool = False
-    #: targeted attacks: at most this many wrong classes (None = all other classes of the task)
-    target_classes: int | None = None
-    #: text recipe used inside multimodal attacks (default: bert-attack with --mlm, else embed-sub)
-    text_attack: str | None = None
-    text_words: int | None = None
-    text_candidates: int | None = None
-    mlm: str | None = None
-    #: "embedding-kl" (the study's, label-free), "embedding-cos" or "zero-shot-margin" (task-aware)
-    text_goal: str | None = None
-    #: zero-shot-margin: clean labelled images per class the text attack may look at
-    text_goal_images: int | None = None
-    #: prompts searched together by the text attacks' batched search (None = 128; 1 = one at a time)
-    text_chunk: int | None = None
-    #: text attacks never change a prompt's own class words nor introduce another class's name
-    protect_classnames: bool = False
-    #: text attacks reject candidates whose MiniLM sentence cosine to the original is lower (None = off)
-    min_similarity: float | None = None
-    #: co-attack-kl: weight of the adversarial-text KL (None = the study's 3)
-    kl_text_weight: float | None = None
-    resume: bool = True
-    sanity: bool = True
-    #: evaluate on a deterministic subset of this many classes (k-way task, images of those classes only)
-    classes: int | None = None
     #: "classification" (zero-shot) or "retrieval" (image–text recall, see :mod:`.retrieval`)
     task: str = "classification"
     #: retrieval transfer: craft attacks on this model, score on ``model``
     source_model: str | None = None
-    #: "cascade" (each attack only on images no earlier attack broke, as AutoAttack) or "each" (standalone)
-    ensemble: str = "cascade"
-    #: arithmetic of the image attacks' forward/backward: fp32 (None = default), tf32 or bf16; scoring stays fp32
-    precision: str | None = None
-    #: torch.compile the model's towers (see mmrobust.utils.compile)
-    compile: bool = False
 
     def attack_values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ATTACK_FIELDS}
+
+    def retrieval_values(self) -> dict[str, Any]:
+        """The retrieval-only settings the user gave (None = the attack's default)."""
+        return {name: getattr(self, name) for name in RETRIEVAL_FIELDS if getattr(self, name) is not None}
 
     def resolve_attacks(self) -> tuple[list[str], dict[str, Any]]:
         """(attack names, their option values) after the preset and the user's values are merged."""
@@ -134,6 +96,8 @@ class EvalConfig:
             return self
         if self.source_model is not None:
             raise ConfigError("--source-model (transfer) is only supported with --task retrieval")
+        for name in self.retrieval_values():
+            raise ConfigError(f"--{name.replace('_', '-')} applies to --task retrieval (its attacks) only")
         if self.classnames is not None:
             read_lines(self.classnames, f"--classnames {self.classnames}")  # unreadable: fail before any model loads
         if self.logit_scale is None and self.preset:

@@ -14,6 +14,8 @@ from ..errors import ConfigError
 from .base import Study
 from .finetune_common import BASELINE_KEY, accuracy_columns, baseline_cell, describe_training
 from .grid import Cell
+from ..training.method_options import option_names
+from ..training.methods import get_method
 from .options import StudyOptions, lambda_pair, parse_list
 from .intervals import error_bar, error_bar_note
 from .plots import bar_plot
@@ -29,8 +31,9 @@ class LossAblationStudy(Study):
     trains = True
 
     def parse_args(self, raw: dict[str, Any], options: StudyOptions) -> dict[str, Any]:
-        if options.method not in ("mmcoa", "mmcoa-released"):
-            raise ConfigError(f"study loss-ablation ablates MMCoA's loss; --method must be mmcoa, got {options.method!r}")
+        if "lambda_img" not in option_names(get_method(options.method).options):
+            raise ConfigError(f"study loss-ablation ablates MMCoA's loss weights; --method {options.method!r} has "
+                              "none (use mmcoa or mmcoa-released)")
         pairs = parse_list(raw.get("lambdas", DEFAULT_LAMBDAS), "--lambdas", lambda_pair)
         return {"lambdas": [list(p) for p in pairs], "baseline": bool(raw.get("baseline", True))}
 
@@ -45,8 +48,8 @@ class LossAblationStudy(Study):
     def compute(self, ctx: StudyContext, cell: Cell, digest: str) -> dict[str, Any]:
         if cell.key == BASELINE_KEY:
             return baseline(ctx, cell, digest)
-        return train_and_evaluate(ctx, cell, digest, lambda_img=cell.params["lambda_img"],
-                                  lambda_txt=cell.params["lambda_txt"])
+        weights = {"lambda_img": cell.params["lambda_img"], "lambda_txt": cell.params["lambda_txt"]}
+        return train_and_evaluate(ctx, cell, digest, method_options={**ctx.options.method_options, **weights})
 
     def columns(self, ctx: StudyContext) -> list[Column]:
         return [Column("setting", "lambda", "text"), *accuracy_columns(ctx)]

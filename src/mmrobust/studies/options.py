@@ -13,8 +13,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
 from ..attacks.options import RULES, TEXT_GOALS
+from ..attacks.settings import TextSettings
 from ..attacks.text.recipe_specs import RECIPE_NAMES, default_recipe
 from ..errors import ConfigError
+from ..options.fields import BUDGET, option
+from ..options.parse import positive_int as positive_integer
+from ..options.run import TRAINING_TEMPLATES, RunOptions
 from ..utils.device import resolve_device
 from ..utils.seeding import check_seed
 
@@ -30,7 +34,7 @@ EVAL_FIELDS = (
     "image_attack", "text_attack", "multimodal_attack", "text_words", "text_candidates", "mlm", "text_goal",
     "protect_classnames", "min_similarity",
 )
-#: options that change what a fine-tune produces
+#: options that change what a fine-tune produces (the method's own options are added: see ``hash_fields``)
 TRAIN_FIELDS = (
     "method", "epochs", "train_batch_size", "lr", "train_eps", "train_steps", "train_mode", "n_train",
     "lambda_img", "lambda_txt", "text_attack", "text_words", "text_candidates", "mlm", "text_goal",
@@ -40,9 +44,26 @@ TRAIN_FIELDS = (
 NONE = "none"
 
 
-@dataclass
-class StudyOptions:
+def _attack_help(modality: str) -> str:
+    from ..attacks.registry import names_of
+
+    return f"{modality.capitalize()} attack: {', '.join(names_of(modality) + [NONE])}."
+
+
+def _method_help() -> str:
+    from ..training.methods import METHOD_SPECS
+
+    return f"Fine-tuning method: {', '.join(METHOD_SPECS)}."
+
+
+@dataclass(kw_only=True)
+class StudyOptions(RunOptions, TextSettings):
     """Options shared by the studies. Defaults are small and sized for ``proxy:digits`` on two CPU cores.
+
+    Composed from :class:`~mmrobust.options.run.RunOptions` and the text options every command shares
+    (:class:`~mmrobust.attacks.settings.TextSettings`), plus the grid's own options below, each declared once
+    with its flag. ``method_options``: the fine-tuning method's hyperparameters the user gave (names of its
+    :attr:`~mmrobust.training.methods.MethodSpec.options` fields), the rest at their defaults.
 
     ``eval_eps`` / ``train_eps`` are fractions of the [0, 1] pixel range (L-inf; the CLI reads K/255). The
     digits are 8 x 8 images upsampled, so small budgets barely move the proxy: 16/255 is the demo's measured
@@ -53,56 +74,74 @@ class StudyOptions:
     another; the cell JSON records where it ran).
     """
 
-    output_dir: str
-    models: tuple[str, ...] = ("proxy:digits",)
-    dataset: str = "digits"
-    data_root: str | None = None
-    split: str | None = None
-    n_eval: int = 100
-    batch_size: int = 100
-    templates: str = "study"
-    seed: int = 0
-    device: str | None = None
-    progress: bool = True
-    sanity: bool = False
+    output_dir: str = option(help="Study folder: cells/, table.csv, table.json, plot.png.", short="-o")
+    models: tuple[str, ...] = option(
+        ("proxy:digits",), "Model spec (tiny, proxy:NAME, ckpt:DIR, ...); repeat to compare.", flag="--model",
+        short="-m", param="model", repeat=True)
+    dataset: str = option("digits", "Dataset (see `mmrobust datasets`).", short="-d")
+    split: str | None = option(None, "Evaluation split (default: the dataset's test split).", cli=False)
+    n_eval: int = option(100, "Held-out images per evaluation (capped at those available).", short="-n")
+    batch_size: int = option(100, "Evaluation batch size.", short="-b")
+    sanity: bool = option(
+        False, "Run the robustness sanity checks per cell (slower; without them cells are 'unchecked').",
+        flag="--sanity/--no-sanity")
     # --- evaluation attacks
-    eval_eps: float = 16 / 255
-    eval_steps: int = 10
-    image_attack: str = "pgd"
-    text_attack: str | None = None
-    multimodal_attack: str = "sep"
-    text_words: int = 1
-    text_candidates: int = 10
-    mlm: str | None = None
-    #: "embedding-kl" (the study's, label-free) or "zero-shot-margin" / "embedding-cos" (see ``mmrobust eval``)
-    text_goal: str = "embedding-kl"
-    #: text attacks (evaluation prompts and training captions) keep each prompt's class words and introduce
-    #: no other class's name
-    protect_classnames: bool = False
-    #: text attacks keep a MiniLM sentence cosine of at least this to the original (None = off)
-    min_similarity: float | None = None
-    #: texts per batched text search (cost only; the texts are the same whatever the value)
-    text_chunk: int | None = None
-    # --- fine-tuning (train-size, loss-ablation, params)
-    method: str = "mmcoa"
-    epochs: int = 1
-    train_batch_size: int = 32
-    lr: float = 1e-4
-    train_eps: float = 16 / 255
-    train_steps: int = 5
-    train_mode: str | None = None
-    n_train: int | None = 256
-    lambda_img: float = 0.5
-    lambda_txt: float = 0.5
-    extra: dict[str, Any] = field(default_factory=dict)
+    eval_eps: float = option(16 / 255, "Evaluation L-inf budget K (K/255).", unit=BUDGET)
+    eval_steps: int = option(10, "Steps of the evaluation image attack.")
+    image_attack: str = option("pgd", _attack_help("image"))
+    multimodal_attack: str = option("sep", _attack_help("multimodal"))
+    # --- fine-tuning (train-size, loss-ablation, params): the grid's per-cell training budget
+    method: str = option("mmcoa", _method_help())
+    epochs: int = option(1, "Fine-tuning epochs per cell (equal for every cell).")
+    train_batch_size: int = option(32, "Fine-tuning batch size.")
+    lr: float = option(1e-4, "AdamW learning rate (small proxies need ~1e-4).")
+    train_eps: float = option(16 / 255, "Training PGD budget K (K/255).", unit=BUDGET)
+    train_steps: int = option(5, "Training PGD steps.")
+    train_mode: str | None = option(
+        None, "Parameters to train (full, image, text, last-k, prompt; default: method's).", flag="--train")
+    n_train: int | None = option(256, "Fine-tuning images per cell (a fixed random subset).")
+    method_options: dict[str, Any] = field(default_factory=dict)
     #: fine-tuning studies: also evaluate every row's model zero-shot on these datasets (a ``--datasets`` list
     #: of ``mmrobust benchmark``); never in a cell's hash (the OOD cells are the benchmark's own, see ``ood.py``)
-    ood_datasets: str | None = None
+    ood_datasets: str | None = option(
+        None, "Also evaluate every row's model zero-shot on these datasets (as `mmrobust benchmark --datasets`: "
+              "comma list, @study, a file) with the same attacks: DIR/ood/ holds that benchmark (paired tests vs "
+              "the model before fine-tuning); the table gains OOD-average columns.", flag="--ood-dataset",
+        param="ood_dataset")
     # --- statistics (never in a cell's hash: they change how rows are summarised, not what a cell measures)
     #: run the whole grid once per seed and aggregate (None: the one ``seed``)
-    seeds: tuple[int, ...] | None = None
+    seeds: tuple[int, ...] | None = option(
+        None, "Run the whole study once per seed (e.g. 0,1,2; overrides --seed) under DIR/seed-S and aggregate: "
+              "mean ± sd, t interval, pooled 95 % interval.", listing=True)
     #: the row every other row is compared with (cell key, setting or model); None: the study's default
-    reference: str | None = None
+    reference: str | None = option(
+        None, "Row every other row is compared with on the same images (cell key, setting or model): difference, "
+              "paired bootstrap 95 % interval, exact McNemar p. Default: the first row (the model before "
+              "fine-tuning) / the first --model.")
+
+    def __post_init__(self) -> None:
+        for name, default in (("text_words", 1), ("text_candidates", 10), ("text_goal", "embedding-kl")):
+            if getattr(self, name) is None:
+                setattr(self, name, default)
+        if self.templates is None:
+            self.templates = TRAINING_TEMPLATES
+        if isinstance(self.seeds, str) or (self.seeds and all(isinstance(s, str) for s in self.seeds)):
+            self.seeds = tuple(parse_list(self.seeds, "--seeds", seed_value))
+
+    def method_values(self) -> dict[str, Any]:
+        """The method's full options (the given ones over its defaults), validated by its spec."""
+        from ..training.methods import get_method
+
+        made = get_method(self.method).make_options(self.method_options)
+        return {} if made is None else made.to_dict()
+
+    @property
+    def lambda_img(self) -> float:
+        return float(self.method_options.get("lambda_img", 0.5))
+
+    @property
+    def lambda_txt(self) -> float:
+        return float(self.method_options.get("lambda_txt", 0.5))
 
     def validate(self) -> "StudyOptions":
         """Refuse bad values before any model is loaded, one line each."""
@@ -112,13 +151,15 @@ class StudyOptions:
         if self.text_attack is None:
             self.text_attack = default_recipe(self.mlm)
         self.method = get_method(self.method).name
+        self.method_values()  # a hyperparameter the method does not read is refused here
+        if self.precision not in (None, "fp32") or self.compile:
+            raise ConfigError("the studies evaluate and fine-tune in fp32 without torch.compile "
+                              "(--precision / --compile apply to eval, benchmark and train)")
         if not self.models:
             raise ConfigError("give at least one --model")
         for name in ("n_eval", "batch_size", "eval_steps", "text_words", "text_candidates", "epochs",
                      "train_batch_size", "train_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+            setattr(self, name, positive_integer(getattr(self, name), "--" + name.replace("_", "-")))
         if self.n_train is not None and self.n_train < 1:
             raise ConfigError(f"--n-train must be at least 1, got {self.n_train}")
         check_seed(self.seed)
@@ -162,13 +203,21 @@ class StudyOptions:
         return [a for a in (self.image_attack, self.text_attack, self.multimodal_attack) if a != NONE]
 
     def hash_fields(self, *, training: bool) -> dict[str, Any]:
-        """The options a cell's numbers depend on (see the module docstring)."""
-        data = asdict(self)
+        """The options a cell's numbers depend on (see the module docstring). A method hyperparameter other
+        than MMCoA's two weights enters only when given, so the cells measured before it existed keep their
+        hash."""
+        data = self.to_dict()
         keys = EVAL_FIELDS + (TRAIN_FIELDS if training else ())
-        return {k: data[k] for k in keys}
+        out = {k: data[k] for k in keys}
+        if training:
+            out.update({k: v for k, v in sorted(self.method_options.items()) if k not in TRAIN_FIELDS})
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("method_options")
+        data.update(lambda_img=self.lambda_img, lambda_txt=self.lambda_txt, **self.method_options)
+        data.pop("precision", None), data.pop("compile", None)
         data["models"] = list(self.models)
         data["seeds"] = None if self.seeds is None else list(self.seeds)
         return data

@@ -26,21 +26,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
 from ..utils.seeding import check_seed
 
 from ..attacks.options import RULES, TEXT_GOALS, TextOptions, default_step_size
+from ..attacks.settings import TextSettings
 from ..attacks.text.recipe_specs import default_recipe
+from ..options.parse import parse_budget, positive_int
+from ..options.run import TRAINING_TEMPLATES, RunOptions
 from .methods import METHOD_SPECS, get_method
+from .options import EVAL_ATTACKS, TRAIN_MODES, TrainingOptions
 
 METHODS = tuple(METHOD_SPECS)
-TRAIN_MODES = ("full", "image", "text", "last-k", "prompt")
-TARGET_MODES = ("class", "instance")
-EVAL_ATTACKS = ("none", "pgd")
 #: caption-attack options validated by the evaluation attacks' rules (text_goal has its own: see below)
 TEXT_FIELDS = ("text_attack", "mlm", "text_words", "text_candidates", "text_chunk", "protect_classnames",
                "min_similarity")
@@ -54,22 +54,9 @@ def training_goal(goal: str | None) -> str:
 
 
 def parse_eps(value: str | float | int, name: str = "--eps") -> float:
-    """``"4"`` / ``4`` -> 4/255 (the literature's integer units), ``"4/255"`` -> 4/255, ``"0.5/255"`` -> 0.5/255.
-
-    A bare number is always k/255 (``--eps 1`` is MMCoA's 1/255); a fraction ``a/b`` is taken literally.
-    """
-    if isinstance(value, (int, float)):
-        result = float(value) / 255.0
-    else:
-        text = str(value).strip()
-        match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?", text)
-        if not match:
-            raise ConfigError(f"{name} {value!r} is not a number: give k (meaning k/255) or a fraction like 4/255")
-        numerator = float(match.group(1))
-        result = numerator / float(match.group(2)) if match.group(2) else numerator / 255.0
-    if not math.isfinite(result) or result < 0 or result > 1:
-        raise ConfigError(f"{name} {value!r} must lie in [0, 1] of the pixel range (k/255 with 0 <= k <= 255)")
-    return result
+    """``"4"`` / ``4`` -> 4/255 (the literature's integer units), ``"4/255"`` -> 4/255 (the one parser:
+    :func:`mmrobust.options.parse.parse_budget`)."""
+    return parse_budget(value, "linf", name)
 
 
 def eps_label(eps: float) -> str:
@@ -78,71 +65,34 @@ def eps_label(eps: float) -> str:
     return f"{k:g}/255" if abs(k - round(k, 3)) < 1e-9 else f"{k:.4g}/255"
 
 
-@dataclass
-class TrainConfig:
-    """One fine-tuning run. ``eps``/``alpha``/``eval_eps`` are fractions of the pixel range (1/255, not 1)."""
+@dataclass(kw_only=True)
+class TrainConfig(RunOptions, TrainingOptions, TextSettings):
+    """One fine-tuning run, composed from the option groups (each declared once, with its flag):
+    :class:`~mmrobust.options.run.RunOptions`, :class:`.options.TrainingOptions`, the caption attack's
+    :class:`~mmrobust.attacks.settings.TextSettings`, and ``method_options``: the method's own hyperparameters
+    (an instance of its :attr:`~.methods.MethodSpec.options` class, a mapping of its values, or None for its
+    defaults; e.g. ``MMCoAOptions(lambda_img=1, lambda_txt=0)``).
+
+    ``eps``/``alpha``/``eval_eps`` are fractions of the pixel range (1/255, not 1). ``templates`` None = the
+    study's template; the text options None = the text attack's defaults (1 word, 10 candidates,
+    embedding-kl, 128 captions per search).
+    """
 
     model: str
     method: str
     dataset: str
     output_dir: str
-    data_root: str | None = None
-    train_split: str = "train"
-    eval_split: str | None = None
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-6
-    weight_decay: float = 0.2
-    betas: tuple[float, float] = (0.9, 0.98)
-    adam_eps: float = 1e-6
-    grad_clip: float = 1.0
-    train: str | None = None
-    last_k: int = 4
-    prompt_size: int | None = None
-    eps: float = 1 / 255
-    #: None = the one PGD step-size rule (:func:`mmrobust.attacks.options.default_step_size`): 1/255 at 1/255
-    alpha: float | None = None
-    steps: int = 10
-    attack_random_start: bool = True
-    #: caption attack recipe; None = bert-attack with ``mlm``, else embed-sub (as everywhere)
-    text_attack: str | None = None
-    text_words: int = 1
-    text_candidates: int = 10
-    mlm: str | None = None
-    text_goal: str = "embedding-kl"
-    #: captions searched together by the batched search (cost only: the adversarial captions are the same)
-    text_chunk: int = TextOptions.text_chunk
-    #: the caption attack never changes a caption's own class words nor introduces another class's name
-    protect_classnames: bool = False
-    #: reject caption substitutions whose MiniLM sentence cosine to the clean caption is lower (None = off)
-    min_similarity: float | None = None
-    lambda_img: float = 0.5
-    lambda_txt: float = 0.5
-    pmg_alpha: float = 1.0
-    pmg_beta: float = 1.0
-    targets: str = "class"
-    #: MMCoA / text-AT under torchrun: contrast against every rank's features (the global batch), as open_clip's
-    #: --gather-with-grad; False = in-rank negatives (the objective then depends on the world size)
-    gather_with_grad: bool = False
-    templates: str | None = "study"
-    n_train: int | None = None
-    shots: int | None = None
-    n_eval: int | None = 500
-    eval_attack: str = "none"
-    eval_eps: float | None = None
-    eval_steps: int = 10
-    eval_batch_size: int = 128
-    seed: int = 0
-    device: str | None = None
-    resume: bool = False
-    checkpoint_every_steps: int = 0
-    keep_checkpoints: int = 1
-    progress: bool = True
-    #: arithmetic of the training attack and of the forward/backward (AMP): fp32, tf32 or bf16
-    precision: str = "fp32"
-    #: torch.compile the model's towers (mmrobust.utils.compile)
-    compile: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    method_options: Any = None
+
+    def __post_init__(self) -> None:
+        defaults = TextOptions()
+        for name in ("text_words", "text_candidates", "text_goal", "text_chunk"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(defaults, name))
+        if self.templates is None:
+            self.templates = TRAINING_TEMPLATES
+        if self.precision is None:
+            self.precision = "fp32"
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -155,11 +105,11 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Refuse bad values up front, each with one line naming the option."""
-        self.method = get_method(self.method).name
+        spec = get_method(self.method)
+        self.method = spec.name
+        self.method_options = spec.make_options(self.method_options)
         if self.train is not None and self.train not in TRAIN_MODES:
             raise ConfigError(f"unknown --train {self.train!r}; known: {', '.join(TRAIN_MODES)}")
-        if self.targets not in TARGET_MODES:
-            raise ConfigError(f"unknown --targets {self.targets!r}; known: {', '.join(TARGET_MODES)}")
         if self.text_attack is None:
             self.text_attack = default_recipe(self.mlm)
         for name in TEXT_FIELDS:  # the caption attack's options mean and check what they do in eval
@@ -171,19 +121,15 @@ class TrainConfig:
         if self.eval_attack not in EVAL_ATTACKS:
             raise ConfigError(f"unknown --eval-attack {self.eval_attack!r}; known: {', '.join(EVAL_ATTACKS)}")
         for name in ("epochs", "batch_size", "steps", "eval_steps", "eval_batch_size", "keep_checkpoints"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+            setattr(self, name, positive_int(getattr(self, name), "--" + name.replace("_", "-")))
         for name in ("lr", "adam_eps"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
-        for name in ("weight_decay", "grad_clip", "lambda_img", "lambda_txt", "pmg_alpha", "pmg_beta"):
+        for name in ("weight_decay", "grad_clip"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a non-negative number, got {value}")
-        if self.method in ("mmcoa", "mmcoa-released") and self.lambda_img == 0 and self.lambda_txt == 0:
-            raise ConfigError("--lambda-img and --lambda-txt are both 0: MMCoA would have no loss")
         if not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"Adam betas must lie in [0, 1), got {self.betas}")
         if self.alpha is None and 0 < self.eps <= 1:
@@ -213,7 +159,10 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """Flat, as reports and checkpoints have always recorded it: the method's options are top-level keys."""
         data = dataclasses.asdict(self)
+        options = data.pop("method_options")
+        data.update(options if isinstance(options, dict) else {})
         data["betas"] = list(self.betas)
         data["train_mode"] = self.train_mode
         data["eps_label"] = eps_label(self.eps)
@@ -229,11 +178,16 @@ class TrainConfig:
     def differences(self, saved: dict[str, Any]) -> list[str]:
         """Options whose value differs from a saved run's config (ignoring those a resume may change).
 
-        An option the saved config lacks (a run started before the option existed) counts as its default."""
+        An option the saved config lacks (a run started before the option existed) counts as its default; a
+        saved option this run does not have (another method's hyperparameter, recorded by older versions for
+        every method) is not a difference."""
         mine = self.to_dict()
         defaults = {f.name: f.default for f in dataclasses.fields(self) if f.default is not dataclasses.MISSING}
+        spec = get_method(self.method)
+        if spec.options is not None:
+            defaults.update(spec.options().to_dict())
         return [
-            key for key in sorted(set(mine) | set(saved))
+            key for key in sorted(mine)
             if key not in self.RESUMABLE_CHANGES and key != "extra"
             and _norm(mine.get(key)) != _norm(saved.get(key, defaults.get(key)))
         ]

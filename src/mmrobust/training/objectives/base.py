@@ -24,6 +24,7 @@ from ...attacks.image.pgd import PGD
 from ...models.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, encode_class_prompts
 from ...models.base import VisionLanguageModel
 from ..config import TrainConfig
+from ..methods import get_method
 from ..pairs import CaptionBatch, class_captions
 
 
@@ -80,6 +81,8 @@ class Objective(ABC):
     def __init__(self, ctx: ObjectiveContext) -> None:
         self.ctx = ctx
         self.config = ctx.config
+        #: the method's own hyperparameters (:mod:`mmrobust.training.method_options`; None if it has none)
+        self.options: Any = get_method(ctx.config.method).make_options(ctx.config.method_options)
         self._cache = PromptEmbeddingCache()
 
     # ------------------------------------------------------------------ the two phases

@@ -26,9 +26,9 @@ class MMCoA(Objective):
     def adversarial_inputs(self, batch: TrainBatch) -> dict[str, Any]:
         captions = self.captions(batch.labels)
         out: dict[str, Any] = {"captions": captions}
-        if self.config.lambda_img > 0:
+        if self.options.lambda_img > 0:
             out["images"] = self.adversarial_images(batch)
-        if self.config.lambda_txt > 0:
+        if self.options.lambda_txt > 0:
             out["adv_texts"] = self.adversarial_captions(captions)
         return out
 
@@ -36,12 +36,12 @@ class MMCoA(Objective):
     def global_loss(self) -> bool:
         """True when the loss is the whole global batch's on every rank (``--gather-with-grad``)."""
         dist = self.ctx.dist
-        return bool(self.config.gather_with_grad and dist is not None and dist.enabled)
+        return bool(self.options.gather_with_grad and dist is not None and dist.enabled)
 
     @property
     def contrastive_targets(self) -> str:
         """``--targets``: class-aware (default) or the reference's ``arange(B)`` instance targets."""
-        return self.config.targets
+        return self.options.targets
 
     def _contrastive(self, images: Any, texts: list[str], captions: Any) -> Any:
         image_features = self.model.encode_image(images, normalize=True)
@@ -59,13 +59,13 @@ class MMCoA(Objective):
         captions = adversarial["captions"]
         total = 0.0
         parts: dict[str, float] = {}
-        if self.config.lambda_img > 0:
+        if self.options.lambda_img > 0:
             image_term = self._contrastive(adversarial["images"], captions.texts, captions)
-            total = total + self.config.lambda_img * image_term
+            total = total + self.options.lambda_img * image_term
             parts["contrastive_adv_image"] = float(image_term.detach())
-        if self.config.lambda_txt > 0:
+        if self.options.lambda_txt > 0:
             text_term = self._contrastive(batch.images, adversarial["adv_texts"], captions)
-            total = total + self.config.lambda_txt * text_term
+            total = total + self.options.lambda_txt * text_term
             parts["contrastive_adv_text"] = float(text_term.detach())
         return LossTerms(total, parts)  # type: ignore[arg-type]
 

@@ -47,6 +47,6 @@ class PMGAFT(Objective):
         ce = F.cross_entropy(adv_logits, batch.labels)
         kl_original = kl_divergence(adv_logits, adversarial["original_logits"])
         kl_clean = kl_divergence(adv_logits, clean_logits)
-        loss = ce + self.config.pmg_alpha * kl_original + self.config.pmg_beta * kl_clean
+        loss = ce + self.options.pmg_alpha * kl_original + self.options.pmg_beta * kl_clean
         return LossTerms(loss, {"ce_adv": float(ce.detach()), "kl_original": float(kl_original.detach()),
                                 "kl_clean": float(kl_clean.detach())})

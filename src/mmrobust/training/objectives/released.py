@@ -86,9 +86,9 @@ class ReleasedMMCoA(MMCoA):
     def adversarial_inputs(self, batch: TrainBatch) -> dict[str, Any]:
         captions = self.captions(batch.labels)
         out: dict[str, Any] = {"captions": captions, "iterates": []}
-        if self.config.lambda_img > 0:
+        if self.options.lambda_img > 0:
             out["images"], out["iterates"] = released_pgd_iterates(self, batch)
-        if self.config.lambda_txt > 0:
+        if self.options.lambda_txt > 0:
             out["adv_texts"] = self.adversarial_captions(captions)
         return out
 

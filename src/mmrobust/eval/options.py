@@ -1,0 +1,33 @@
+"""Options of a zero-shot evaluation run (``mmrobust eval`` and ``benchmark``), declared once with their flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..options.fields import option
+
+
+@dataclass(kw_only=True)
+class EvalOptions:
+    split: str | None = option(None, "Dataset split (default: the dataset's test split).")
+    n_samples: int | None = option(None, "Evaluate a fixed random subset of N images (per dataset).", short="-n")
+    #: evaluate on a deterministic subset of this many classes (k-way task, images of those classes only)
+    classes: int | None = option(
+        None, "K-way task on a fixed (seeded) subset of K classes and their images.", flag="--n-classes",
+        param="n_classes")
+    batch_size: int = option(64, "Images per batch.", short="-b")
+    #: a file of class names (one per line, line i = label i) replacing the dataset's; None = the dataset's own
+    classnames: str | None = option(
+        None, "File of class names replacing the dataset's: one per line, line i = label i; the count must match "
+              "the dataset's classes.")
+    logit_scale: float | None = option(
+        None, "Fix the temperature (the study evaluates at 100); default: the model's.")
+    resume: bool = option(True, "Continue an interrupted attack run from <output>.state.json.",
+                          flag="--resume/--no-resume")
+    sanity: bool = option(True, "Skip the robustness sanity checks (report says so).", flag="--no-sanity",
+                          inverted=True, param="no_sanity")
+    #: "cascade" (each attack only on images no earlier attack broke, as AutoAttack) or "each" (standalone)
+    ensemble: str = option(
+        "cascade", "cascade: each attack only on images no earlier attack broke (as AutoAttack; per-attack "
+                   "numbers cumulative); each: every attack on every clean-correct image (standalone numbers). "
+                   "Same worst case.")
