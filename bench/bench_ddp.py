@@ -1,7 +1,7 @@
 """Step time of mmrobust's flat all-reduce vs DistributedDataParallel, bucketed vs flat, side by side in one run.
 
 Why: the trainer averages gradients with one flat all-reduce after ``backward()``
-(:func:`mmrobust.training.distributed.average_gradients`) because its objectives call ``encode_image`` /
+(:func:`mmrobust.utils.distributed.average_gradients`) because its objectives call ``encode_image`` /
 ``encode_text`` several times per step, not one ``forward()``. DDP's reducer instead all-reduces gradient
 buckets *during* backward (overlap). This measures, on the same model, data and process group:
 
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmrobust.models.native import NativeCLIP
-from mmrobust.training.distributed import average_gradients, setup_distributed
+from mmrobust.utils.distributed import average_gradients, setup_distributed
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

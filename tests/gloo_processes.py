@@ -20,7 +20,7 @@ def free_port() -> int:
 
 
 def join_rank(rank: int, world: int, port: int) -> None:
-    """torchrun's environment for this rank (read by ``training.distributed.setup_distributed``)."""
+    """torchrun's environment for this rank (read by ``utils.distributed.setup_distributed``)."""
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
                        "RANK": str(rank), "LOCAL_RANK": str(rank)})
 

@@ -13,15 +13,6 @@ from safetensors.torch import load_file
 
 from mmrobust.training import TrainConfig, train
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they slow down ~10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 torch_distributed = pytest.importorskip("torch.distributed")
 if not torch_distributed.is_available() or not torch_distributed.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)

@@ -13,15 +13,6 @@ from mmrobust.demo import COLUMNS, DemoConfig, format_table, run_demo
 from mmrobust.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they slow down ~10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_demo_writes_table_json_csv_and_plot(tmp_path: Path) -> None:
     lines: list[str] = []
     config = DemoConfig(

@@ -13,14 +13,6 @@ from mmrobust.eval.run import ATTACK_FIELDS, EvalConfig, run_evaluation
 from robust_test_models import prototype_digits_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Interrupt(Exception):
     pass
 

@@ -11,7 +11,7 @@ from gloo_processes import join_rank, report_to
 from mmrobust.data.digits import DIGIT_NAMES
 from mmrobust.models.tiny import build_tiny
 from mmrobust.training.config import TrainConfig
-from mmrobust.training.distributed import average_gradients, setup_distributed
+from mmrobust.utils.distributed import average_gradients, setup_distributed
 from mmrobust.training.objectives.base import ObjectiveContext, TrainBatch
 from mmrobust.training.objectives.mmcoa import MMCoA, TextAdversarialTraining
 

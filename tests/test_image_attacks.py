@@ -16,15 +16,6 @@ from mmrobust.models.zeroshot import ZeroShotClassifier
 from robust_test_models import prototype_digits_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny per-step ops: one thread avoids oversubscription on shared cores (2 threads were 100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits_batch():
     model = prototype_digits_model()

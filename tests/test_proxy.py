@@ -28,15 +28,6 @@ SHRUNK = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: results independent of the load other jobs put on the machine (resume test compares bits)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(cache dir, entry folder) of one shrunken digits build shared by the tests below."""

@@ -22,14 +22,6 @@ from mmrobust.models.tiny import build_tiny
 from robust_test_models import prototype_digits_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def config(tmp_path: Path, **kwargs) -> EvalConfig:
     base = dict(model="test:prototype", dataset="digits", n_samples=48, batch_size=16, attacks="pgd,fgsm",
                 eps=16 / 255, steps=10, progress=False, output=str(tmp_path / "report.json"), sanity=False)

@@ -17,14 +17,6 @@ from mmrobust.models.zeroshot import ZeroShotClassifier, build_prompts
 from robust_test_models import masked_digits_model, prototype_digits_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def evaluate(model, tmp_path, **kwargs):
     attacks = kwargs.pop("attacks", "pgd,square")
     given = dict(eps=16 / 255, steps=10, square_queries=100) | {k: v for k, v in kwargs.items() if k in ATTACK_FIELDS}

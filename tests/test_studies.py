@@ -22,15 +22,6 @@ from mmrobust.studies import StudyOptions, get_study, run_study
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core machine they slow down a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _options(out: Path, **overrides) -> StudyOptions:
     settings = dict(output_dir=str(out), models=("tiny",), n_eval=8, batch_size=8, eval_steps=1, epochs=1,
                     train_batch_size=8, train_steps=1, n_train=8, progress=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mmrobust.benchmark.study_ood import BenchmarkOOD
 from mmrobust.benchmark.table import family_vectors
 from mmrobust.cli.main import app
 from mmrobust.stats import mcnemar_exact
@@ -69,10 +70,10 @@ def test_ood_outcomes_are_pooled_only_when_the_pooled_mean_is_the_average(tmp_pa
 
     row: dict = {}
     attach_outcomes(row, [report("a.json", "1100"), report("b.json", "1000"),
-                          {"status": "missing", "n": 0}], tmp_path)
+                          {"status": "missing", "n": 0}], tmp_path, BenchmarkOOD())
     assert row["correct"] == {"ood_clean": "11001000"} and set(row["images_by_column"]) == {"ood_clean"}
     unequal: dict = {}
-    attach_outcomes(unequal, [report("a.json", "1100"), report("c.json", "10")], tmp_path)
+    attach_outcomes(unequal, [report("a.json", "1100"), report("c.json", "10")], tmp_path, BenchmarkOOD())
     assert unequal == {}
 
 

@@ -14,15 +14,6 @@ from safetensors.torch import load_file
 
 from mmrobust.training import StepInfo, TrainConfig, train
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they slow down ~10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 KILL_AT = (1, 1)  # (epoch, step) both 0-based: the second step of the second epoch
 
 

@@ -21,15 +21,6 @@ from mmrobust.training.param_selection import select_trainable
 from mmrobust.training.visual_prompt import fold_prompt_into_model
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they slow down ~10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_config(tmp_path: Path, method: str = "tecoa", **overrides) -> TrainConfig:
     options = dict(
         model="tiny", method=method, dataset="digits", output_dir=str(tmp_path / method), epochs=1,

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from .attacks.presets import PRESETS
 from .attacks.settings import TextSettings
 from .options.fields import BUDGET, option
-from .options.run import TRAINING_TEMPLATES, RunOptions
+from .options.run import MODEL_HELP, N_TRAIN_HELP, SANITY_HELP, TRAINING_TEMPLATES, RunOptions
 from .attacks.registry import ATTACKS
 from .errors import ConfigError
 from .studies.grid import Cell, config_hash
@@ -33,6 +33,7 @@ from .studies.runner import StudyContext, evaluate, fine_tune, prepare, reliabil
 from .studies.tables import Column
 from .studies.tables import format_table as study_table
 from .training.config import eps_label
+from .training.options import EPOCHS_HELP, LR_HELP, TRAIN_EPS_HELP
 from .training.methods import get_method
 from .utils.files import atomic_write, output_lock, write_json_atomic
 
@@ -58,26 +59,25 @@ class DemoConfig(RunOptions, TextSettings):
     """
 
     output_dir: str = option("mmrobust-demo", "Folder for demo.json, demo.csv, demo.png and the runs.", short="-o")
-    model: str = option("proxy:digits", "Model to attack and fine-tune.", short="-m")
+    model: str = option("proxy:digits", MODEL_HELP, short="-m")
     dataset: str = option("digits", "Dataset of the demo.", cli=False)
     methods: tuple[str, ...] = option(("clean", "tecoa", "mmcoa"), "Fine-tuning methods to compare (comma-separated).",
                                       listing=True)
-    train_eps: float = option(16 / 255, "Training PGD radius K (K/255).", unit=BUDGET)
+    train_eps: float = option(16 / 255, TRAIN_EPS_HELP, unit=BUDGET)
     eval_eps: float = option(
         16 / 255, "Evaluation PGD radius K (K/255); digits are upsampled 8x8, so 1/255 does not bite.", flag="--eps",
         unit=BUDGET, param="eps")
     train_steps: int = option(5, "Training PGD steps.", cli=False)
     eval_steps: int = option(10, "Evaluation PGD steps.", cli=False)
-    epochs: int = option(4, "Fine-tuning epochs per method (equal budgets).")
+    epochs: int = option(4, EPOCHS_HELP)
     batch_size: int = option(128, "Fine-tuning batch size.", cli=False)
-    lr: float = option(1e-4, "AdamW learning rate for every method.")
+    lr: float = option(1e-4, LR_HELP)
     train: str = option("full", "Parameters trained by every method.", cli=False)
-    n_train: int | None = option(
-        None, "Training images per method (a fixed random subset of digits/train; default all).")
+    n_train: int | None = option(None, N_TRAIN_HELP)
     n_eval: int = option(450, "Held-out test images scored per model (digits/test has 450).")
     eval_batch_size: int = option(100, "Evaluation batch size.", cli=False)
     #: run the robustness sanity checks on every evaluated model (a defense is where gradient masking hides)
-    sanity: bool = option(True, "Robustness sanity checks on every evaluation.", flag="--sanity/--no-sanity")
+    sanity: bool = option(True, SANITY_HELP, flag="--sanity/--no-sanity")
 
     def __post_init__(self) -> None:
         if self.templates is None:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import ReportError
 from ..eval.distributed import all_gather_objects, eval_context
-from ..training.distributed import DistributedContext
+from ..utils.distributed import DistributedContext
 from ..utils.files import lock_file
 
 

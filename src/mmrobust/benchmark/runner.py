@@ -97,7 +97,7 @@ def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
 def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, retrieval: list[str],
                dctx: Any = None) -> dict[str, Any]:
     from .distribute import gather_results, mode, my_cells, run_claimed
-    from ..training.distributed import DistributedContext
+    from ..utils.distributed import DistributedContext
 
     dctx = dctx or DistributedContext(device=resolve_device(device))
     t0 = time.perf_counter()

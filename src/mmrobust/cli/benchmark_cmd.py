@@ -8,12 +8,14 @@ import typer
 
 from ..benchmark import BenchmarkConfig, run_benchmark
 from .errors import user_errors_exit
+from ..eval.run import EvalConfig
 from .eval_cmd import announce_attacks, eval_config
-from .options import EVAL_GROUPS, group_flags, with_options
+from .options import flags, with_options
 
 
 @user_errors_exit
-@with_options(group_flags(EVAL_GROUPS), exclude=("classnames", "ensemble"))
+@with_options(flags(EvalConfig, exclude=("model", "dataset", "output", "task", "source_model", "classnames",
+                                         "ensemble")))
 # one names file cannot fit many datasets; the family columns need standalone attacks (benchmark.runner.ENSEMBLE)
 def benchmark_command(
     model: List[str] = typer.Option(..., "--model", "-m", help="Model spec; repeat for several models (the first "
@@ -36,7 +38,7 @@ def benchmark_command(
     **shared: Any,
 ) -> None:
     """Evaluate every model on every dataset (resumable cell by cell); write one table and heat map."""
-    config = eval_config("", "", None, shared)
+    config = eval_config(shared, model="", dataset="", output=None)
     config.validate()
     from ..eval.distributed import is_main_process
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -10,34 +10,20 @@ from ..eval.distributed import is_main_process
 from ..eval.run import EvalConfig, run_evaluation
 from ..errors import ConfigError
 from .errors import user_errors_exit
-from .options import EVAL_GROUPS, group_flags, values_for, with_options
+from .options import flags, values_for, with_options
 
 
-def eval_config(model: str, dataset: str, output: str | None, shared: dict[str, Any], **run: Any) -> EvalConfig:
-    """The EvalConfig of the evaluation groups' flag values (``--eps K`` -> a fraction there)."""
-    values: dict[str, Any] = {}
-    for group in EVAL_GROUPS:
-        values.update(values_for(group, shared))
-    return EvalConfig(model=model, dataset=dataset, output=output, **run, **values)
+def eval_config(shared: dict[str, Any], **run: Any) -> EvalConfig:
+    """The EvalConfig of the evaluation flags' values (``--eps K`` -> a fraction there)."""
+    return EvalConfig(**{**values_for(EvalConfig, shared), **run})
 
 
 @user_errors_exit
-@with_options(group_flags(EVAL_GROUPS))
-def eval_command(
-    model: str = typer.Option(..., "--model", "-m", help="Model spec: tiny, proxy:NAME, open_clip:ARCH[:TAG], hf:ID, ckpt:DIR."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `mmrobust datasets`)."),
-    output: str = typer.Option(..., "--output", "-o", help="Report file (JSON), written atomically."),
-    task: str = typer.Option(
-        "classification", "--task",
-        help="classification (zero-shot) or retrieval (image-text recall@1/5/10; datasets flickr30k, coco, wds:PATH).",
-    ),
-    source_model: Optional[str] = typer.Option(
-        None, "--source-model", help="Retrieval transfer: craft the attacks on this model, score them on --model."
-    ),
-    **shared: Any,
-) -> None:
+@with_options(flags(EvalConfig))
+def eval_command(**shared: Any) -> None:
     """Evaluate zero-shot classification or image-text retrieval (clean, or under attacks); one JSON report."""
-    config = eval_config(model, dataset, output, shared, task=task, source_model=source_model)
+    config = eval_config(shared)
+    output = config.output
     config.validate()
     if config.task == "classification" and is_main_process():
         announce_attacks(config)

@@ -84,7 +84,7 @@ def flags(group: type, *, exclude: Sequence[str] = (), only: Sequence[str] | Non
         if not info.cli or field.name in exclude or (only is not None and field.name not in only):
             continue
         default = getattr(defaults, field.name) if defaults is not None else _default(field)
-        if default is dataclasses.MISSING:
+        if default is dataclasses.MISSING or info.required:
             default = ...
         cli_type = List[str] if info.repeat else _cli_type(annotation, info.unit, info.listing)
         if info.inverted:

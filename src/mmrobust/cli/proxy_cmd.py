@@ -9,7 +9,9 @@ import typer
 
 from ..proxy import RECIPES, build_proxy, list_entries, list_proxies
 from ..proxy.cache import default_cache_dir
+from ..options.run import RunOptions
 from .errors import user_errors_exit
+from .options import Shared, flags, values_for, with_options
 
 proxy_app = typer.Typer(
     name="proxy",
@@ -19,24 +21,24 @@ proxy_app = typer.Typer(
 )
 
 
+#: the proxy cache folder, for both proxy commands
+CACHE_DIR = Shared("cache_dir", Optional[str], typer.Option(
+    None, "--cache-dir", help="Cache folder (default: $MMROBUST_CACHE_DIR or the user cache dir /proxies)."))
+
+
 @proxy_app.command("build")
 @user_errors_exit
+@with_options(flags(RunOptions, only=("seed", "data_root", "device", "progress")), (CACHE_DIR,))
 def build_command(
-    name: str = typer.Argument(..., help=f"Recipe: {', '.join(RECIPES)}."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the image tower init, data order and augmentation."),
-    cache_dir: Optional[str] = typer.Option(
-        None, "--cache-dir", help="Cache folder (default: $MMROBUST_CACHE_DIR or the user cache dir /proxies)."
-    ),
-    data_root: Optional[str] = typer.Option(
-        None, "--data-root", help="Folder with tiny-imagenet-200/ (and cifar-10-batches-py/) for tinyimagenet."
-    ),
+    name: str = typer.Argument(..., help=f"Recipe: {', '.join(RECIPES)} (tinyimagenet reads "
+                                         "DATA_ROOT/tiny-imagenet-200 and DATA_ROOT/cifar-10-batches-py)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if a verified build is cached."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: best available)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    **shared: object,
 ) -> None:
     """Build (or reuse, or resume) a proxy model; prints its folder and zero-shot accuracies."""
-    folder = build_proxy(name, seed=seed, cache_dir=cache_dir, data_root=data_root, force=force,
-                         progress=not quiet, device=device)
+    run = values_for(RunOptions, shared)
+    folder = build_proxy(name, seed=run.get("seed", 0), cache_dir=shared["cache_dir"], data_root=run.get("data_root"),
+                         force=force, progress=run.get("progress", True), device=run.get("device"))
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     spec = manifest["spec"]
     typer.echo(f"{spec}: {folder}")
@@ -52,10 +54,10 @@ def build_command(
 
 @proxy_app.command("list")
 @user_errors_exit
-def list_command(
-    cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Cache folder to inspect."),
-) -> None:
+@with_options((CACHE_DIR,))
+def list_command(**shared: object) -> None:
     """Show the recipes and every cached build (status, accuracies)."""
+    cache_dir = shared["cache_dir"]
     typer.echo(f"recipes (cache: {default_cache_dir(cache_dir)}):")
     for row in list_proxies(cache_dir):
         typer.echo(f"  proxy:{row['name']:<14} {row['status']}")

@@ -12,6 +12,7 @@ from typing import Any, List, Optional
 import typer
 
 from ..studies.options import StudyOptions
+from ..training.options import TrainingOptions
 from .errors import user_errors_exit
 from .options import Shared, flags, method_flags, method_values, values_for, with_options
 
@@ -47,7 +48,9 @@ def _run(name: str, values: dict[str, Any], study_args: dict[str, Any]) -> None:
 
     if "baseline" in values:
         study_args = {**study_args, "baseline": values["baseline"]}
-    run_study(get_study(name), _options(values), study_args, echo=typer.echo)
+    from ..benchmark.study_ood import BenchmarkOOD
+
+    run_study(get_study(name), _options(values), study_args, echo=typer.echo, ood=BenchmarkOOD())
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -98,12 +101,11 @@ def loss_ablation_command(
 
 @study_app.command("params")
 @user_errors_exit
-@with_options(study_flags(training=True, exclude=("train_mode",)))
+@with_options(study_flags(training=True, exclude=("train_mode",)), flags(TrainingOptions, only=("last_k",)))
 def params_command(
     modes: str = typer.Option("full,image,text,last-k", "--modes",
                               help="What to train per cell: full, image, text, last-k, prompt (comma-separated)."),
-    last_k: int = typer.Option(4, "--last-k", help="With last-k: the last K parameter tensors of the image tower."),
     **shared: Any,
 ) -> None:
     """Robustness vs. trained-parameter count: fine-tune all / one tower / last K tensors / a prompt."""
-    _run("params", shared, {"modes": modes, "last_k": last_k})
+    _run("params", shared, {"modes": modes, "last_k": shared.pop("last_k")})

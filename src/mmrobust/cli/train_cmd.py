@@ -6,42 +6,25 @@ Data-parallel: ``torchrun --nproc-per-node 2 -m mmrobust.cli.main train ...`` (g
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from ..attacks.settings import TextSettings
-from ..options.run import RunOptions
+from ..options.run import SeedsOptions
 from ..training.config import TrainConfig, eps_label
-from ..training.methods import METHOD_SPECS
-from ..training.options import TrainingOptions
 from .errors import user_errors_exit
-from .options import group_flags, method_flags, method_values, values_for, with_options
-
-#: the option groups of a fine-tuning run, composed into ``TrainConfig``
-TRAIN_GROUPS = (RunOptions, TrainingOptions, TextSettings)
+from .options import flags, method_flags, method_values, values_for, with_options
 
 
 @user_errors_exit
-@with_options(group_flags(TRAIN_GROUPS), method_flags())
-def train_command(
-    model: str = typer.Option(..., "--model", "-m", help="Model to fine-tune: tiny, proxy:NAME, ckpt:DIR, ..."),
-    method: str = typer.Option(..., "--method", help="Defense: " + "; ".join(f"{m.name} ({m.description})" for m in METHOD_SPECS.values()) + "."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Training dataset (see `mmrobust datasets`)."),
-    output_dir: str = typer.Option(..., "--output-dir", "-o", help="Run folder: checkpoints, log.jsonl, report.json, final/."),
-    seeds: Optional[str] = typer.Option(
-        None, "--seeds", help="Fine-tune once per seed (e.g. 0,1,2; overrides --seed) under OUTPUT_DIR/seed-S, "
-                              "finished seeds reused; OUTPUT_DIR/seeds.json: mean ± sd, t interval, pooled 95 % interval."),
-    **shared: Any,
-) -> None:
+@with_options(flags(TrainConfig), method_flags(), flags(SeedsOptions))
+def train_command(**shared: Any) -> None:
     """Fine-tune a model with a defense and write a loadable checkpoint (OUTPUT_DIR/final) and a report."""
     from ..training import train
 
-    values: dict[str, Any] = {}
-    for group in TRAIN_GROUPS:
-        values.update(values_for(group, shared, norm="linf"))
-    config = TrainConfig(model=model, method=method, dataset=dataset, output_dir=output_dir,
-                         method_options=method_values(shared), **values)
+    config = TrainConfig(**values_for(TrainConfig, shared, norm="linf"), method_options=method_values(shared))
+    seeds = values_for(SeedsOptions, shared).get("seeds")
+    output_dir = config.output_dir
     if seeds is not None:
         _train_seeds(config, seeds)
         return
@@ -62,7 +45,7 @@ def train_command(
     typer.echo(f"report: {output_dir}/report.json")
 
 
-def _train_seeds(config: Any, seeds: str) -> None:
+def _train_seeds(config: Any, seeds: tuple[str, ...]) -> None:
     """``--seeds``: one fine-tune per seed, then the seeds' summary (see :mod:`mmrobust.training.seeds`)."""
     import os
 
@@ -71,7 +54,7 @@ def _train_seeds(config: Any, seeds: str) -> None:
     from ..training.seeds import train_seeds
 
     try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        seed_list = [int(s) for s in seeds]
     except ValueError:
         raise ConfigError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -16,7 +16,7 @@ are therefore identical at every world size, not merely equal in distribution. C
   checks on it and writes the report.
 
 The process group comes from torchrun's environment (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``,
-``MASTER_ADDR/PORT``; SLURM via ``srun torchrun``) through :func:`mmrobust.training.distributed.setup_distributed`:
+``MASTER_ADDR/PORT``; SLURM via ``srun torchrun``) through :func:`mmrobust.utils.distributed.setup_distributed`:
 gloo on the CPU, NCCL with CUDA.
 """
 
@@ -30,7 +30,7 @@ from typing import Any, Sequence, TypeVar
 import numpy as np
 import torch.distributed as dist
 
-from ..training.distributed import DistributedContext, setup_distributed
+from ..utils.distributed import DistributedContext, setup_distributed
 from .resume import EvalState, state_path_for
 
 T = TypeVar("T")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..options.fields import option
+from ..options.run import N_SAMPLES_HELP, SANITY_HELP
 
 
 @dataclass(kw_only=True)
 class EvalOptions:
     split: str | None = option(None, "Dataset split (default: the dataset's test split).")
-    n_samples: int | None = option(None, "Evaluate a fixed random subset of N images (per dataset).", short="-n")
+    n_samples: int | None = option(None, N_SAMPLES_HELP, short="-n")
     #: evaluate on a deterministic subset of this many classes (k-way task, images of those classes only)
     classes: int | None = option(
         None, "K-way task on a fixed (seeded) subset of K classes and their images.", flag="--n-classes",
@@ -24,8 +25,7 @@ class EvalOptions:
         None, "Fix the temperature (the study evaluates at 100); default: the model's.")
     resume: bool = option(True, "Continue an interrupted attack run from <output>.state.json.",
                           flag="--resume/--no-resume")
-    sanity: bool = option(True, "Skip the robustness sanity checks (report says so).", flag="--no-sanity",
-                          inverted=True, param="no_sanity")
+    sanity: bool = option(True, SANITY_HELP, flag="--sanity/--no-sanity")
     #: "cascade" (each attack only on images no earlier attack broke, as AutoAttack) or "each" (standalone)
     ensemble: str = option(
         "cascade", "cascade: each attack only on images no earlier attack broke (as AutoAttack; per-attack "

@@ -31,7 +31,8 @@ from .classification import accuracy_summary, predict
 from .report import new_report, write_report
 from ..models.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_prompts
 from ..attacks.settings import AttackSettings, RetrievalSettings, TextSettings
-from ..options.run import RunOptions
+from ..options.fields import option
+from ..options.run import RunOptions, TargetOptions
 from .options import EvalOptions
 
 #: EvalConfig fields that are attack options (None = the attack's own default, see mmrobust.attacks.options):
@@ -43,7 +44,7 @@ RETRIEVAL_FIELDS = tuple(f.name for f in fields(RetrievalSettings))
 
 
 @dataclass(kw_only=True)
-class EvalConfig(RunOptions, EvalOptions, AttackSettings, TextSettings, RetrievalSettings):
+class EvalConfig(TargetOptions, RunOptions, EvalOptions, AttackSettings, TextSettings, RetrievalSettings):
     """Everything a zero-shot evaluation depends on; all of it lands in the report.
 
     Composed from the option groups (each option declared once, with its flag: :mod:`mmrobust.options`):
@@ -57,13 +58,14 @@ class EvalConfig(RunOptions, EvalOptions, AttackSettings, TextSettings, Retrieva
     default (:mod:`mmrobust.attacks.options`: eps 1/255, one step-size rule, all other classes as targets).
     """
 
-    model: str
-    dataset: str
-    output: str | None = None
+    output: str | None = option(None, "Report file (JSON), written atomically.", short="-o", required=True)
     #: "classification" (zero-shot) or "retrieval" (image–text recall, see :mod:`.retrieval`)
-    task: str = "classification"
+    task: str = option(
+        "classification", "classification (zero-shot) or retrieval (image-text recall@1/5/10; datasets flickr30k, "
+                          "coco, wds:PATH).")
     #: retrieval transfer: craft attacks on this model, score on ``model``
-    source_model: str | None = None
+    source_model: str | None = option(
+        None, "Retrieval transfer: craft the attacks on this model, score them on --model.")
 
     def attack_values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ATTACK_FIELDS}
@@ -293,7 +295,7 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     from .resume import StateFile, check_state, config_hash, state_path_for
     from .distributed import Shard, broadcast_object, gather_state, share_attack_states
     from .robust import run_attacks, summarize
-    from ..training.distributed import DistributedContext
+    from ..utils.distributed import DistributedContext
     from .sanity import run_sanity_checks, warn_if_unreliable
 
     prompts = build_prompts(dataset.classes, templates)

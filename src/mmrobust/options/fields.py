@@ -43,6 +43,8 @@ class OptionInfo:
     repeat: bool = False
     #: the field is set by the program (never a flag), e.g. a derived value
     cli: bool = True
+    #: the command cannot run without it (the Python API may still default it, e.g. a benchmark's output)
+    required: bool = False
 
     def long_flag(self, name: str) -> str:
         return self.flag or "--" + name.replace("_", "-")
@@ -82,3 +84,12 @@ def group_values(group: type, values: Mapping[str, Any]) -> dict[str, Any]:
     """The entries of ``values`` that are fields of ``group`` (any dataclass), ``None`` left out."""
     names = {f.name for f in dataclasses.fields(group)}
     return {k: v for k, v in values.items() if k in names and v is not None}
+
+
+def flag_of(group: type, name: str) -> str:
+    """The flag of field ``name`` of ``group`` (error messages name what the user typed)."""
+    for field in dataclasses.fields(group):
+        info = option_info(field)
+        if field.name == name and info is not None:
+            return info.long_flag(name).split("/")[0]
+    return "--" + name.replace("_", "-")

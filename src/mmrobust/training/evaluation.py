@@ -18,7 +18,7 @@ from ..eval.classification import accuracy_summary, check_finite_logits, iterate
 from ..models.zeroshot import ZeroShotClassifier
 from ..models.base import VisionLanguageModel
 from .config import eps_label
-from .distributed import DistributedContext, gather_sharded, shard_strided
+from ..utils.distributed import DistributedContext, gather_sharded, shard_strided
 
 
 def eval_pgd_alpha(eps: float, steps: int) -> float:

@@ -85,3 +85,8 @@ def method_option_classes() -> tuple[type, ...]:
         if spec.options is not None:
             seen.setdefault(spec.options, None)
     return tuple(seen)
+
+
+def method_help() -> str:
+    """The ``--method`` help: every method with its one-line description."""
+    return "Defense: " + "; ".join(f"{m.name} ({m.description})" for m in METHOD_SPECS.values()) + "."

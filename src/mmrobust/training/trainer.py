@@ -53,7 +53,7 @@ from .checkpointing import (
     save_training_checkpoint,
 )
 from .config import TrainConfig, eps_label
-from .distributed import (
+from ..utils.distributed import (
     DistributedContext,
     all_reduce_sum,
     average_gradients,

@@ -30,7 +30,7 @@ class MiniLMSentenceEncoder:
     def __init__(self, device: torch.device | str = "cpu", context_length: int = 64) -> None:
         from ...models.tokenizers import WordPieceTokenizer, default_vocab_file
         from ...models.towers import build_text_tower
-        from ...proxy.architecture import load_minilm_encoder, minilm_text_tower_config
+        from ...models.minilm import load_minilm_encoder, minilm_text_tower_config
 
         config = {**minilm_text_tower_config(), "context_length": context_length}
         self.tower = build_text_tower(config).eval()

@@ -61,7 +61,7 @@ class ObjectiveContext:
     trains_text: bool
     original: VisionLanguageModel | None = None
     text_adversary: TextAdversary | None = None
-    #: the data-parallel job (``mmrobust.training.distributed.DistributedContext``); None = one process
+    #: the data-parallel job (``mmrobust.utils.distributed.DistributedContext``); None = one process
     dist: Any = None
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import ConfigError
-from ..utils.device import resolve_device
+from .device import resolve_device
 
 
 @dataclass
