@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from mmrobust.demo import COLUMNS, DemoConfig, format_table, run_demo
 from mmrobust.errors import ConfigError

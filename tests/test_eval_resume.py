@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from mmrobust.eval.resume import state_path_for
 from mmrobust.attacks.registry import parse_attack_list, values_read_by

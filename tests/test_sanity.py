@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from mmrobust.attacks.registry import parse_attack_list, values_read_by

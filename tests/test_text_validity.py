@@ -4,7 +4,6 @@ sentence-similarity constraint uses a real sentence encoder; a masked LM that ca
 from __future__ import annotations
 
 import pytest
-import torch
 
 from mmrobust.attacks.text.attacked_text import AttackedText
 from mmrobust.attacks.text.attacker import TextAttacker

@@ -13,7 +13,6 @@ its attacks are the ``quick`` preset (:mod:`mmrobust.attacks.presets`).
 from __future__ import annotations
 
 import csv
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path

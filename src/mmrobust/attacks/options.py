@@ -158,7 +158,7 @@ RULES: dict[str, Callable[[str, Any], Any]] = {
     "protect_classnames": _boolean,
     "min_similarity": _cosine,
     "kl_text_weight": _non_negative,
-    # retrieval only (mmrobust.attacks.retrieval.options; Python API, EvalConfig.extra)
+    # retrieval only (mmrobust.attacks.retrieval.options; mmrobust.attacks.settings.RetrievalSettings)
     "co_attack_weight": positive,
     "co_attack_text_goal": _choice(("embedding-kl", "embedding-cos", "pair-similarity")),
     "sga_scales": lambda name, value: _scales(name, value),

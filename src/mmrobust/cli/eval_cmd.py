@@ -8,7 +8,6 @@ import typer
 
 from ..eval.distributed import is_main_process
 from ..eval.run import EvalConfig, run_evaluation
-from ..errors import ConfigError
 from .errors import user_errors_exit
 from .options import flags, values_for, with_options
 

@@ -7,7 +7,7 @@ Defaults are sized for ``proxy:digits`` on two CPU cores (a few minutes per stud
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import typer
 

@@ -30,12 +30,11 @@ from ..data.sampling import indices_sha256, subsample_indices
 from ..errors import ConfigError
 from ..models import load_model
 from ..models.base import VisionLanguageModel
-from ..utils.device import resolve_device
 from ..utils.environment import environment_versions
 from ..utils.files import check_writable, write_json_atomic
 from ..utils.seeding import seed_everything
 from . import retrieval_metrics as metrics
-from .retrieval_state import RetrievalStateFile, retrieval_state_path
+from .retrieval_state import RetrievalStateFile
 from .robust import ball_violations, seed_globals
 
 

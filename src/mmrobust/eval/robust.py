@@ -38,7 +38,6 @@ from ..data.base import ImageClassificationDataset
 from ..errors import ConfigError
 from ..utils.precision import precision_context
 from .classification import accuracy_summary, check_finite_logits, iterate_batches
-from ..errors import ConfigError
 from .resume import EvalState, StateFile
 
 #: hook called after each finished (and saved) batch with the number of batches done in this process

@@ -22,7 +22,6 @@ from ..data.sampling import indices_sha256
 from ..errors import ConfigError, MMRobustError
 from ..models import load_model
 from ..models.base import VisionLanguageModel
-from ..utils.device import resolve_device
 from ..utils.files import check_writable, output_lock
 from ..utils.precision import check_precision
 from ..utils.seeding import check_seed, seed_everything
@@ -292,7 +291,7 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     from ..attacks.image.eval_attacks import threat_model_description
     from ..attacks.options import TextOptions
     from ..attacks.protocol import AttackContext
-    from .resume import StateFile, check_state, config_hash, state_path_for
+    from .resume import StateFile, check_state, config_hash
     from .distributed import Shard, broadcast_object, gather_state, share_attack_states
     from .robust import run_attacks, summarize
     from ..utils.distributed import DistributedContext

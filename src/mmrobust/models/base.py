@@ -39,17 +39,6 @@ class TextTokens:
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
 
-    def select(self, index: torch.Tensor | slice | Sequence[int]) -> "TextTokens":
-        """Rows ``index`` of the batch (used to encode long prompt lists in chunks)."""
-        mask = None if self.attention_mask is None else self.attention_mask[index]
-        texts = self.texts
-        if texts:
-            if isinstance(index, slice):
-                texts = texts[index]
-            else:
-                texts = [texts[int(i)] for i in index]
-        return TextTokens(self.input_ids[index], mask, 0, list(texts))
-
 
 class Tokenizer(Protocol):
     """Turns strings into :class:`TextTokens`; ``context_length`` is the most tokens a text may have."""

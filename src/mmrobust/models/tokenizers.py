@@ -66,9 +66,5 @@ class WordPieceTokenizer:
             mask[row, : len(token_ids)] = 1
         return TextTokens(ids, mask, n_truncated, texts)
 
-    def word_tokens(self, text: str) -> list[str]:
-        """WordPiece pieces of ``text`` without the special tokens (for inspection and attacks)."""
-        return self._tok.encode(text, add_special_tokens=False).tokens
-
     def vocabulary(self) -> dict[str, int]:
         return self._tok.get_vocab()

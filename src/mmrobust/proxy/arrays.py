@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 from ..data import load_dataset
 from ..data.base import FileImageDataset, TensorImageDataset
 from ..data.image_decode import decode_image, image_size_of
-from ..errors import DatasetError
 from ..models.checkpoint import file_sha256
 from ..utils.files import atomic_write, write_json_atomic
 

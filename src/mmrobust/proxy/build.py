@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from ..errors import ConfigError, DatasetError
+from ..errors import DatasetError
 from ..models.checkpoint import read_checkpoint_config, save_checkpoint
 from ..models.native import NativeCLIP
 from ..utils.device import resolve_device

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from ..attacks.options import RULES, TEXT_GOALS
 from ..attacks.settings import TextSettings
-from ..attacks.text.recipe_specs import RECIPE_NAMES, default_recipe
+from ..attacks.text.recipe_specs import default_recipe
 from ..errors import ConfigError
 from ..options.fields import BUDGET, flag_of, option
 from ..options.parse import positive_int as positive_integer

@@ -187,7 +187,7 @@ class TrainConfig(TargetOptions, RunOptions, TrainingOptions, TextSettings):
             defaults.update(spec.options().to_dict())
         return [
             key for key in sorted(mine)
-            if key not in self.RESUMABLE_CHANGES and key != "extra"
+            if key not in self.RESUMABLE_CHANGES
             and _norm(mine.get(key)) != _norm(saved.get(key, defaults.get(key)))
         ]
 

@@ -26,10 +26,6 @@ class CaptionBatch:
     texts: list[str]
     index: torch.Tensor  # B, long, on the images' device
 
-    @property
-    def n_unique(self) -> int:
-        return len(self.texts)
-
 
 def class_captions(labels: torch.Tensor, classes: Sequence[str], template: str) -> CaptionBatch:
     """Distinct class prompts of ``labels`` in first-appearance order (deterministic), and each image's index."""

@@ -23,7 +23,7 @@ is attacked once against all its adversarial captions (the KL term averaged over
 image with several captions means for retrieval. (c) KL terms are summed per image instead of averaged
 over the batch, so results do not depend on the batch size (sign steps are unaffected). (d) ``--alpha``
 overrides the step size; the loss weight is the ``co_attack_weight`` option (default 3). (e) The
-``co_attack_text_goal`` option (Python API: ``EvalConfig.extra``) swaps the published label-free caption goal for
+``co_attack_text_goal`` option (``--co-attack-text-goal``; Python API: ``EvalConfig.co_attack_text_goal``) swaps the published label-free caption goal for
 ``pair-similarity`` (the caption-only attacks' goal), to compare Co-Attack with them on an equal text part.
 """
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from ..options import DEFAULT_STEPS, AttackOptions, BudgetOptions, PGDOptions
 from ..text.recipe_specs import default_recipe
-from ..options import default_step_size
 
 #: AutoAttack's number of target classes, used for the split's images
 DEFAULT_TARGET_IMAGES = 9

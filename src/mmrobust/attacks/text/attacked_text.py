@@ -72,11 +72,6 @@ class TextAttackResult:
     score: float = 0.0
     truncated: bool = False
 
-    @property
-    def succeeded(self) -> bool:
-        """True when at least one word changed (embedding goals have no other notion of success)."""
-        return self.n_changed > 0
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "original": self.original,

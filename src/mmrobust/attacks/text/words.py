@@ -53,10 +53,6 @@ def split_words(text: str) -> list[Word]:
     return [Word(m.group(0), m.start(), m.end()) for m in WORD_PATTERN.finditer(text)]
 
 
-def is_stop_word(word: str, stop_words: frozenset[str] = STOP_WORDS) -> bool:
-    return word.lower() in stop_words
-
-
 def replace_spans(text: str, words: list[Word], replacements: dict[int, str]) -> str:
     """``text`` with ``words[i]`` replaced by ``replacements[i]``; gaps between words are kept as they are."""
     pieces: list[str] = []
