@@ -1,7 +1,7 @@
 """The attack registry: every attack is one :class:`~.spec.AttackSpec` line below.
 
 Adding an attack = one module (an :class:`~.protocol.EvalAttack` builder taking the attack's options) + one
-line here; its options are a dataclass in :mod:`.options` (reuse one, or subclass with the new fields). The
+line here (a text recipe is one line in :mod:`.text.recipe_specs`: its attack entries are generated); its options are a dataclass in :mod:`.options` (reuse one, or subclass with the new fields). The
 CLI's ``--attack`` help, ``mmrobust attacks``, the studies' choices, the sanity checks (``white_box``) and the
 contract tests pick the new line up by themselves. Bundles of attacks are presets (:mod:`.presets`).
 
@@ -18,6 +18,7 @@ from .options import (APGDOptions, APGDTOptions, FGSMOptions, Mode4Options, Mult
                       SquareOptions, TextOptions, flag)
 from .protocol import EvalAttack
 from .spec import AttackSpec
+from .text.recipe_specs import RECIPE_SPECS
 
 _IMAGE = "mmrobust.attacks.image.eval_attacks"
 _TEXT = "mmrobust.attacks.text.eval_attacks"
@@ -31,13 +32,8 @@ SPECS: tuple[AttackSpec, ...] = (
                "AutoAttack's targeted APGD on DLR (every other class in turn)"),
     AttackSpec("apgd", "image", True, APGDTOptions, f"{_IMAGE}:make_apgd", "APGD-CE then APGD-T (worst case)"),
     AttackSpec("square", "image", False, SquareOptions, f"{_IMAGE}:make_square", "black-box Square attack (Linf, or L2 with --norm l2)"),
-    AttackSpec("bert-attack", "text", False, TextOptions, f"{_TEXT}:make_bert_attack",
-               "BERT-Attack word substitution with a masked LM, as the paper writes it (Li et al. 2020)"),
-    AttackSpec("bert-attack-released", "text", False, TextOptions, f"{_TEXT}:make_bert_attack_released",
-               "BERT-Attack as the study's released code runs it (ElleZWQ/MMCoA; reproduces its prompts)"),
-    AttackSpec("embed-sub", "text", False, TextOptions, f"{_TEXT}:make_embed_sub",
-               "word substitution from word-embedding neighbours (offline)"),
-    AttackSpec("typo", "text", False, TextOptions, f"{_TEXT}:make_typo", "character edits (swap, drop, insert, keyboard)"),
+    *(AttackSpec(r.name, "text", False, TextOptions, f"{_TEXT}:make_recipe_attack", r.description, recipe=r.name)
+      for r in RECIPE_SPECS.values()),  # every text recipe is an attack on the class prompts
     AttackSpec("sep", "multimodal", True, MultimodalOptions, f"{_MULTI}:make_separate",
                "adversarial prompts + PGD on the CE of the clean prompts; images scored on the adversarial prompts "
                "(the study's mode 3)"),

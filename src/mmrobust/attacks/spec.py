@@ -26,6 +26,8 @@ class AttackSpec:
     ``options``: its options dataclass (:mod:`.options`) — the fields it reads, defaults and validation.
     ``build``: ``"module:function"`` taking the validated options and returning an
     :class:`~.protocol.EvalAttack`; imported lazily, so listing attacks loads no attack code.
+    ``recipe``: for the attacks generated from the text-recipe registry (:mod:`.text.recipe_specs`), the recipe
+    the builder is called with (``build(options, recipe)``): one builder serves every recipe.
     """
 
     name: str
@@ -34,6 +36,7 @@ class AttackSpec:
     options: type[AttackOptions]
     build: str
     description: str
+    recipe: str | None = None
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -54,4 +57,5 @@ class AttackSpec:
 
     def make(self, values: Mapping[str, Any]) -> Any:
         """The attack with its options taken from ``values`` (validated before any model is loaded)."""
-        return self.builder()(options_for(self.options, values))
+        options = options_for(self.options, values)
+        return self.builder()(options) if self.recipe is None else self.builder()(options, self.recipe)

@@ -30,6 +30,7 @@ from ..data.base import ImageClassificationDataset
 from ..data.loader import iterate_index_batches
 from ..data.sampling import indices_sha256
 from ..errors import ConfigError, ModelLoadError, NumericalError, ReportError
+from ..attacks.text.recipe_specs import RECIPE_SPECS
 from ..models.zeroshot import build_prompts
 from ..models import load_model, save_checkpoint
 from ..models.base import VisionLanguageModel
@@ -458,7 +459,7 @@ class Trainer:
         cfg = self.config
         totals = {k: sum(h.get("text_attack", {}).get(k, 0) for h in self.history) for k in TEXT_COUNTS}
         block: dict[str, Any] = {
-            "text_attack": cfg.text_attack, "mlm": cfg.mlm if cfg.text_attack == "bert-attack" else None,
+            "text_attack": cfg.text_attack, "mlm": cfg.mlm if RECIPE_SPECS[cfg.text_attack].needs_mlm else None,
             "text_words": cfg.text_words, "text_candidates": cfg.text_candidates, "text_goal": cfg.text_goal,
             "text_chunk": cfg.text_chunk, "protect_classnames": cfg.protect_classnames,
             "min_similarity": cfg.min_similarity, "attacker": self.text_adversary.describe(), **totals,

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 
 from ..text.attacker import TextAttacker
-from ..text.recipe_specs import RECIPE_NAMES
+from ..text.recipe_specs import RECIPE_SPECS
 from ..text.recipes import build_text_attack
 from .options import CaptionOptions
 from .base import (RetrievalAttack, RetrievalBatch, RetrievalContext, RetrievalOutcome, batch_owner, encode_images,
@@ -81,17 +81,10 @@ class CaptionAttack(RetrievalAttack):
     def describe(self) -> dict[str, Any]:
         o = self.options
         return {**super().describe(), "text_attack": self.recipe, "text_goal": self.goal, "text_words": o.text_words,
-                "text_candidates": o.text_candidates, "mlm": o.mlm if self.recipe == "bert-attack" else None,
+                "text_candidates": o.text_candidates, "mlm": o.mlm if RECIPE_SPECS[self.recipe].needs_mlm else None,
                 "examples": self.log.examples}
 
 
-def make_caption_attack(recipe: str):
-    def factory(options: CaptionOptions) -> RetrievalAttack:
-        return CaptionAttack(recipe, options)
-    factory.__name__ = f"make_{recipe.replace('-', '_')}"
-    return factory
-
-
-# one ``make_<recipe>`` per text recipe, named in the registry's spec lines
-for _recipe in RECIPE_NAMES:
-    globals()[f"make_{_recipe.replace('-', '_')}"] = make_caption_attack(_recipe)
+def make_caption_attack(options: CaptionOptions, recipe: str) -> RetrievalAttack:
+    """Any text recipe of :data:`~..text.recipe_specs.RECIPE_SPECS` as a caption attack."""
+    return CaptionAttack(recipe, options)

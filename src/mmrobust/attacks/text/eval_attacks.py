@@ -1,6 +1,6 @@
 """Text attacks in an evaluation run: adversarial class prompts, clean images.
 
-``bert-attack``, ``embed-sub`` and ``typo`` perturb the class prompts once (see
+Every text recipe (:mod:`.recipe_specs`: ``bert-attack``, ``embed-sub``, ``typo``, ...) perturbs the class prompts once (see
 :mod:`.prompt_attack`) and classify every batch of clean images against them — the study's "text attack"
 mode (adv 2). The report block lists every original -> adversarial prompt with the changed words marked
 ``[[like this]]``, the words changed and the queries spent.
@@ -47,17 +47,6 @@ class TextPromptEvalAttack(EvalAttack):
         self.prompt_attack.load_state_dict(state)
 
 
-def make_bert_attack(options: TextOptions) -> EvalAttack:
-    return TextPromptEvalAttack("bert-attack", "bert-attack", options)
-
-
-def make_bert_attack_released(options: TextOptions) -> EvalAttack:
-    return TextPromptEvalAttack("bert-attack-released", "bert-attack-released", options)
-
-
-def make_embed_sub(options: TextOptions) -> EvalAttack:
-    return TextPromptEvalAttack("embed-sub", "embed-sub", options)
-
-
-def make_typo(options: TextOptions) -> EvalAttack:
-    return TextPromptEvalAttack("typo", "typo", options)
+def make_recipe_attack(options: TextOptions, recipe: str) -> EvalAttack:
+    """Any text recipe of :data:`~.recipe_specs.RECIPE_SPECS` as an attack on the class prompts."""
+    return TextPromptEvalAttack(recipe, recipe, options)

@@ -30,6 +30,7 @@ from .classnames import ClassNameConstraint, collisions, prompt_classes
 from .cost import AttackCost
 from .goals import Goal, ZeroShotMarginGoal
 from ..options import TextOptions
+from .recipe_specs import RECIPE_SPECS
 from .recipes import RECIPES, build_text_attack
 
 
@@ -154,7 +155,7 @@ class ClassPromptAttack:
             "text_words": self.words,
             "text_candidates": self.candidates,
             "text_goal": self.goal_name,
-            "mlm": self.mlm if self.recipe == "bert-attack" else None,
+            "mlm": self.mlm if RECIPE_SPECS[self.recipe].needs_mlm else None,
             "attacker": self.attacker_description,
             "n_prompts": len(self.results),
             "n_prompts_changed": n_changed,

@@ -74,32 +74,47 @@ def build_text_attack(
             model, max_words=max_words, candidates=candidates, mlm=mlm, goal=goal, seed=seed,
             mlm_threshold=mlm_threshold, chunk_size=chunk_size, min_similarity=min_similarity,
             extra_constraints=extra_constraints)
-    module, _, function = RECIPE_SPECS[recipe].transformation.partition(":")
-    transformation, extra = getattr(importlib.import_module(module), function)(
-        model, candidates=candidates, mlm=mlm, seed=seed, mlm_threshold=mlm_threshold)
-    constraints = default_word_constraints() + list(extra)
+    spec = RECIPE_SPECS[recipe]
+    transformation = _named(spec.transformation)(model, candidates=candidates, mlm=mlm, seed=seed,
+                                                 mlm_threshold=mlm_threshold)
+    constraints = default_word_constraints() + (list(_named(spec.constraints)()) if spec.constraints else [])
     options: dict = {"max_words": int(max_words), "candidates": int(candidates)}
-    if recipe == "typo":
+    if spec.seeded:
         options["seed"] = int(seed)
     constraints += list(extra_constraints)
     if min_similarity is not None:
         from .similarity import SemanticSimilarityConstraint
 
         constraints.append(SemanticSimilarityConstraint(min_similarity, device=model.device))
-    search = GreedyWordImportanceSearch(max_words=max_words)
+    search = _named(spec.search)(max_words)
     return TextAttacker(model, make_goal(goal, model), transformation, constraints, search, recipe=recipe,
                         options=options, chunk_size=chunk_size)
 
 
-# ------------------------------------------------------------------ transformations named in recipe_specs
+def _named(target: str) -> Any:
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+# ------------------------------------------------------------------ the parts named in recipe_specs
 def masked_lm_swap(model: VisionLanguageModel, *, candidates: int, mlm: Any, mlm_threshold: float, **_: Any):
     loaded = mlm if isinstance(mlm, MaskedLanguageModel) else MaskedLanguageModel.load(mlm or DEFAULT_MLM, model.device)
-    return MaskedLMSwap(loaded, k=candidates, threshold=mlm_threshold), []
+    return MaskedLMSwap(loaded, k=candidates, threshold=mlm_threshold)
 
 
 def embedding_swap(model: VisionLanguageModel, *, candidates: int, **_: Any):
-    return EmbeddingNeighbourSwap.from_model(model, k=candidates), []
+    return EmbeddingNeighbourSwap.from_model(model, k=candidates)
 
 
 def character_swap(model: VisionLanguageModel, *, candidates: int, seed: int, **_: Any):
-    return CharacterEditSwap(k=candidates, seed=seed), [MinWordLengthConstraint(3)]
+    return CharacterEditSwap(k=candidates, seed=seed)
+
+
+def words_of_three_letters() -> list[Constraint]:
+    """Character edits only on words of 3+ letters (an edited 2-letter word is another word, not a typo)."""
+    return [MinWordLengthConstraint(3)]
+
+
+def greedy_word_importance(max_words: int) -> GreedyWordImportanceSearch:
+    """BERT-Attack's search: words by importance, greedily, at most ``max_words`` changed."""
+    return GreedyWordImportanceSearch(max_words=max_words)
