@@ -106,6 +106,8 @@ class EvalConfig:
     precision: str | None = None
     #: torch.compile the model's towers (see mmrobust.utils.compile)
     compile: bool = False
+    #: keep the first K attacked examples per attack (images, predictions, prompts) beside the report
+    save_examples: int = 0
 
     def attack_values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ATTACK_FIELDS}
@@ -359,8 +361,12 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     t_prep = time.perf_counter()
     share_attack_states(state, attacks, ctx, dctx)
     t_loop = time.perf_counter()
+    from .examples import ExampleRecorder
+
+    examples = ExampleRecorder.for_run(config, ctx, state, digest, dctx)
     run_attacks(ctx, attacks, dataset, shard_indices, config.batch_size, state, state_file, after_batch,
-                config.ensemble, global_position=shard.global_position if dctx.enabled else None)
+                config.ensemble, global_position=shard.global_position if dctx.enabled else None,
+                examples=examples)
     t_done = time.perf_counter()
     state = gather_state(state, shard, dctx)
     resumed_from = state.resumed_from
@@ -398,6 +404,8 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
         sanity = {"ran": False, "reason": "disabled with --no-sanity", "unreliable": None}
     report["sanity"] = sanity
     report["unreliable"] = sanity["unreliable"]
+    if examples is not None:
+        report["examples"] = examples.describe()
     t_end = time.perf_counter()
     n = len(indices)
     timings.update(
