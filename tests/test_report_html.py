@@ -259,3 +259,10 @@ def test_not_a_report_is_one_line_error(tmp_path):
     (tmp_path / "x.json").write_text("[1, 2]")
     result = CliRunner().invoke(app, ["report", str(tmp_path / "x.json")])
     assert result.exit_code == 2 and "not an mmrobust report" in result.output
+
+
+def test_the_demo_page_knows_the_demos_columns():
+    from mmrobust.demo import COLUMN_TITLES, COLUMNS
+    from mmrobust.report.pages import DEMO_COLUMNS, DEMO_TITLES
+
+    assert DEMO_COLUMNS == COLUMNS and DEMO_TITLES == COLUMN_TITLES

@@ -494,6 +494,57 @@ def curves_png(history: Sequence[Mapping[str, Any]]) -> str | None:
     return data_uri(buffer.getvalue())
 
 
+# ---------------------------------------------------------------------------------------- demo folder
+#: demo.json's accuracy columns (the demo imports this package, not the other way round)
+DEMO_COLUMNS = ("clean", "image", "text", "multimodal", "worst_case")
+DEMO_TITLES = {"clean": "clean", "image": "image (PGD)", "text": "text", "multimodal": "multimodal",
+               "worst_case": "worst-case"}
+
+
+def demo_page(result: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """``mmrobust demo``'s table (methods x accuracies with intervals), paired tests, plot and training curves."""
+    from ..studies.intervals import format_difference
+
+    COLUMNS, COLUMN_TITLES = DEMO_COLUMNS, DEMO_TITLES
+
+    config = result.get("config") or {}
+    alerts: list[dict] = []
+    rows = []
+    for r in result.get("rows", []):
+        ci = r.get("ci") or {}
+        checks = str(r.get("checks", ""))
+        rows.append([r.get("method"), *[f"{pct(r.get(c), 1)} {interval(*ci[c]) if ci.get(c) else ''}".strip()
+                                        for c in COLUMNS], r.get("n", ""),
+                     {"text": checks, "cls": "bad" if checks.startswith("UNRELIABLE") else ""},
+                     number(r.get("trained_parameters", "–")), number(r.get("train_s", "–"))])
+        if checks.startswith("UNRELIABLE"):
+            alerts.append({"level": "bad", "text": f"{r.get('method')}: {checks} — its robust accuracies may be "
+                                                   "overestimated"})
+    blocks: list[dict | None] = [
+        kv_block("Demo", {"model": config.get("model"), "dataset": config.get("dataset"), "attacks": result.get(
+            "attacks"), "eps": result.get("eps"), "n_eval": config.get("n_eval"), "epochs": config.get("epochs"),
+            "seed": config.get("seed"), "sanity": config.get("sanity"), "timings": result.get("timings")}),
+        table_block("Accuracy % [95 % Wilson]", ["method", *[COLUMN_TITLES[c] for c in COLUMNS], "n", "checks",
+                                                 "trained parameters", "train s"], rows, css="accuracy"),
+    ]
+    comparisons = result.get("comparisons") or []
+    if comparisons:
+        keys = list(dict.fromkeys(k for c in comparisons for k in c.get("columns", {})))
+        blocks.append(table_block(
+            "Paired differences vs no fine-tuning (points [paired bootstrap 95 %], exact McNemar p)",
+            ["method", "minus", *[COLUMN_TITLES.get(k, k) for k in keys]],
+            [[c.get("row"), c.get("reference"), *[format_difference(c["columns"][k]) if k in c["columns"] else "–"
+                                                  for k in keys]] for c in comparisons]))
+    for png in sorted(folder.glob("*.png")):
+        blocks.append(image_block(png.name, file_uri(png)))
+    for method, info in (result.get("training") or {}).items():
+        blocks.append(image_block(f"Training — {method}", curves_png(info.get("history") or []),
+                                  "loss and held-out accuracy per epoch"))
+    blocks.append(kv_block("Configuration", config))
+    return {"title": f"mmrobust demo: {config.get('model', '?')} on {config.get('dataset', '?')}",
+            "subtitle": str(folder), "alerts": alerts, "blocks": [b for b in blocks if b]}
+
+
 # ---------------------------------------------------------------------------------------- dispatch
 def page_for(path: str | Path) -> dict[str, Any]:
     """The page of an eval report (file), or a benchmark, study or training folder."""
@@ -504,12 +555,16 @@ def page_for(path: str | Path) -> dict[str, Any]:
             return study_page(table, path) if "study" in table else benchmark_page(table, path)
         if (path / "report.json").is_file():
             return page_for(path / "report.json")
-        raise ConfigError(f"{path}: not an mmrobust output folder (no table.json nor report.json)")
+        if (path / "demo.json").is_file():
+            return page_for(path / "demo.json")
+        raise ConfigError(f"{path}: not an mmrobust output folder (no table.json, report.json nor demo.json)")
     data = load_json(path)
     if data.get("task") == "adversarial_fine_tuning":
         return training_page(data, path.parent)
     if "study" in data and "columns" in data:
         return study_page(data, path.parent)
+    if "training" in data and data.get("rows") and all("method" in r for r in data["rows"]):
+        return demo_page(data, path.parent)
     if "paired" in data and "models" in data and "rows" in data:
         return benchmark_page(data, path.parent)
     if "metrics" not in data and "task" not in data:
