@@ -266,3 +266,30 @@ def test_the_demo_page_knows_the_demos_columns():
     from mmrobust.report.pages import DEMO_COLUMNS, DEMO_TITLES
 
     assert DEMO_COLUMNS == COLUMNS and DEMO_TITLES == COLUMN_TITLES
+
+
+def test_an_interrupted_run_keeps_the_same_examples(tmp_path):
+    from robust_test_models import prototype_digits_model
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(done: int) -> None:
+        if done >= 1:
+            raise Interrupt
+
+    def config(folder: Path) -> EvalConfig:
+        folder.mkdir()
+        return EvalConfig(model="test:prototype", dataset="digits", n_samples=12, batch_size=2, attacks="pgd,embed-sub",
+                          eps=16 / 255, steps=2, progress=False, sanity=False, save_examples=3,
+                          output=str(folder / "r.json"))
+
+    whole = run_evaluation(config(tmp_path / "whole"), model=prototype_digits_model())["examples"]
+    with pytest.raises(Interrupt):  # after the first batch of 2: fewer than K examples kept so far
+        run_evaluation(config(tmp_path / "cut"), model=prototype_digits_model(), after_batch=stop)
+    resumed_config = config(tmp_path / "cut2")
+    for name in ("r.json.state.json", "r.json.examples"):  # move the interrupted run's files to the resumed run
+        (tmp_path / "cut" / name).rename(tmp_path / "cut2" / name)
+    resumed = run_evaluation(resumed_config, model=prototype_digits_model())
+    assert resumed["resume"]["resumed_from_position"] == 2
+    assert resumed["examples"] == whole and all(len(v) == 3 for v in whole["attacks"].values())
