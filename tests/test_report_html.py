@@ -293,3 +293,32 @@ def test_an_interrupted_run_keeps_the_same_examples(tmp_path):
     resumed = run_evaluation(resumed_config, model=prototype_digits_model())
     assert resumed["resume"]["resumed_from_position"] == 2
     assert resumed["examples"] == whole and all(len(v) == 3 for v in whole["attacks"].values())
+
+
+def test_retrieval_examples_show_each_querys_top5_before_and_after(tin_captions, tmp_path):
+    out = tmp_path / "r.json"
+    report = run_evaluation(EvalConfig(model="tiny", dataset="flickr30k", data_root=str(tin_captions),
+                                       task="retrieval", batch_size=3, progress=False, attacks="pgd,embed-sub",
+                                       eps=8 / 255, steps=2, text_candidates=3, save_examples=K, output=str(out)))
+    examples = report["examples"]["attacks"]
+    for name, items in examples.items():
+        assert [item["position"] for item in items] == list(range(K))
+        for item in items:
+            for side, ranks in (("retrieved_before", report["per_query"]["clean"]["image_to_text"]),
+                                ("retrieved_after", report["per_query"][name]["image_to_text"])):
+                top = item[side]
+                assert len(top) == 5 and [t["similarity"] for t in top] == sorted((t["similarity"] for t in top),
+                                                                                 reverse=True)
+                rank = ranks[item["position"]]  # the report's own rank of the query's best own caption
+                own = [i for i, t in enumerate(top) if t["own"]]
+                assert (own[0] if own else None) == (rank if rank < 5 else None), (name, side)
+    assert "adversarial_png" in examples["pgd"][0] and "prompts" in examples["embed-sub"][0]
+    parsed = Page(render_report(out, tmp_path / "r.html").read_text())
+    assert len(parsed.images) == sum(3 if "adversarial_png" in i else 1 for v in examples.values() for i in v)
+    cells = {c for t in parsed.tables for row in t["rows"] for c in row}
+    assert {t["caption"] for v in examples.values() for i in v for t in i["retrieved_before"]} <= cells
+    rows = {r[0]: r for r in parsed.table("Recall %")}
+    assert rows["pgd"][2] == f"{100 * report['metrics']['attacks']['pgd']['recall']['text_to_image']['r@1']:.1f}"
+    changed = {a[s:e] for i in examples["embed-sub"] for p in i["prompts"] for s, e in [*p["spans"]]
+               for a in [p["adversarial"]]}
+    assert changed and changed <= set(parsed.marks)

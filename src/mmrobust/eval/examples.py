@@ -97,8 +97,9 @@ class ExampleRecorder:
         self._load_or_clear(resumed)
 
     @classmethod
-    def for_run(cls, config: Any, ctx: Any, state: Any, digest: str, dctx: Any = None) -> "ExampleRecorder | None":
-        """The recorder of an evaluation run, or None when ``config.save_examples`` is 0 (reports unchanged)."""
+    def for_run(cls, config: Any, ctx: Any, next_position: int, digest: str, dctx: Any = None) -> "ExampleRecorder | None":
+        """The recorder of an evaluation run, or None when ``config.save_examples`` is 0 (reports unchanged);
+        ``next_position`` > 0 means a resumed run (the interrupted run's examples are reloaded)."""
         k = getattr(config, "save_examples", 0) or 0
         if isinstance(k, bool) or int(k) != k or k < 0:
             raise ConfigError(f"--save-examples must be a non-negative integer, got {k}")
@@ -111,7 +112,7 @@ class ExampleRecorder:
         note = "torchrun: examples from rank 0's shard only" if dctx is not None and dctx.enabled else None
         report = Path(config.output)
         return cls(int(k), examples_dir(report), report.parent, ctx, digest,
-                   resumed=bool(state.next_position) and config.resume, note=note)
+                   resumed=bool(next_position) and config.resume, note=note)
 
     # ------------------------------------------------------------------ persistence (resume)
     def _load_or_clear(self, resumed: bool) -> None:
@@ -236,3 +237,71 @@ class ExampleRecorder:
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+
+
+# ---------------------------------------------------------------------------------------- retrieval
+#: captions listed per image query, before and after
+TOP_RETRIEVED = 5
+
+
+class RetrievalExampleRecorder(ExampleRecorder):
+    """``--save-examples K`` of ``--task retrieval``: the first K images of the sample as queries, per attack.
+
+    Per example: the clean (and adversarial) image, the query's captions original -> adversarial when the attack
+    changed them, and — once the whole split is embedded — its top-5 captions before (clean gallery) and after
+    (the attacked images against the attacked captions), with cosine similarity and whether each is its own.
+    """
+
+    @torch.no_grad()
+    def capture_batch(self, attack: Any, batch: Any, outcome: Any) -> None:
+        kept = self.records.setdefault(attack.name, [])
+        seen = {item["position"] for item in kept}
+        rows = [r for r in range(len(batch.captions)) if batch.position + r < self.k and batch.position + r not in seen]
+        if not rows:
+            return
+        ids = batch.ids()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for row in rows:
+            position = batch.position + row
+            stem = f"{_safe(attack.name)}-{int(ids[row]):06d}"
+            clean = batch.images[row].float()
+            item: dict[str, Any] = {"position": position, "dataset_index": int(ids[row]), "modality": attack.modality,
+                                    "clean_png": self._png(clean, stem + "-clean.png")}
+            if outcome.adv_images is not None:
+                adv = outcome.adv_images[row].float()
+                delta = (adv - clean).cpu()
+                item["adversarial_png"] = self._png(adv, stem + "-adv.png")
+                item["perturbation_png"] = self._png(amplified(delta), stem + "-delta.png")
+                item["linf"] = float(delta.abs().max())
+                item["linf_255"] = round(float(delta.abs().max()) * 255, 4)
+                item["l2"] = float(delta.norm(p=2))
+            if outcome.adv_captions is not None:
+                item["prompts"] = [
+                    {"class": f"caption {j}", "label": position, "template_index": j, "original": o, "adversarial": a,
+                     "changed": [], "spans": changed_spans(o, a), "collides_with": []}
+                    for j, (o, a) in enumerate(zip(batch.captions[row], outcome.adv_captions[row]))]
+            kept.append(item)
+        self._save_index()
+
+    def finish(self, captions: Sequence[str], owner: torch.Tensor, clean_images: torch.Tensor,
+               clean_text: torch.Tensor, attacked: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+        """Add each query's top-5 captions before and after; the report block."""
+        owner = owner.cpu()
+        for name, items in self.records.items():
+            images, texts = attacked[name]
+            for item in items:
+                p = item["position"]
+                item["retrieved_before"] = _top_captions(clean_images[p], clean_text, captions, owner, p)
+                item["retrieved_after"] = _top_captions(images[p], texts, captions, owner, p)
+        block = self.describe()
+        block["selection"] = ("per attack, the first k images of the sample (in sample order) as image queries; "
+                              "captions retrieved after the attack are shown with their clean text")
+        return block
+
+
+def _top_captions(image: torch.Tensor, texts: torch.Tensor, captions: Sequence[str], owner: torch.Tensor,
+                  position: int) -> list[dict[str, Any]]:
+    similarity = texts.detach().float().cpu() @ image.detach().float().cpu()
+    values, index = similarity.topk(min(TOP_RETRIEVED, similarity.numel()))
+    return [{"caption": str(captions[i]), "caption_index": int(i), "similarity": round(float(v), 6),
+             "own": int(owner[i]) == position} for v, i in zip(values.tolist(), index.tolist())]

@@ -363,7 +363,7 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     t_loop = time.perf_counter()
     from .examples import ExampleRecorder
 
-    examples = ExampleRecorder.for_run(config, ctx, state, digest, dctx)
+    examples = ExampleRecorder.for_run(config, ctx, state.next_position, digest, dctx)
     run_attacks(ctx, attacks, dataset, shard_indices, config.batch_size, state, state_file, after_batch,
                 config.ensemble, global_position=shard.global_position if dctx.enabled else None,
                 examples=examples)

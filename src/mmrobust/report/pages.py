@@ -140,6 +140,10 @@ def sanity_block(sanity: Mapping[str, Any] | None, where: str = "") -> tuple[dic
             {"text": "FAILED", "cls": "bad"} if passed is False else {"text": short_json(passed)})
         detail = {k: v for k, v in check.items() if k != "passed"} if isinstance(check, dict) else check
         rows.append([name, status, short_json(detail, 400)])
+    if not sanity.get("checks"):
+        for name in sanity.get("checks_run") or []:
+            rows.append([name, {"text": "FAILED by " + ", ".join(failed), "cls": "bad"} if failed else
+                         {"text": "passed", "cls": "good"}, ""])
     for name, reason in (sanity.get("checks_skipped") or {}).items():
         rows.append([name, {"text": "skipped", "cls": "muted"}, short_json(reason, 400)])
     return table_block(title, ["check", "result", "details"], rows, css="sanity"), alerts
@@ -180,6 +184,7 @@ def gallery_block(examples: Mapping[str, Any] | None, folder: Path, where: str =
                 "before": [(t["class"], pct(t["probability"], 1)) for t in item.get("top_before", [])],
                 "after": [(t["class"], pct(t["probability"], 1)) for t in item.get("top_after", [])],
                 "prompts": [p for p in prompts if p["changed"]] or prompts[:1],
+                "retrieved": _retrieved(item),
             })
         attacks.append({"name": name, "cards": cards})
     note = examples.get("selection")
@@ -187,6 +192,23 @@ def gallery_block(examples: Mapping[str, Any] | None, folder: Path, where: str =
         note = f"{note}; {examples['note']}"
     return {"type": "gallery", "title": "Examples" + (f" — {where}" if where else ""), "attacks": attacks,
             "note": note}
+
+
+def _retrieved(item: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+    """Rows of (before, after) retrieved captions of an image query; own captions flagged."""
+    before, after = item.get("retrieved_before") or [], item.get("retrieved_after") or []
+    rows = []
+    for i in range(max(len(before), len(after))):
+        row = []
+        for side in (before, after):
+            if i < len(side):
+                r = side[i]
+                row.append({"text": f"{r.get('caption', '')}", "score": f"{r.get('similarity', 0):.3f}",
+                            "own": bool(r.get("own"))})
+            else:
+                row.append({"text": "", "score": "", "own": False})
+        rows.append(row)
+    return rows
 
 
 def prompts_block(attack: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -239,6 +261,8 @@ def eval_blocks(report: Mapping[str, Any], folder: Path, where: str = "") -> tup
         if by_modality:
             blocks.append(table_block("By modality" + suffix, ["modality", "accuracy %"],
                                       [[k, pct(v) if not isinstance(v, str) else v] for k, v in by_modality.items()]))
+    elif isinstance((metrics.get("clean") or {}).get("recall"), dict):
+        blocks.append(_recall_block(metrics, suffix))
     elif metrics:
         blocks.append(table_block("Metrics" + suffix, ["metric", "value"], _flat_numbers(metrics)))
     blocks.append(gallery_block(report.get("examples"), folder, where))
@@ -286,6 +310,24 @@ def _paired_block(per_example: Mapping[str, Any], metrics: Mapping[str, Any], su
                        ["measure", "difference (points) [95 % paired bootstrap]", "exact McNemar p",
                         "only attacked / only clean", "n"], rows,
                        "same images; percentile bootstrap over images (2,000 resamples, seed 0)")
+
+
+def _recall_block(metrics: Mapping[str, Any], suffix: str) -> dict[str, Any]:
+    """Retrieval: recall@1/5/10 both ways (the model's score) and attack success rate@1 (the attack's)."""
+    directions = (("text_to_image", "T→I"), ("image_to_text", "I→T"))
+    rows = []
+    for name, block in [("clean", metrics["clean"]), *(metrics.get("attacks") or {}).items()]:
+        recall, asr = block.get("recall") or {}, block.get("attack_success_rate") or {}
+        rows.append([name, block.get("modality", "–"),
+                     *[pct((recall.get(d) or {}).get(f"r@{k}"), 1) for d, _ in directions for k in (1, 5, 10)],
+                     pct(recall.get("mean"), 1),
+                     *[pct((asr.get(d) or {}).get("asr@1"), 1) if asr else "–" for d, _ in directions],
+                     number(block.get("seconds", "–"))])
+    return table_block("Recall %" + suffix, ["measure", "modality", *[f"{t} R@{k}" for _, t in directions
+                                                                     for k in (1, 5, 10)], "mean",
+                                              "ASR@1 T→I", "ASR@1 I→T", "seconds"], rows,
+                       "recall: the model's score (higher = more robust); ASR@1: of the queries right at 1 on clean "
+                       "data, the fraction the attack broke", css="accuracy")
 
 
 def _flat_numbers(data: Any, prefix: str = "") -> list[list[str]]:
