@@ -112,7 +112,7 @@ RUN = (
         help="cascade: each attack only on images no earlier attack broke (as AutoAttack; per-attack numbers "
              "cumulative); each: every attack on every clean-correct image (standalone numbers). Same worst case.")),
     Shared("compile", bool, typer.Option(False, "--compile", help="torch.compile the model's towers (off by default).")),
-    Shared("save_examples", int, typer.Option(0, "--save-examples", help="Keep the first K attacked images per attack (PNGs, top-3 before/after, prompt diffs) beside the report, for `mmrobust report`.")),
+    Shared("save_examples", int, typer.Option(0, "--save-examples", min=0, help="Keep the first K attacked images per attack (PNGs, top-3 before/after, prompt diffs) beside the report, for `mmrobust report`.")),
 )
 
 #: text options: eval, train, every study and the demo (issue 12: one meaning each)

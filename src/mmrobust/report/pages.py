@@ -353,6 +353,7 @@ def eval_page(report: Mapping[str, Any], path: Path) -> dict[str, Any]:
         "indices_sha256": (report.get("sampling") or {}).get("indices_sha256"),
         "created_utc": report.get("created_utc"),
     }
+    settings = {k: v for k, v in settings.items() if v is not None or k == "classnames_file"}
     front = [kv_block("Run", settings), kv_block("Threat model", report.get("threat_model")),
              kv_block("Attack options", report.get("attack_options")), kv_block("Timings", report.get("timings"))]
     if report.get("unreliable"):
