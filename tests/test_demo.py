@@ -34,8 +34,13 @@ def test_demo_writes_table_json_csv_and_plot(tmp_path: Path) -> None:
         table = list(csv.DictReader(handle))
     assert [r["method"] for r in table] == ["none", "clean", "tecoa", "mmcoa"]
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from test_report_html import Page
+
+    page = Page((out / "demo.html").read_text(encoding="utf-8"))  # the demo's self-contained page
+    assert [r[0] for r in page.table("Accuracy % [95 % Wilson]")[1:]] == ["none", "clean", "tecoa", "mmcoa"]
+    assert len(page.images) == 4 and all(src.startswith("data:image/png;base64,") for src in page.images)
     text = "\n".join(lines)
-    assert "worst-case" in text and "mmcoa" in text and "8/255" in text
+    assert "worst-case" in text and "mmcoa" in text and "8/255" in text and "demo.html" in text
     assert len(list((out / "runs").glob("mmcoa-*/final/mmrobust.json"))) == 1  # the studies' run layout
 
 

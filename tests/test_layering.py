@@ -1,7 +1,7 @@
 """Package layering: every package imports only the rungs below it (issue 20), checked statically.
 
 The ladder, bottom to top: ``errors`` (and the package root) < ``options``, ``utils``, ``data``, ``stats`` <
-``models`` < ``attacks`` < ``eval`` < ``training``, ``proxy`` < ``studies``, ``benchmark`` < ``demo`` < ``cli``.
+``models`` < ``attacks`` < ``eval`` < ``training``, ``proxy`` < ``studies``, ``benchmark`` < ``report`` < ``demo`` < ``cli``.
 Packages on one rung are siblings and import nothing of each other. Function-level (lazy) imports count: a lazy
 import is still a dependency. The one dynamic edge, the model registry loading ``proxy:NAME`` by module name
 (:mod:`mmrobust.models.registry`, a backend plug-in), is not an import and is not checked.
@@ -16,7 +16,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mmrobust"
 LADDER = [("errors", ""), ("options", "utils", "data", "stats"), ("models",), ("attacks",), ("eval",),
-          ("training", "proxy"), ("studies", "benchmark"), ("demo",), ("cli",)]
+          ("training", "proxy"), ("studies", "benchmark"), ("report",),
+          ("demo",), ("cli",)]
 RANK = {package: rank for rank, rung in enumerate(LADDER) for package in rung}
 
 

@@ -258,7 +258,11 @@ def _run_locked(config: DemoConfig, out: Path, echo: Callable[[str], None]) -> d
     write_csv(out / "demo.csv", rows)
     write_plot(out / "demo.png", rows, f"{config.model} on {config.dataset} test (n={config.n_eval}), "
                                        f"PGD eps {eps_label(config.eval_eps)}")
-    echo(f"\nwrote {out / 'demo.json'}, {out / 'demo.csv'}, {out / 'demo.png'} ({timings['total_s']} s)")
+    from .report import render_report
+
+    render_report(out / "demo.json", out / "demo.html")  # one self-contained page of the above
+    echo(f"\nwrote {out / 'demo.json'}, {out / 'demo.csv'}, {out / 'demo.png'} ({timings['total_s']} s); "
+         f"open {out / 'demo.html'} in a browser")
     return result
 
 

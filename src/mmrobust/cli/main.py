@@ -73,6 +73,7 @@ def _register_optional_groups() -> None:
         ("mmrobust.cli.attacks_cmd", "attacks_command", "attacks"),
         ("mmrobust.cli.study_cmd", "study_app", "study"),
         ("mmrobust.cli.benchmark_cmd", "benchmark_command", "benchmark"),
+        ("mmrobust.cli.report_cmd", "report_command", "report"),
     ):
         try:
             module = importlib.import_module(module_name)

@@ -31,3 +31,7 @@ class EvalOptions:
         "cascade", "cascade: each attack only on images no earlier attack broke (as AutoAttack; per-attack "
                    "numbers cumulative); each: every attack on every clean-correct image (standalone numbers). "
                    "Same worst case.")
+    #: keep the first K attacked examples per attack beside the report (:mod:`.examples`; 0 = none, reports unchanged)
+    save_examples: int = option(
+        0, "Keep the first K attacked images per attack (PNGs, top-3 before/after, prompt diffs) beside the report, "
+           "for `mmrobust report`.")

@@ -111,6 +111,9 @@ def run_retrieval_evaluation(
     shard_digest = digest if not dctx.enabled else config_hash({"run": digest, "shard": shard.__dict__})
     state_file = RetrievalStateFile(state_path, shard_digest, enabled=config.resume)
     state = state_file.load_or_new()
+    from .examples import RetrievalExampleRecorder
+
+    examples = RetrievalExampleRecorder.for_run(config, None, state.next_position, digest, dctx) if names else None
     done_here = 0
     for start, end in shard.spans():
         if start < state.next_position:  # finished before a resume
@@ -125,6 +128,8 @@ def run_retrieval_evaluation(
             t_attack = time.perf_counter()
             outcome = attack.attack_batch(batch)
             seconds = time.perf_counter() - t_attack
+            if examples is not None:  # --save-examples (.examples)
+                examples.capture_batch(attack, batch, outcome)
             with eval_mode(model):
                 image_emb = (state.clean_images[-1] if outcome.adv_images is None
                              else encode_images(model, outcome.adv_images))
@@ -164,6 +169,10 @@ def run_retrieval_evaluation(
         block["attacks"] = attack_blocks
     report["metrics"] = block
     report["per_query"] = per_query  # paired comparisons between attacks, models and runs
+    if examples is not None:
+        report["examples"] = examples.finish(captions, owner, torch.cat(state.clean_images), clean_text, {
+            a.name: (torch.cat(state.attacks[a.name].image_embeddings), torch.cat(state.attacks[a.name].text_embeddings))
+            for a in attacks})
     report["attacks"] = [attack.describe() for attack in attacks]
     perturbs = [a for a in attacks if a.threat_model() is not None]
     threat = perturbs[0].threat_model() if perturbs else None

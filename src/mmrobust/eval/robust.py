@@ -113,6 +113,7 @@ def run_attacks(
     after_batch: AfterBatch | None = None,
     ensemble: str = "cascade",
     global_position: Callable[[int], int] | None = None,
+    examples: Any = None,
 ) -> EvalState:
     """Clean predictions plus the attacks on what still stands, batch by batch, from ``state.next_position``.
 
@@ -139,7 +140,7 @@ def run_attacks(
             rows = (standing if ensemble == "cascade" else clean_correct).nonzero().squeeze(1)
             values: list[bool | None] = [None] * len(example_ids)
             if rows.numel():
-                correct = _attack_rows(ctx, attack, batch, position, rows, example_ids, state)
+                correct = _attack_rows(ctx, attack, batch, position, rows, example_ids, state, examples)
                 for row, value in zip(rows.tolist(), correct.tolist()):
                     values[row] = bool(value)
                 standing[rows[~correct]] = False
@@ -160,7 +161,7 @@ def run_attacks(
 
 
 def _attack_rows(ctx: AttackContext, attack: EvalAttack, batch, position: int, rows: torch.Tensor,
-                 example_ids: Sequence[int], state: EvalState) -> torch.Tensor:
+                 example_ids: Sequence[int], state: EvalState, examples: Any = None) -> torch.Tensor:
     """Run ``attack`` on the batch's images at ``rows``; per-row correctness under attack (bool, CPU)."""
     on_device = rows.to(batch.images.device)
     images, labels = batch.images[on_device], batch.labels[on_device]
@@ -171,6 +172,8 @@ def _attack_rows(ctx: AttackContext, attack: EvalAttack, batch, position: int, r
     correct = torch.as_tensor(outcome.correct).bool().cpu().reshape(-1)
     if correct.numel() != rows.numel():
         raise RuntimeError(f"attack {attack.name} returned {correct.numel()} results for {rows.numel()} images")
+    if examples is not None and examples.wants(attack.name):  # --save-examples (.examples)
+        examples.capture(attack, images, labels, outcome, [example_ids[r] for r in rows.tolist()])
     extra = state.attack_extra.setdefault(attack.name, {})
     for key, value in outcome.extra.items():
         extra[key] = extra.get(key, 0.0) + float(value)

@@ -31,6 +31,7 @@ from .report import new_report, write_report
 from ..models.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_prompts
 from ..attacks.settings import AttackSettings, RetrievalSettings, TextSettings
 from ..options.fields import option
+from ..options.parse import non_negative_int
 from ..options.run import RunOptions, TargetOptions
 from .options import EvalOptions
 
@@ -82,6 +83,7 @@ class EvalConfig(TargetOptions, RunOptions, EvalOptions, AttackSettings, TextSet
     def validate(self) -> "EvalConfig":
         """The run-level options (attack options are validated by each attack's options class)."""
         check_run_options(self.batch_size, self.seed, self.n_samples, self.classes)
+        self.save_examples = non_negative_int(self.save_examples, "--save-examples")
         from .robust import check_ensemble
 
         self.ensemble = check_ensemble(self.ensemble)
@@ -324,8 +326,12 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     t_prep = time.perf_counter()
     share_attack_states(state, attacks, ctx, dctx)
     t_loop = time.perf_counter()
+    from .examples import ExampleRecorder
+
+    examples = ExampleRecorder.for_run(config, ctx, state.next_position, digest, dctx)
     run_attacks(ctx, attacks, dataset, shard_indices, config.batch_size, state, state_file, after_batch,
-                config.ensemble, global_position=shard.global_position if dctx.enabled else None)
+                config.ensemble, global_position=shard.global_position if dctx.enabled else None,
+                examples=examples)
     t_done = time.perf_counter()
     state = gather_state(state, shard, dctx)
     resumed_from = state.resumed_from
@@ -363,6 +369,8 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
         sanity = {"ran": False, "reason": "disabled with --no-sanity", "unreliable": None}
     report["sanity"] = sanity
     report["unreliable"] = sanity["unreliable"]
+    if examples is not None:
+        report["examples"] = examples.describe()
     t_end = time.perf_counter()
     n = len(indices)
     timings.update(
