@@ -185,3 +185,31 @@ def test_pmg_aft_weights_have_flags_and_reach_the_objective(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match=r"--pmg-alpha does not apply to --method mmcoa"):
         TrainConfig(model="tiny", method="mmcoa", dataset="digits", output_dir=str(tmp_path),
                     method_options={"pmg_alpha": 2.0}).validate()
+
+
+def test_a_new_study_option_is_one_field(tmp_path: Path, monkeypatch) -> None:
+    """``--train-alpha`` (added as the proof of issue 20, item 6): one StudyOptions field gives the flag of every
+    fine-tuning study, reaches the fine-tune, and changes the cell hash only when set."""
+    from typer.testing import CliRunner
+
+    import mmrobust.training
+    from mmrobust.studies.grid import Cell
+    from mmrobust.studies.options import StudyOptions
+    from mmrobust.studies.runner import PinnedModel, StudyContext, fine_tune
+
+    for study in ("train-size", "loss-ablation", "params"):
+        assert "--train-alpha" in _flags_of(f"study {study}")
+    assert "--train-alpha" not in _flags_of("study eps")  # evaluation-only studies do not train
+    seen = []
+    monkeypatch.setattr(mmrobust.training, "train", lambda config: seen.append(config) or {})
+    options = {}
+    for alpha in (None, 2 / 255):
+        o = StudyOptions(output_dir=str(tmp_path), models=("tiny",), train_alpha=alpha).validate()
+        ctx = StudyContext(name="train-size", options=o, args={}, out=tmp_path, trains=True,
+                           pinned={"tiny": PinnedModel("tiny", "tiny", tmp_path, "0" * 64)})
+        fine_tune(ctx, Cell("k", {"shots": 1}, "tiny"), "digest")
+        options[alpha] = o.hash_fields(training=True)
+    assert seen[0].alpha is None and seen[1].alpha == 2 / 255
+    assert "train_alpha" not in options[None] and options[2 / 255]["train_alpha"] == 2 / 255
+    result = CliRunner().invoke(app, ["study", "train-size", "-o", str(tmp_path / "s"), "--train-alpha", "300"])
+    assert result.exit_code == 2 and "--train-alpha 300 is absurd" in result.output

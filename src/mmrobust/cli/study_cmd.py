@@ -7,11 +7,12 @@ Defaults are sized for ``proxy:digits`` on two CPU cores (a few minutes per stud
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Optional
 
 import typer
 
-from ..studies.options import StudyOptions
+from ..studies.options import StudyOptions, StudyTraining
 from ..training.options import TrainingOptions
 from .errors import user_errors_exit
 from .options import Shared, flags, method_flags, method_values, values_for, with_options
@@ -23,8 +24,7 @@ study_app = typer.Typer(
 )
 
 #: StudyOptions fields only the fine-tuning studies take
-TRAINING_ONLY = ("method", "epochs", "train_batch_size", "lr", "train_eps", "train_steps", "train_mode", "n_train",
-                 "ood_datasets")
+TRAINING_ONLY = tuple(f.name for f in dataclasses.fields(StudyTraining))
 #: the fine-tuning studies' switch for their reference row (a grid argument, not a cell option)
 BASELINE = Shared("baseline", bool, typer.Option(
     True, "--baseline/--no-baseline", help="Also evaluate the model before fine-tuning."))

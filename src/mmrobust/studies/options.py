@@ -41,6 +41,8 @@ TRAIN_FIELDS = (
     "lambda_img", "lambda_txt", "text_attack", "text_words", "text_candidates", "mlm", "text_goal",
     "protect_classnames", "min_similarity",
 )
+#: options added after cells were first measured: in a cell's hash only when set, so older cells keep theirs
+HASHED_WHEN_SET = ("train_alpha",)
 #: attack names accepted per modality ("none" switches a modality off)
 NONE = "none"
 
@@ -58,7 +60,32 @@ def _method_help() -> str:
 
 
 @dataclass(kw_only=True)
-class StudyOptions(RunOptions, SeedsOptions, TextSettings):
+class StudyTraining:
+    """The fine-tuning studies' per-cell training budget (train-size, loss-ablation, params): only those
+    studies take these flags. Sized for proxy:digits on two CPU cores."""
+
+    method: str = option("mmcoa", _method_help())
+    epochs: int = option(1, EPOCHS_HELP)
+    train_batch_size: int = option(32, "Fine-tuning batch size.")
+    lr: float = option(1e-4, LR_HELP)
+    train_eps: float = option(16 / 255, TRAIN_EPS_HELP, unit=BUDGET)
+    train_steps: int = option(5, "Training PGD steps.")
+    train_alpha: float | None = option(
+        None, "Training PGD step size K (K/255; default min(eps, max(eps/4, 1/255)), the one step-size rule).",
+        unit=BUDGET)
+    train_mode: str | None = option(None, TRAIN_MODE_HELP, flag="--train")
+    n_train: int | None = option(256, N_TRAIN_HELP)
+    #: fine-tuning studies: also evaluate every row's model zero-shot on these datasets (a ``--datasets`` list
+    #: of ``mmrobust benchmark``); never in a cell's hash (the OOD cells are the benchmark's own, see ``ood.py``)
+    ood_datasets: str | None = option(
+        None, "Also evaluate every row's model zero-shot on these datasets (as `mmrobust benchmark --datasets`: "
+              "comma list, @study, a file) with the same attacks: DIR/ood/ holds that benchmark (paired tests vs "
+              "the model before fine-tuning); the table gains OOD-average columns.", flag="--ood-dataset",
+        param="ood_dataset")
+
+
+@dataclass(kw_only=True)
+class StudyOptions(RunOptions, SeedsOptions, TextSettings, StudyTraining):
     """Options shared by the studies. Defaults are small and sized for ``proxy:digits`` on two CPU cores.
 
     Composed from :class:`~mmrobust.options.run.RunOptions` and the text options every command shares
@@ -89,23 +116,7 @@ class StudyOptions(RunOptions, SeedsOptions, TextSettings):
     eval_steps: int = option(10, "Steps of the evaluation image attack.")
     image_attack: str = option("pgd", _attack_help("image"))
     multimodal_attack: str = option("sep", _attack_help("multimodal"))
-    # --- fine-tuning (train-size, loss-ablation, params): the grid's per-cell training budget
-    method: str = option("mmcoa", _method_help())
-    epochs: int = option(1, EPOCHS_HELP)
-    train_batch_size: int = option(32, "Fine-tuning batch size.")
-    lr: float = option(1e-4, LR_HELP)
-    train_eps: float = option(16 / 255, TRAIN_EPS_HELP, unit=BUDGET)
-    train_steps: int = option(5, "Training PGD steps.")
-    train_mode: str | None = option(None, TRAIN_MODE_HELP, flag="--train")
-    n_train: int | None = option(256, N_TRAIN_HELP)
     method_options: dict[str, Any] = field(default_factory=dict)
-    #: fine-tuning studies: also evaluate every row's model zero-shot on these datasets (a ``--datasets`` list
-    #: of ``mmrobust benchmark``); never in a cell's hash (the OOD cells are the benchmark's own, see ``ood.py``)
-    ood_datasets: str | None = option(
-        None, "Also evaluate every row's model zero-shot on these datasets (as `mmrobust benchmark --datasets`: "
-              "comma list, @study, a file) with the same attacks: DIR/ood/ holds that benchmark (paired tests vs "
-              "the model before fine-tuning); the table gains OOD-average columns.", flag="--ood-dataset",
-        param="ood_dataset")
     # --- statistics (never in a cell's hash: they change how rows are summarised, not what a cell measures)
     #: the row every other row is compared with (cell key, setting or model); None: the study's default
     reference: str | None = option(
@@ -205,6 +216,7 @@ class StudyOptions(RunOptions, SeedsOptions, TextSettings):
         out = {k: data[k] for k in keys}
         if training:
             out.update({k: v for k, v in sorted(self.method_options.items()) if k not in TRAIN_FIELDS})
+            out.update({k: data[k] for k in HASHED_WHEN_SET if data[k] is not None})
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -238,7 +238,7 @@ def fine_tune(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> d
         return json.loads(report_file.read_text(encoding="utf-8"))
     settings: dict[str, Any] = dict(
         method=o.method, epochs=o.epochs, batch_size=o.train_batch_size, lr=o.lr, train=o.train_mode,
-        eps=o.train_eps, steps=o.train_steps, text_attack=o.train_text_attack, mlm=o.mlm, text_words=o.text_words,
+        eps=o.train_eps, alpha=o.train_alpha, steps=o.train_steps, text_attack=o.train_text_attack, mlm=o.mlm, text_words=o.text_words,
         text_candidates=o.text_candidates, text_goal=training_goal(o.text_goal), method_options=dict(o.method_options), templates=o.templates,
         n_train=o.n_train, shots=None, protect_classnames=o.protect_classnames, min_similarity=o.min_similarity,
         **({} if o.text_chunk is None else {"text_chunk": o.text_chunk}),
