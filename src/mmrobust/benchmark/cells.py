@@ -8,12 +8,11 @@ unfinished one resumes from eval's own per-batch state file.
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 from ..eval.resume import config_hash
+from ..utils.records import matching_record, slug
 from ..eval.run import EvalConfig, run_evaluation
 from ..models.base import VisionLanguageModel
 from ..eval.report import write_report
@@ -21,11 +20,6 @@ from ..eval.report import write_report
 CELLS_DIR = "cells"
 #: EvalConfig fields that do not change a cell's numbers
 _NOT_IN_KEY = {"output", "progress", "resume"}
-
-
-def slug(text: str) -> str:
-    """A file-name-safe, readable rendering of a spec (``proxy:tinyimagenet`` -> ``proxy-tinyimagenet``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "x"
 
 
 def cell_path(out_dir: Path, model: str, dataset_item: str) -> Path:
@@ -40,13 +34,7 @@ def cell_key(config: EvalConfig) -> str:
 
 def finished_cell(path: Path, key: str) -> dict[str, Any] | None:
     """The stored report if it was written by a finished run with the same key."""
-    if not path.is_file():
-        return None
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return report if report.get("benchmark_cell", {}).get("key") == key else None
+    return matching_record(path, key, lambda report: (report.get("benchmark_cell") or {}).get("key"))
 
 
 def run_cell(config: EvalConfig, path: Path, model: VisionLanguageModel, item: str,

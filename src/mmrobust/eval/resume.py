@@ -12,7 +12,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -20,15 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ReportError
+from ..utils import records
 from ..utils.files import write_json_atomic
 
 STATE_VERSION = 1
 
 
+#: the digest of a run's state file: the whole sha256 of json's default rendering, as state files have always
+#: carried (:func:`mmrobust.utils.records.config_hash`, the one hash)
+STATE_HASH = {"length": 64, "compact": False}
+
+
 def config_hash(parts: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of ``parts`` (what the results depend on)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The state-file digest of ``parts`` (what the results depend on)."""
+    return records.config_hash(parts, **STATE_HASH)
 
 
 def state_path_for(output: str | Path) -> Path:

@@ -8,13 +8,12 @@ Tests shrink a recipe with ``overrides`` (e.g. one epoch, a tiny image tower) an
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..data.templates import CLIP_CIFAR_TEMPLATES, CLIP_GENERAL_TEMPLATES, DIGIT_TEMPLATES, STUDY_TEMPLATE
 from ..errors import ConfigError
+from ..utils.records import config_hash
 
 #: bump when the training code changes what a recipe produces (part of the cache key)
 RECIPE_FORMAT_VERSION = 2
@@ -89,8 +88,7 @@ class ProxyRecipe:
 
     def config_hash(self) -> str:
         """Short sha256 of the config: part of the cache key."""
-        text = json.dumps(self.config(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return config_hash(self.config(), length=12)
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> "ProxyRecipe":
         """A copy with some fields replaced (tests, experiments); unknown fields are an error."""

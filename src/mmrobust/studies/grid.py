@@ -7,9 +7,6 @@ instead of recomputed; a changed option changes the hash and the cell is recompu
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +16,9 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..utils.environment import environment_versions
-from ..utils.files import write_json_atomic
+from ..utils.records import config_hash, matching_record, slug, write_record
+
+__all__ = ["Cell", "CellRecord", "CellStore", "GridOutcome", "config_hash", "run_grid", "slug"]
 
 CELL_FORMAT = "mmrobust-study-cell"
 
@@ -60,16 +59,6 @@ class GridOutcome:
         return sum(not r.reused for r in self.records)
 
 
-def slug(text: Any) -> str:
-    """``"proxy:digits"`` -> ``"proxy-digits"``: safe in file names on every OS."""
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", str(text)).strip("-.") or "x"
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 class CellStore:
     """``DIR/cells/<key>.json`` files: read back when the hash matches, written atomically when done."""
 
@@ -84,11 +73,9 @@ class CellStore:
     def load(self, cell: Cell, digest: str) -> dict[str, Any] | None:
         """The saved record if it is complete and made with the same config; None otherwise."""
         path = self.path(cell)
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            return None
-        if not isinstance(record, dict) or record.get("format") != CELL_FORMAT or record.get("config_hash") != digest:
+        record = matching_record(path, digest,
+                                 lambda r: r.get("config_hash") if r.get("format") == CELL_FORMAT else None)
+        if record is None:
             return None
         if not isinstance(record.get("result"), dict):
             return None
@@ -103,7 +90,7 @@ class CellStore:
 
         if not is_main_process():  # under torchrun every rank holds the same result; rank 0 writes it
             return
-        write_json_atomic(self.path(cell), {
+        write_record(self.path(cell), {
             "format": CELL_FORMAT,
             "key": cell.key,
             "model": cell.model,
