@@ -19,12 +19,30 @@ def _few_threads() -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _thread_count_restored():
+    """A test that leaves torch on two threads changes every later result that is compared bit for bit, and a
+    process forked after a two-thread OpenMP region can hang (libgomp is not fork-safe): fail it here."""
+    yield
+    leaked = torch.get_num_threads()
+    torch.set_num_threads(1)
+    assert leaked == 1, f"this test left torch at {leaked} threads"
+
+
 @pytest.fixture
 def tiny_model():
     """A fresh random tiny CLIP (fp32, eval mode, CPU) — chance accuracy, for code paths only."""
     from mmrobust.models.tiny import build_tiny
 
     return build_tiny(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_folder(tmp_path_factory) -> Path:
+    """A saved random masked LM over a small word vocabulary (``mlm_test_models``), for BERT-Attack paths."""
+    from mlm_test_models import save_tiny_mlm
+
+    return save_tiny_mlm(tmp_path_factory.mktemp("tiny-mlm"))
 
 
 @pytest.fixture(scope="session")

@@ -48,13 +48,25 @@ def run(n: int, target: Callable[..., None], *args: Any, timeout: float = 120,
         check_exit: bool = True) -> dict[int, Any]:
     """Run ``n`` processes to the end; {rank: the value it reported}, asserting every rank succeeded."""
     procs, results = start(n, target, *args)
-    got = {}
-    for _ in procs:
-        rank, status, value = results.get(timeout=timeout)
-        assert status == "ok", f"process {rank}: {value}"
-        got[rank] = value
+    try:
+        got = {}
+        for _ in procs:
+            rank, status, value = results.get(timeout=timeout)
+            assert status == "ok", f"process {rank}: {value}"
+            got[rank] = value
+        for proc in procs:
+            proc.join(30)
+            if check_exit:
+                assert proc.exitcode == 0
+        return got
+    finally:
+        stop(procs)
+
+
+def stop(procs: list) -> None:
+    """Kill what is still alive: a hung rank must fail its test, not keep the whole test run from ending
+    (multiprocessing joins live children at exit)."""
     for proc in procs:
-        proc.join(30)
-        if check_exit:
-            assert proc.exitcode == 0
-    return got
+        if proc.is_alive():
+            proc.kill()
+            proc.join(30)

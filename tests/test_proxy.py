@@ -219,13 +219,16 @@ def test_antialiased_resize_modes_filter_before_shrinking_and_stay_differentiabl
 def test_builds_are_reproducible_whatever_the_ambient_thread_count(tmp_path: Path) -> None:
     """Issue 9: the recipe fixes the thread count, so the same recipe and seed give the same sha256 even when
     the caller (or the load) left torch at another thread count; the manifest records the count used."""
-    hashes, threads = [], []
-    for ambient, cache in ((1, tmp_path / "a"), (2, tmp_path / "b")):
-        torch.set_num_threads(ambient)
-        folder = build_proxy("digits", cache_dir=cache, overrides=SHRUNK, progress=False, log=lambda m: None)
-        manifest = json.loads((folder / "manifest.json").read_text())
-        hashes.append(manifest["weights_sha256"])
-        threads.append(manifest["machine"]["torch_threads"])
-        assert torch.get_num_threads() == ambient, "the build must restore the caller's thread count"
+    hashes, threads, before = [], [], torch.get_num_threads()
+    try:
+        for ambient, cache in ((1, tmp_path / "a"), (2, tmp_path / "b")):
+            torch.set_num_threads(ambient)
+            folder = build_proxy("digits", cache_dir=cache, overrides=SHRUNK, progress=False, log=lambda m: None)
+            manifest = json.loads((folder / "manifest.json").read_text())
+            hashes.append(manifest["weights_sha256"])
+            threads.append(manifest["machine"]["torch_threads"])
+            assert torch.get_num_threads() == ambient, "the build must restore the caller's thread count"
+    finally:  # the later tests (and the processes they fork) expect the session's one thread
+        torch.set_num_threads(before)
     assert threads == [RECIPES["digits"].threads] * 2
     assert hashes[0] == hashes[1], f"same recipe and seed, different weights: {hashes}"

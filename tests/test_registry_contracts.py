@@ -17,20 +17,13 @@ from mmrobust.eval.run import EvalConfig, run_evaluation
 SMALL = {"steps": 2, "square_queries": 8, "text_candidates": 3, "eps": 8 / 255}
 
 
-@pytest.fixture(scope="module")
-def mlm_folder(tmp_path_factory):
-    from test_text_attacks import tiny_mlm_folder
-
-    return tiny_mlm_folder.__wrapped__(tmp_path_factory)
-
-
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_every_attack_runs_on_tiny_inside_its_threat_model(name, tmp_path, request):
     spec = ATTACKS[name]
     values = {k: v for k, v in SMALL.items() if k in spec.fields}
     needs_mlm = {r for r, recipe in RECIPE_SPECS.items() if recipe.needs_mlm}
     if "mlm" in spec.fields and (name in needs_mlm or values.get("text_attack") in needs_mlm):
-        values["mlm"] = str(request.getfixturevalue("mlm_folder"))
+        values["mlm"] = str(request.getfixturevalue("tiny_mlm_folder"))
     report = run_evaluation(EvalConfig(model="tiny", dataset="digits", n_samples=8, batch_size=8, attacks=name,
                                        progress=False, sanity=False, output=str(tmp_path / "r.json"), **values))
     block = report["metrics"]["attacks"][name]
@@ -73,7 +66,7 @@ def test_every_preset_resolves_and_builds(name):
 def test_every_text_recipe_builds(recipe, tiny_model, request):
     from mmrobust.attacks.text.recipes import build_text_attack
 
-    mlm = str(request.getfixturevalue("mlm_folder")) if RECIPE_SPECS[recipe].needs_mlm else None
+    mlm = str(request.getfixturevalue("tiny_mlm_folder")) if RECIPE_SPECS[recipe].needs_mlm else None
     attacker = build_text_attack(recipe, tiny_model, candidates=3, mlm=mlm)
     results = attacker.attack(["a photo of a cat"], progress=False)
     assert len(results) == 1 and results[0].original == "a photo of a cat"

@@ -73,7 +73,7 @@ def test_the_leak_changes_the_update(tmp_path) -> None:
     assert len(adversarial["iterates"]) == 3
     terms = trainer.objective.loss(batch, adversarial)
     assert terms.parts["attack_gradient_leak"] > 0
-    assert float(terms.loss) == pytest.approx(terms.parts["ce_adv"] + terms.parts["attack_gradient_leak"], rel=1e-5)
+    assert float(terms.loss.detach()) == pytest.approx(terms.parts["ce_adv"] + terms.parts["attack_gradient_leak"], rel=1e-5)
 
 
 def test_mmcoa_released_uses_instance_targets_and_coupled_adam(tmp_path) -> None:

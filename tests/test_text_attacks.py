@@ -24,7 +24,7 @@ from mmrobust.errors import ConfigError, ModelLoadError
 from mmrobust.models.zeroshot import ZeroShotClassifier, build_prompts, encode_class_prompts
 from mmrobust.models.base import TextTokens, VisionLanguageModel
 from mmrobust.models.tiny import build_tiny
-from mlm_test_models import MLM_WORDS, save_tiny_mlm
+from mlm_test_models import MLM_WORDS
 
 CLASSES = ["cat", "dog", "airplane", "truck", "frog", "horse", "ship", "bird"]
 TEMPLATES = ["This is a photo of a {}", "a blurry picture of the {}."]
@@ -286,11 +286,6 @@ def test_long_texts_are_truncated_with_a_warning(tiny_model):
 
 
 # ---------------------------------------------------------------------------------------------- masked LM
-@pytest.fixture(scope="module")
-def tiny_mlm_folder(tmp_path_factory):
-    return save_tiny_mlm(tmp_path_factory.mktemp("tiny-mlm"))
-
-
 def test_bert_attack_with_a_masked_lm_lowers_accuracy(setup, tiny_mlm_folder):
     attack, accuracy = run_eval_attack("bert-attack", setup, text_words=1, mlm=str(tiny_mlm_folder))
     assert accuracy < 1.0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mmrobust.training import StepInfo, TrainConfig, train
+from mmrobust.training import TrainConfig, train
 
 KILL_AT = (1, 1)  # (epoch, step) both 0-based: the second step of the second epoch
 
@@ -25,15 +26,29 @@ def config(output_dir: Path, resume: bool = False) -> TrainConfig:
     )
 
 
-def _run_until_killed(output_dir: str, marker: str) -> None:
-    """Child process: train, and at KILL_AT announce it and wait to be killed."""
+CHILD = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_train_resume import KILL_AT, config
+from mmrobust.training import train
 
-    def hook(info: StepInfo) -> None:
-        if (info.epoch, info.step_in_epoch) == KILL_AT:
-            Path(marker).write_text(str(info.global_step))
-            time.sleep(120)
+def hook(info):
+    if (info.epoch, info.step_in_epoch) == KILL_AT:
+        Path({marker!r}).write_text(str(info.global_step))
+        time.sleep(120)
 
-    train(config(Path(output_dir)), step_hook=hook)
+train(config(Path({output!r})), step_hook=hook)
+"""
+
+
+def start_child(output_dir: Path, marker: Path) -> subprocess.Popen:
+    """A fresh interpreter, not a fork: a child forked after another test has run torch on two OpenMP threads
+    can hang in its first parallel region (libgomp is not fork-safe), which CI saw as a run that never ended."""
+    code = CHILD.format(tests=str(Path(__file__).parent), marker=str(marker), output=str(output_dir))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def final_weights(output_dir: Path) -> dict[str, torch.Tensor]:
@@ -43,16 +58,20 @@ def final_weights(output_dir: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     killed_dir, marker = tmp_path / "killed", tmp_path / "reached"
-    context = multiprocessing.get_context("fork")  # inherits the imported modules: no second torch start-up
-    child = context.Process(target=_run_until_killed, args=(str(killed_dir), str(marker)))
-    child.start()
-    deadline = time.monotonic() + 120
-    while not marker.exists() and child.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert marker.exists(), "the training child never reached the kill point"
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(30)
-    assert child.exitcode == -signal.SIGKILL
+    child = start_child(killed_dir, marker)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not marker.exists():
+            child.kill()
+            pytest.fail(f"the training child never reached the kill point: {child.communicate(timeout=30)[1][-2000:]}")
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:  # never leave a child that would keep the test run alive
+            child.kill()
+            child.wait(30)
     assert not (killed_dir / "final").exists()
     latest = (killed_dir / "checkpoints" / "latest.json").read_text()
     assert '"epoch": 1' in latest and '"step_in_epoch": 1' in latest  # a mid-epoch checkpoint is current

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from mmrobust.training.methods import METHOD_SPECS
-from test_text_attacks import tiny_mlm_folder  # noqa: F401  (fixture)
 import torch
 import torch.nn.functional as F
 

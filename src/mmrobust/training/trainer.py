@@ -14,7 +14,6 @@ uninterrupted run.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -28,32 +27,20 @@ from tqdm.auto import tqdm
 from ..data import load_dataset, resolve_templates, subsample_indices
 from ..data.base import ImageClassificationDataset
 from ..data.loader import iterate_index_batches
-from ..data.sampling import indices_sha256
-from ..errors import ConfigError, ModelLoadError, NumericalError, ReportError
-from ..attacks.text.recipe_specs import RECIPE_SPECS
+from ..errors import ConfigError, NumericalError
 from ..models.zeroshot import build_prompts
-from ..models import load_model, save_checkpoint
+from ..models import load_model
 from ..models.base import VisionLanguageModel
-from ..utils.environment import environment_versions
 from ..utils.compile import compile_towers
-from ..utils.files import atomic_write, output_lock, write_json_atomic
+from ..utils.files import output_lock
 from ..utils.precision import precision_context
 from ..utils.seeding import seed_everything
 from .batching import epoch_order, global_batches, shard, training_indices
 from .checkpointing import (
-    START_OVER,
     Position,
-    check_same_model,
-    checked_position,
-    has_checkpoint,
-    load_model_weights,
     model_fingerprint,
-    read_latest,
-    restore_rng_state,
-    rng_state,
-    save_training_checkpoint,
 )
-from .config import TrainConfig, eps_label
+from .config import TrainConfig
 from ..utils.distributed import (
     DistributedContext,
     all_reduce_sum,
@@ -64,13 +51,11 @@ from ..utils.distributed import (
 from .evaluation import evaluate_model
 from .methods import get_method
 from .objectives import Objective, ObjectiveContext, TrainBatch
-from .text_adversary import TEXT_COUNTS
 from .param_selection import TrainableSelection, select_trainable
 from .visual_prompt import PromptedModel, fold_prompt_into_model
 
-LOG_NAME = "log.jsonl"
-REPORT_NAME = "report.json"
-FINAL_NAME = "final"
+from .trainer_report import ReportMixin
+from .trainer_resume import ResumeMixin
 
 
 @dataclass
@@ -92,7 +77,7 @@ def step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(epoch), int(step), int(rank), 0xA77]).generate_state(1)[0])
 
 
-class Trainer:
+class Trainer(ResumeMixin, ReportMixin):
     """Runs one :class:`TrainConfig`; :meth:`run` returns the final report (also written to disk)."""
 
     def __init__(
@@ -106,22 +91,6 @@ class Trainer:
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ setup
-    def _prepare_output_dir(self) -> None:
-        exists = has_checkpoint(self.output_dir)
-        if self.config.resume and not exists:
-            raise ConfigError(f"--resume: no training checkpoint in {self.output_dir}")
-        if not self.config.resume and (exists or (self.output_dir / REPORT_NAME).exists()):
-            raise ConfigError(
-                f"{self.output_dir} already holds a training run; pass --resume to continue it or choose another "
-                "--output-dir"
-            )
-        if self.dist.is_main:
-            try:
-                self.output_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"cannot create --output-dir {self.output_dir}: {exc.strerror or exc}") from None
-        self.dist.barrier()
-
     def _load_data(self) -> None:
         cfg = self.config
         self.train_set: ImageClassificationDataset = load_dataset(cfg.dataset, cfg.data_root, cfg.train_split)
@@ -196,73 +165,6 @@ class Trainer:
         return self.model
 
     # ------------------------------------------------------------------ checkpoints
-    def _state(self, position: Position, accumulators: dict[str, float]) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "optimizer": self.optimizer.state_dict(),
-            "rng": rng_state(),
-            "model_fingerprint": self.fingerprint,
-            "config": self.config.to_dict(),
-            "history": self.history,
-            "epoch_accumulators": accumulators,
-        }
-        if isinstance(self.model, PromptedModel):
-            state["prompt"] = {k: v.detach().cpu() for k, v in self.model.prompt.state_dict().items()}
-        return state
-
-    def _save(self, position: Position, accumulators: dict[str, float]) -> Path | None:
-        folder = None
-        if self.dist.is_main:
-            try:
-                folder = save_training_checkpoint(
-                    self.output_dir, self.export_model(), self._state(position, accumulators), position,
-                    keep=self.config.keep_checkpoints,
-                )
-            except ReportError as exc:
-                raise ReportError(f"{exc}; {self._intact_note()}") from None
-        self.dist.barrier()
-        return folder
-
-    def _intact_note(self) -> str:
-        """Where training can continue from after a failed save (the previous checkpoint is untouched)."""
-        if has_checkpoint(self.output_dir):
-            return f"the previous checkpoint in {self.output_dir} is intact: free space and rerun with --resume"
-        return "no checkpoint was written yet"
-
-    def _resume(self) -> tuple[Position, dict[str, float]]:
-        folder, state = read_latest(self.output_dir)
-        check_same_model(state, self.fingerprint, folder)
-        different = self.config.differences(state.get("config", {}))
-        if different:
-            raise ConfigError(
-                f"--resume: the checkpoint in {self.output_dir} was made with other options ({', '.join(different)}); "
-                "use the same options or another --output-dir"
-            )
-        position = checked_position(state, folder, self.config.epochs)
-        try:
-            if isinstance(self.model, PromptedModel):
-                self.model.prompt.load_state_dict(state["prompt"])
-            else:
-                load_model_weights(self.model, folder)
-            self.optimizer.load_state_dict(state["optimizer"])
-            restore_rng_state(state["rng"])
-            history = [dict(h) for h in state.get("history", [])]
-            accumulators = {str(k): float(v) for k, v in dict(state.get("epoch_accumulators", {})).items()}
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
-            raise ModelLoadError(
-                f"training state in {folder} does not fit this run ({type(exc).__name__}: {str(exc)[:200]}); "
-                f"{START_OVER}"
-            ) from None
-        self.history = history
-        return position, accumulators
-
-    def _write_log(self) -> None:
-        """Rewrite ``log.jsonl`` from the history (a resumed run drops epochs it is about to redo)."""
-        if not self.dist.is_main:
-            return
-        text = "".join(json.dumps(entry, default=str) + "\n" for entry in self.history)
-        atomic_write(self.output_dir / LOG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-    # ------------------------------------------------------------------ one step
     def _local_batches(self, batches: list[list[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This rank's share of each global batch, decoded ahead by DataLoader workers for file-backed sets."""
         local = [shard(batch, self.dist.rank, self.dist.world_size) for batch in batches]
@@ -385,90 +287,6 @@ class Trainer:
             accumulators = {}
         self.timings["train_s"] = round(time.perf_counter() - t_train, 3)
         return self._finish(position, last_folder, t_start)
-
-    def _epoch_entry(self, epoch: int, n_steps: int, acc: dict[str, float], seconds: float) -> dict[str, Any]:
-        keys = [k for k in acc if k not in ("n", "grad_norm")]
-        sums = all_reduce_sum([acc.get("n", 0.0)] + [acc[k] for k in keys], self.dist)
-        n = max(sums[0], 1.0)
-        entry: dict[str, Any] = {"epoch": epoch + 1, "steps": n_steps, "n_images": int(sums[0])}
-        entry.update({f"train_{k}": v / n for k, v in zip(keys, sums[1:]) if k not in TEXT_COUNTS})
-        counts = {k: int(v) for k, v in zip(keys, sums[1:]) if k in TEXT_COUNTS}
-        if counts:  # the caption attack's counts over the epoch (all ranks, across a resume)
-            entry["text_attack"] = counts
-        entry["grad_norm_mean"] = acc.get("grad_norm", 0.0) / max(n_steps, 1)
-        entry["logit_scale"] = float(self.model.logit_scale.detach())
-        entry["train_s"] = round(seconds, 3)
-        entry["eval"] = self._evaluate(epoch)
-        if self.dist.is_main and self.config.progress:
-            ev = entry["eval"]
-            robust = f", PGD {100 * ev['pgd_accuracy']:.2f}%" if "pgd_accuracy" in ev else ""
-            tqdm.write(f"epoch {epoch + 1}: loss {entry.get('train_loss', float('nan')):.4f}, held-out clean "
-                       f"{100 * ev['clean_accuracy']:.2f}%{robust} (n={ev['n']})")
-        return entry
-
-    def _finish(self, position: Position, last_folder: Path | None, t_start: float) -> dict[str, Any]:
-        cfg = self.config
-        final_dir = self.output_dir / FINAL_NAME
-        report: dict[str, Any] = {
-            "mmrobust_report_version": 1,
-            "task": "adversarial_fine_tuning" if cfg.method != "clean" else "fine_tuning",
-            "method": cfg.method,
-            "config": cfg.to_dict(),
-            "model": self.model.describe(),
-            "trainable": self.selection.describe(),
-            "objective": self.objective.describe(),
-            "threat_model": {"norm": "Linf", "eps": eps_label(cfg.eps), "eps_float": cfg.eps,
-                             "alpha": eps_label(cfg.alpha), "steps": cfg.steps},
-            "data": {
-                "train": {**self.train_set.describe(), "n_used": len(self.train_indices),
-                          "indices_sha256": indices_sha256(self.train_indices)},
-                "eval": {**self.eval_set.describe(), "n_used": len(self.eval_indices),
-                         "indices_sha256": indices_sha256(self.eval_indices)},
-                "templates": list(self.templates),
-                "caption_template": self.caption_template,
-            },
-            "distributed": {"world_size": self.dist.world_size, "backend_device": str(self.dist.device)},
-            "history": self.history,
-            "final_eval": self.history[-1]["eval"] if self.history else None,
-            "global_steps": position.global_step,
-            "final_checkpoint": str(final_dir),
-            "resumed": cfg.resume,
-            "versions": environment_versions(),
-        }
-        if self.text_adversary is not None:
-            report["text_attack"] = self._text_attack_block()
-            # this process's share (a resume starts at 0)
-            report["text_attack_cost"] = self.text_adversary.cost.to_dict()
-        if self.dist.is_main:
-            try:
-                save_checkpoint(self.export_model(), final_dir, metadata={"training_report": REPORT_NAME,
-                                                                          "method": cfg.method,
-                                                                          "train_mode": cfg.train_mode})
-                self.timings["total_s"] = round(time.perf_counter() - t_start, 3)
-                report["timings"] = dict(self.timings)
-                write_json_atomic(self.output_dir / REPORT_NAME, report)
-            except ReportError as exc:
-                raise ReportError(f"{exc}; {self._intact_note()}") from None
-        self.dist.barrier()
-        return report
-
-
-    def _text_attack_block(self) -> dict[str, Any]:
-        """The caption attack as eval reports a text attack: its options, what it changed, class-name collisions
-        (summed over the epochs' counts, so all ranks and the epochs before a resume are included)."""
-        cfg = self.config
-        totals = {k: sum(h.get("text_attack", {}).get(k, 0) for h in self.history) for k in TEXT_COUNTS}
-        block: dict[str, Any] = {
-            "text_attack": cfg.text_attack, "mlm": cfg.mlm if RECIPE_SPECS[cfg.text_attack].needs_mlm else None,
-            "text_words": cfg.text_words, "text_candidates": cfg.text_candidates, "text_goal": cfg.text_goal,
-            "text_chunk": cfg.text_chunk, "protect_classnames": cfg.protect_classnames,
-            "min_similarity": cfg.min_similarity, "attacker": self.text_adversary.describe(), **totals,
-        }
-        block["warnings"] = [] if not totals["class_name_collisions"] else [
-            f"{totals['class_name_collisions']} adversarial caption(s) named another class: the caption attack "
-            "merged classes rather than paraphrasing captions; --protect-classnames forbids it"]
-        return block
-
 
 def train(config: TrainConfig, step_hook: StepHook | None = None) -> dict[str, Any]:
     """Run one fine-tuning (single process, or one rank under torchrun) and return its report."""
