@@ -76,3 +76,10 @@ def tin_captions(tmp_path_factory, shared_data) -> Path:
     folder = tmp_path_factory.mktemp("tin_captions")
     build_retrieval_fixture(shared_data, folder, n_images=6, captions_per_image=3, seed=1)
     return folder
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``slow`` studies and builds run for as long as they need: the suite's hang timeout is for the rest."""
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.timeout(0))
