@@ -322,3 +322,20 @@ def test_retrieval_examples_show_each_querys_top5_before_and_after(tin_captions,
     changed = {a[s:e] for i in examples["embed-sub"] for p in i["prompts"] for s, e in [*p["spans"]]
                for a in [p["adversarial"]]}
     assert changed and changed <= set(parsed.marks)
+
+
+def test_a_study_keeps_examples_per_cell_and_its_page_shows_them(tmp_path):
+    """Issue 25: ``--save-examples`` on the studies too; each cell's report keeps its gallery, the page shows it."""
+    out = tmp_path / "study"
+    args = ["study", "eps", "--model", "tiny", "--eps", "8,32", "-n", "8", "-b", "8", "--eval-steps", "2",
+            "--text-attack", "embed-sub", "--save-examples", "1", "-o", str(out), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    reports = sorted(out.rglob("*.json"))
+    kept = [json.loads(p.read_text()).get("examples") for p in reports]
+    kept = [k for k in kept if k]
+    assert len(kept) == 2 and all(set(k["attacks"]) == {"pgd", "embed-sub", "sep"} for k in kept), reports
+    parsed = Page(render_report(out, tmp_path / "s.html").read_text())
+    assert len(parsed.images) >= 2 * 3  # a clean | adversarial | perturbation row per kept example at least
+    refused = CliRunner().invoke(app, args[:-3] + ["--save-examples", "-1", "-o", str(tmp_path / "x"), "-q"])
+    assert refused.exit_code == 2 and "--save-examples must be at least 0, got -1" in refused.output

@@ -9,7 +9,17 @@ from ..options.run import N_SAMPLES_HELP, SANITY_HELP
 
 
 @dataclass(kw_only=True)
-class EvalOptions:
+class ExampleOptions:
+    """What to keep for a person to look at (``mmrobust report``): eval, benchmark and the studies share it."""
+
+    #: keep the first K attacked examples per attack beside the report (:mod:`.examples`; 0 = none, reports unchanged)
+    save_examples: int = option(
+        0, "Keep the first K attacked images per attack (PNGs, top-3 before/after, prompt diffs) beside the report, "
+           "for `mmrobust report`.")
+
+
+@dataclass(kw_only=True)
+class EvalOptions(ExampleOptions):
     split: str | None = option(None, "Dataset split (default: the dataset's test split).")
     n_samples: int | None = option(None, N_SAMPLES_HELP, short="-n")
     #: evaluate on a deterministic subset of this many classes (k-way task, images of those classes only)
@@ -31,7 +41,3 @@ class EvalOptions:
         "cascade", "cascade: each attack only on images no earlier attack broke (as AutoAttack; per-attack "
                    "numbers cumulative); each: every attack on every clean-correct image (standalone numbers). "
                    "Same worst case.")
-    #: keep the first K attacked examples per attack beside the report (:mod:`.examples`; 0 = none, reports unchanged)
-    save_examples: int = option(
-        0, "Keep the first K attacked images per attack (PNGs, top-3 before/after, prompt diffs) beside the report, "
-           "for `mmrobust report`.")

@@ -16,6 +16,7 @@ from ..attacks.options import RULES, TEXT_GOALS
 from ..attacks.settings import TextSettings
 from ..attacks.text.recipe_specs import default_recipe
 from ..errors import ConfigError
+from ..eval.options import ExampleOptions
 from ..options.fields import BUDGET, flag_of, option
 from ..options.parse import positive_int as positive_integer
 from ..options.run import DATASET_HELP, MODEL_HELP, N_SAMPLES_HELP, N_TRAIN_HELP, SANITY_HELP, TRAINING_TEMPLATES, RunOptions, SeedsOptions
@@ -85,7 +86,7 @@ class StudyTraining:
 
 
 @dataclass(kw_only=True)
-class StudyOptions(RunOptions, SeedsOptions, TextSettings, StudyTraining):
+class StudyOptions(RunOptions, SeedsOptions, TextSettings, ExampleOptions, StudyTraining):
     """Options shared by the studies. Defaults are small and sized for ``proxy:digits`` on two CPU cores.
 
     Composed from :class:`~mmrobust.options.run.RunOptions` and the text options every command shares
@@ -99,7 +100,9 @@ class StudyOptions(RunOptions, SeedsOptions, TextSettings, StudyTraining):
     ``text_attack`` is the recipe of every text perturbation (the text column, sep's text part, the training
     captions; None = bert-attack with ``mlm``, else embed-sub; "none" drops the text column).
     ``device`` and ``progress`` never enter a cell's hash (a cell measured on one device is reused on
-    another; the cell JSON records where it ran).
+    another; the cell JSON records where it ran), nor does ``save_examples`` (:class:`~mmrobust.eval.options.
+    ExampleOptions`): it keeps images beside the cells measured in this run, and a cell reused from an earlier
+    run keeps what it kept then.
     """
 
     output_dir: str = option(help="Study folder: cells/, table.csv, table.json, plot.png.", short="-o")
@@ -165,6 +168,8 @@ class StudyOptions(RunOptions, SeedsOptions, TextSettings, StudyTraining):
         for name in ("n_eval", "batch_size", "eval_steps", "text_words", "text_candidates", "epochs",
                      "train_batch_size", "train_steps"):
             setattr(self, name, positive_integer(getattr(self, name), flag_of(StudyOptions, name)))
+        if self.save_examples < 0:
+            raise ConfigError(f"--save-examples must be at least 0, got {self.save_examples}")
         if self.n_train is not None and self.n_train < 1:
             raise ConfigError(f"--n-train must be at least 1, got {self.n_train}")
         check_seed(self.seed)

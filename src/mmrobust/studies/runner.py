@@ -172,7 +172,8 @@ def study_eval_config(ctx: StudyContext, spec: str, *, eps: float | None = None,
         model=spec, dataset=o.dataset if own else dataset, data_root=o.data_root, split=o.split if own else None,
         n_samples=ctx.n_eval_for(classes) if own else o.n_eval, batch_size=o.batch_size, device=o.device,
         seed=o.seed, templates=o.templates, progress=o.progress, attacks=names or None, sanity=o.sanity,
-        resume=True, classes=classes, ensemble="each", **values_read_by(names, values),
+        resume=True, classes=classes, ensemble="each", save_examples=o.save_examples if own else 0,
+        **values_read_by(names, values),
     )
 
 
