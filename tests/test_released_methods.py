@@ -112,3 +112,49 @@ def test_study_released_preset_runs_test_py_modes_at_temperature_100(tmp_path) -
     own = run_evaluation(EvalConfig(model="tiny", dataset="digits", n_samples=8, batch_size=8, progress=False,
                                     preset="study-released", steps=2, mlm=str(mlm), logit_scale=10.0))
     assert own["logit_scale"] == pytest.approx(10.0)  # a flag overrides the protocol's temperature
+
+
+def test_pmg_aft_released_update_equals_the_released_script(tmp_path) -> None:
+    """PMG_AFT.py's loop written out: ImageNet-normalised pixels (resize, then ImageNet mean/std), plain cosine
+    logits in the attack and the loss, ``KLDivLoss(reduction="sum")(log_softmax(adv), softmax(other))``, the
+    attack's ``backward()`` leak; and ``SGD(momentum=0.9)``."""
+    trainer = ready_trainer(tmp_path, "pmg-aft-released", train="full", steps=3)
+    assert type(trainer.optimizer) is torch.optim.SGD
+    assert trainer.optimizer.defaults["momentum"] == 0.9 and trainer.optimizer.defaults["weight_decay"] == 0
+    objective = trainer.objective
+    model, original = objective.model, objective.ctx.original
+    imagenet_mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    imagenet_std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def script_logits(net, x, classes):
+        resized = F.interpolate(x, size=(net.image_size, net.image_size), mode=net.resize_mode, align_corners=False)
+        features = net._encode_normalized_images((resized - imagenet_mean) / imagenet_std)
+        return F.normalize(features, dim=-1) @ classes.t()
+
+    from mmrobust.models.zeroshot import encode_class_prompts
+
+    original_classes = encode_class_prompts(original, objective.ctx.class_prompts).detach()
+    sum_kl = torch.nn.KLDivLoss(reduction="sum")
+
+    def script_loss(adv):
+        classes = objective.class_embeddings(grad=True)
+        output = script_logits(model, adv, classes)
+        with torch.no_grad():
+            output_ori = script_logits(original, adv, original_classes)
+        output_clean = script_logits(model, batch.images, classes)
+        return (F.cross_entropy(output, batch.labels)
+                + sum_kl(F.log_softmax(output, dim=1), F.softmax(output_clean, dim=1))
+                + sum_kl(F.log_softmax(output, dim=1), F.softmax(output_ori, dim=1)))
+
+    batch = first_batch(trainer)
+    objective.zero_shot_logits = lambda x, classes: script_logits(model, x, classes)  # the script's attack logits
+    adv_ref, grads_ref = released_loop_grads(trainer, batch, script_loss)
+    del objective.zero_shot_logits
+    adv, grads = objective_grads(trainer, first_batch(trainer))
+    assert torch.equal(adv, adv_ref)
+    assert grads.keys() == grads_ref.keys() and grads
+    for k in grads:
+        torch.testing.assert_close(grads[k], grads_ref[k], rtol=1e-4, atol=2e-5)  # float32 summation order
+    corrected = ready_trainer(tmp_path / "corrected", "pmg-aft", train="full", steps=3)
+    adv_corrected, _ = objective_grads(corrected, first_batch(corrected))
+    assert not torch.equal(adv_corrected, adv)  # the temperature and the normalisation change the attack itself

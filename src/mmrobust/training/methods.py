@@ -68,6 +68,9 @@ METHOD_SPECS: dict[str, MethodSpec] = {s.name: s for s in (
                MMCoAOptions),
     MethodSpec("tecoa-released", f"{_O}.released:ReleasedTeCoA", "image",
                "TeCoA as the study's code trains it: attack-gradient leak, coupled-L2 Adam"),
+    MethodSpec("pmg-aft-released", f"{_O}.released:ReleasedPMGAFT", "image",
+               "PMG-AFT as its script trains it: ImageNet normalisation, cosine logits, batch-summed KL, "
+               "attack-gradient leak, SGD momentum 0.9", PMGAFTOptions),
 )}
 
 

@@ -152,11 +152,7 @@ class Trainer(ResumeMixin, ReportMixin):
             dist=self.dist,
         )
         self.objective: Objective = objective_cls(context)
-        optimizer_cls = torch.optim.Adam if objective_cls.coupled_weight_decay else torch.optim.AdamW
-        self.optimizer = optimizer_cls(
-            self.selection.parameters, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.adam_eps,
-            weight_decay=cfg.weight_decay,
-        )
+        self.optimizer = objective_cls.make_optimizer(self.selection.parameters, cfg)
 
     def export_model(self) -> VisionLanguageModel:
         """The model as a plain checkpointable model (a visual prompt folded into the weights)."""

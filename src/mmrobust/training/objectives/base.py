@@ -78,6 +78,14 @@ class Objective(ABC):
     #: the released code's ``torch.optim.Adam(weight_decay=...)`` (L2 through the moments) instead of AdamW
     coupled_weight_decay: bool = False
 
+    @classmethod
+    def make_optimizer(cls, parameters: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+        """AdamW (decoupled decay), or the released code's ``Adam(weight_decay=...)`` when
+        :attr:`coupled_weight_decay`; a released variant with another optimiser overrides this."""
+        optimizer_cls = torch.optim.Adam if cls.coupled_weight_decay else torch.optim.AdamW
+        return optimizer_cls(parameters, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.adam_eps,
+                             weight_decay=cfg.weight_decay)
+
     def __init__(self, ctx: ObjectiveContext) -> None:
         self.ctx = ctx
         self.config = ctx.config

@@ -21,6 +21,17 @@ The departures reproduced here (``MMCoA.py`` and ``attacks.py`` of the released 
 
 Not reproduced (no reference value here to test against): the released logit scale is never clamped; mmrobust
 never clamps it during fine-tuning either, so nothing differs there.
+
+PMG-AFT's own script (``PMG_AFT.py`` of serendipity1122/Pre-trained-Model-Guided-Fine-Tuning-for-Zero-Shot-
+Adversarial-Robustness, commit ``a53fdd8``), which the study ran as its PMG-AFT baseline, departs from its paper in
+the same way and more (:class:`ReleasedPMGAFT`): ImageNet mean/std instead of CLIP's (l.119-134,
+``clip_img_preprocessing``), temperature-free logits (l.659-667: ``multiGPU_CLIP`` returns plain cosines, in the
+attack and the loss), both KL terms as ``KLDivLoss(reduction="sum")(log_softmax(adv), softmax(other))``
+(l.215, l.736-737) = ``KL(p_other || p_adv)`` summed over the batch (so their weight grows with it; the first
+commit ``4baf55d`` had the arguments the other way round), the same attack-gradient leak (``optimizer.zero_grad()``
+at l.703 before ``attack_pgd``, whose steps call ``backward()``), and ``SGD(momentum=0.9, weight_decay=0)`` on
+the image tower (l.204, its argparse defaults). Not reproduced: its fp16 ``autocast`` + ``GradScaler``
+(l.711) and its cosine schedule with 1000 warm-up steps (the trainer's schedule is used).
 """
 
 from __future__ import annotations
@@ -30,9 +41,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import LossTerms, TrainBatch
+from ..config import TrainConfig
+from .base import LossTerms, TrainBatch, kl_divergence
 from .mmcoa import MMCoA
+from .pmg_aft import PMGAFT
 from .tecoa import TeCoA
+
+#: the ImageNet statistics PMG_AFT.py normalises with (l.119-120), instead of CLIP's
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def released_pgd_iterates(objective: Any, batch: TrainBatch) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -112,3 +129,65 @@ class ReleasedTeCoA(TeCoA):
 
     def loss(self, batch: TrainBatch, adversarial: dict[str, Any]) -> LossTerms:
         return with_leak(self, batch, super().loss(batch, adversarial), adversarial["iterates"])
+
+
+def pixel_statistics(model: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (mean, std) a model normalises its pixels with (through wrappers such as the visual prompt)."""
+    while not hasattr(model, "pixel_mean") and hasattr(model, "base"):
+        model = model.base
+    return model.pixel_mean, model.pixel_std
+
+
+def as_imagenet_normalised(model: Any, images: torch.Tensor) -> torch.Tensor:
+    """Pixels that the model's own normalisation turns into ``(x - imagenet_mean) / imagenet_std``.
+
+    The map is affine per channel, so it commutes with the model's resize (interpolation weights sum to one):
+    the tower sees exactly what PMG_AFT.py's ``clip_img_preprocessing`` (upsample, then ImageNet normalise)
+    feeds it, while the attack and the threat model stay in [0, 1] pixel space.
+    """
+    mean, std = pixel_statistics(model)
+    imagenet_mean = torch.tensor(IMAGENET_MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    imagenet_std = torch.tensor(IMAGENET_STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images - imagenet_mean) / imagenet_std * std + mean
+
+
+def released_cosine_logits(model: Any, images: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
+    """PMG_AFT.py's zero-shot logits: plain cosines (no temperature) on ImageNet-normalised pixels."""
+    features = model.encode_image(as_imagenet_normalised(model, images), normalize=True)
+    return features @ class_embeddings.t()
+
+
+class ReleasedPMGAFT(PMGAFT):
+    """PMG-AFT as its released script trains it (see the module doc): ImageNet normalisation, cosine logits in
+    the attack, the loss and the leak, batch-summed KL terms, SGD with momentum. ``pmg_alpha`` / ``pmg_beta``
+    weight the two KL terms (1 and 1 in the script, unweighted)."""
+
+    name = "pmg-aft-released"
+
+    @classmethod
+    def make_optimizer(cls, parameters: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+        """``torch.optim.SGD(lr, momentum=0.9, weight_decay=0)`` (PMG_AFT.py l.204, its argparse defaults);
+        ``--weight-decay`` and the Adam settings do not apply to it."""
+        return torch.optim.SGD(parameters, lr=cfg.lr, momentum=0.9, weight_decay=0.0)
+
+    def zero_shot_logits(self, images: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
+        return released_cosine_logits(self.model, images, class_embeddings)
+
+    def adversarial_inputs(self, batch: TrainBatch) -> dict[str, Any]:
+        images, iterates = released_pgd_iterates(self, batch)
+        with torch.no_grad():
+            original_logits = released_cosine_logits(self.ctx.original, images, self._original_classes)
+        return {"images": images, "iterates": iterates, "original_logits": original_logits}
+
+    def loss(self, batch: TrainBatch, adversarial: dict[str, Any]) -> LossTerms:
+        classes = self.class_embeddings(grad=True)
+        adv_logits = self.zero_shot_logits(adversarial["images"], classes)
+        clean_logits = self.zero_shot_logits(batch.images, classes)
+        n = adv_logits.shape[0]  # KLDivLoss(reduction="sum"): the batch mean times the batch size
+        ce = F.cross_entropy(adv_logits, batch.labels)
+        kl_original = kl_divergence(adversarial["original_logits"], adv_logits) * n  # KL(p_orig || p_adv)
+        kl_clean = kl_divergence(clean_logits, adv_logits) * n  # KL(p_clean || p_adv), gradient through both
+        loss = ce + self.options.pmg_alpha * kl_original + self.options.pmg_beta * kl_clean
+        terms = LossTerms(loss, {"ce_adv": float(ce.detach()), "kl_original": float(kl_original.detach()),
+                                 "kl_clean": float(kl_clean.detach())})
+        return with_leak(self, batch, terms, adversarial["iterates"])
