@@ -83,5 +83,28 @@ class PMGAFTOptions(MethodOptions):
             non_negative(getattr(self, name), "--" + name.replace("_", "-"))
 
 
+#: TGA-ZSR's ``--Distance_metric`` choices (TGA-ZSR.py, ``criterion``)
+TGA_DISTANCES = ("l2", "cos", "l1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TGAZSROptions(MethodOptions):
+    """TGA-ZSR's loss weights and distance (Yu et al., NeurIPS 2024, Eq. 9 / 12; ``zhyblue424/TGA-ZSR``
+    README and ``TGA-ZSR.py`` ``parse_option``: ``--Alpha 0.08``, ``--Beta 0.05``, ``--Distance_metric l2``)."""
+
+    tga_alpha: float = option(0.08, "TGA-ZSR weight of the attention-refinement term (adversarial attention of the "
+                                    "fine-tuned model vs clean attention of the frozen one; the code's Alpha).")
+    tga_beta: float = option(0.05, "TGA-ZSR weight of the attention-constraint term (clean attention of the "
+                                   "fine-tuned model vs the frozen one's; the code's Beta).")
+    tga_distance: str = option("l2", "TGA-ZSR distance between attention maps: l2 (per-image L2 norm, batch mean), "
+                                     "cos (1 - cosine) or l1 (element-wise mean absolute difference).")
+
+    def _check(self) -> None:
+        for name in ("tga_alpha", "tga_beta"):
+            non_negative(getattr(self, name), "--" + name.replace("_", "-"))
+        if self.tga_distance not in TGA_DISTANCES:
+            raise ConfigError(f"unknown --tga-distance {self.tga_distance!r}; known: {', '.join(TGA_DISTANCES)}")
+
+
 def option_names(options_class: type | None) -> tuple[str, ...]:
     return () if options_class is None else tuple(f.name for f in fields(options_class))
