@@ -142,3 +142,79 @@ def test_cli_trains_tga_zsr(tmp_path: Path) -> None:
     assert report["config"]["tga_alpha"] == 0.1 and report["config"]["tga_distance"] == "cos"
     step = report["history"][0]
     assert "train_attention_refinement" in step and "train_attention_constraint" in step
+
+
+def test_cli_trains_leaf_and_leaf_fare(tmp_path: Path) -> None:
+    report = _cli_train(tmp_path, "leaf", "--leaf-rho", "8")
+    assert report["config"]["leaf_rho"] == 8 and report["config"]["leaf_k"] == 1
+    assert report["trainable"]["mode"] == "text"  # LEAF freezes the image tower
+    step = report["history"][0]
+    assert step["train_l2_text_adv"] > 0 and 0 <= step["train_changed_caption_rate"] <= 1
+    report = _cli_train(tmp_path, "leaf-fare", "--leaf-rho", "4", "--leaf-k", "2")
+    step = report["history"][0]
+    assert {"train_l2_image_adv", "train_l2_text_adv"} <= set(step) and report["trainable"]["mode"] == "full"
+    assert step["train_loss"] == pytest.approx(step["train_l2_image_adv"] + step["train_l2_text_adv"], rel=1e-5)
+
+
+# ---------------------------------------------------------------------- LEAF
+def levenshtein(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def test_leaf_edit_slots() -> None:
+    from mmrobust.attacks.text.leaf import edit_at
+
+    assert edit_at("cat", 0, "x") == "xcat"  # gap before the first character
+    assert edit_at("cat", 6, "s") == "cats"  # gap after the last
+    assert edit_at("cat", 3, "o") == "cot"  # replace the 'a'
+    assert edit_at("cat", 3, None) == "ct"  # delete it
+    assert edit_at("cat", 3, "a") == "ct"  # the same character deletes, as LEAF's generate_sentence
+    assert edit_at("a cat", 3, " ") == "acat"  # the position stage's space deletes an existing space
+    assert edit_at("cat", 2, None) == "cat"  # deleting in a gap changes nothing
+    with pytest.raises(ValueError):
+        edit_at("cat", 7, "x")
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_leaf_attack_stays_within_k_edits_and_moves_the_embedding(k: int) -> None:
+    import numpy as np
+
+    from mmrobust.attacks.text.leaf import LEAFAttack
+
+    model = build_tiny()
+    texts = ["a photo of a seven.", "a photo of a two.", "x"]
+    with torch.no_grad():
+        anchors = model.encode_text(texts)
+    attack = LEAFAttack(model, rho=12, k=k)
+    adv = attack.attack(texts, anchors, np.random.default_rng(0))
+    assert len(adv) == 3 and all(levenshtein(a, t) <= k for a, t in zip(adv, texts))
+    with torch.no_grad():
+        moved = ((model.encode_text(adv) - anchors) ** 2).sum(dim=-1)
+    assert bool((moved > 0).all())  # the model is the anchor's: the original scores 0, any edit more
+    assert attack.texts_scored == 2 * k * 3 * 12
+    assert adv == LEAFAttack(model, rho=12, k=k).attack(texts, anchors, np.random.default_rng(0))  # seeded
+
+
+def test_leaf_loss_is_zero_on_clean_captions_and_trains_only_text(tmp_path: Path) -> None:
+    trainer = ready(tmp_path, "leaf", method_options={"leaf_rho": 6})
+    objective = trainer.objective
+    assert (trainer.config.method_options.leaf_rho, type(trainer.config.method_options)().leaf_rho) == (6, 50)
+    batch = first_batch(trainer)
+    inputs = objective.adversarial_inputs(batch)
+    assert all(levenshtein(a, t) <= 1 for a, t in zip(inputs["adv_texts"], inputs["captions"].texts))
+    clean = dict(inputs, adv_texts=list(inputs["captions"].texts))
+    assert objective.loss(batch, clean).parts["l2_text_adv"] == pytest.approx(0, abs=1e-8)
+    terms = objective.loss(batch, inputs)
+    assert terms.parts["l2_text_adv"] > 0
+    model = objective.model
+    model.zero_grad(set_to_none=True)
+    terms.loss.backward()
+    groups = model.named_parameter_groups()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for _, p in groups["text"])
+    assert all(p.grad is None for _, p in groups["image"])
+    assert trainer.selection.trains_text and not any(p.requires_grad for _, p in groups["image"])

@@ -106,5 +106,21 @@ class TGAZSROptions(MethodOptions):
             raise ConfigError(f"unknown --tga-distance {self.tga_distance!r}; known: {', '.join(TGA_DISTANCES)}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class LEAFOptions(MethodOptions):
+    """LEAF's character-attack budget (``LIONS-EPFL/LEAF`` ``scripts/train_leaf_*.sh``: ``--rho=50 --k_adv 1``;
+    ``params_AT.py`` declares ``--rho`` "number of random positions for the leaf attack", ``--k_adv`` "maximum
+    levenshtein distance")."""
+
+    leaf_rho: int = option(50, "LEAF: random positions scored per edit, then random characters tried at the best "
+                               "one (rho).")
+    leaf_k: int = option(1, "LEAF: character edits per caption, i.e. the Levenshtein budget (k).")
+
+    def _check(self) -> None:
+        for name in ("leaf_rho", "leaf_k"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
+
+
 def option_names(options_class: type | None) -> tuple[str, ...]:
     return () if options_class is None else tuple(f.name for f in fields(options_class))

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from .method_options import (MethodOptions, MMCoAOptions, ContrastiveOptions, PMGAFTOptions, TGAZSROptions,
-                             option_names)
+                             LEAFOptions, option_names)
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,11 @@ METHOD_SPECS: dict[str, MethodSpec] = {s.name: s for s in (
                PMGAFTOptions),
     MethodSpec("tga-zsr", f"{_O}.tga_zsr:TGAZSR", "image",
                "TGA-ZSR: TeCoA + text-guided attention refinement and constraint (Yu et al. 2024)", TGAZSROptions),
+    MethodSpec("leaf", f"{_O}.leaf:LEAF", "text",
+               "LEAF: text tower vs character edits, L2 to the frozen clean text embedding (Abad Rocamora et al. 2025)",
+               LEAFOptions),
+    MethodSpec("leaf-fare", f"{_O}.leaf:LEAFFARE", "full", "LEAF on the text tower + FARE on the image tower",
+               LEAFOptions),
     MethodSpec("mmcoa", f"{_O}.mmcoa:MMCoA", "full", "MMCoA: adversarial images and captions (Zhou et al. 2024)",
                MMCoAOptions),
     MethodSpec("mmcoa-released", f"{_O}.released:ReleasedMMCoA", "full",
