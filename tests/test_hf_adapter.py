@@ -208,3 +208,20 @@ def test_missing_transformers_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     message = _one_line_error("hf:openai/clip-vit-base-patch32")
     assert "pip install 'mmrobust[hf]'" in message
+
+
+def test_spatial_tokens_are_projected_patches(adapter):
+    """``encode_image_and_spatial``: the pooled embedding is ``encode_image``; the patch tokens go through the
+    same post-layernorm and projection (TGA-ZSR's text-guided attention compares them with text)."""
+    pixels = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        pooled, spatial = adapter.encode_image_and_spatial(pixels)
+        torch.testing.assert_close(pooled, adapter.encode_image(pixels), atol=1e-5, rtol=1e-5)
+        vision = adapter.model.vision_model
+        hidden = vision(pixel_values=adapter.preprocess(pixels), output_hidden_states=True).hidden_states[-1]
+        expected = adapter.model.visual_projection(vision.post_layernorm(hidden[:, 1:]))
+    grid = (adapter.image_size // adapter.model.config.vision_config.patch_size) ** 2
+    assert spatial.shape == (2, grid, pooled.shape[1])
+    torch.testing.assert_close(spatial, expected, atol=1e-5, rtol=1e-5)
+    unit = adapter.encode_image_spatial(pixels, normalize=True)
+    torch.testing.assert_close(unit.norm(dim=-1), torch.ones(2, grid), atol=1e-5, rtol=1e-5)

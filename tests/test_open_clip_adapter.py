@@ -229,3 +229,19 @@ def test_missing_open_clip_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "open_clip", None)
     message = _one_line_error("open_clip:ViT-B-32")
     assert "pip install 'mmrobust[open_clip]'" in message
+
+
+def test_spatial_tokens_are_projected_patches(adapter):
+    """``encode_image_and_spatial``: the pooled embedding is ``encode_image``; the patch tokens are the ViT's
+    last tokens after ``ln_post`` and ``proj`` (TGA-ZSR's ``encode_image(...)[:, 1:]``)."""
+    pixels = torch.rand(2, 3, 32, 32)
+    visual = adapter.model.visual
+    with torch.no_grad():
+        pooled, spatial = adapter.encode_image_and_spatial(pixels)
+        torch.testing.assert_close(pooled, adapter.encode_image(pixels), atol=1e-5, rtol=1e-5)
+        x = visual.conv1(adapter.preprocess(pixels)).flatten(2).transpose(1, 2)
+        x = torch.cat([visual.class_embedding.expand(2, 1, -1), x], dim=1) + visual.positional_embedding
+        expected = (visual.ln_post(visual.transformer(visual.ln_pre(x))) @ visual.proj)[:, 1:]
+    assert spatial.shape == (2, 16, 32)
+    torch.testing.assert_close(spatial, expected, atol=1e-5, rtol=1e-5)
+    assert visual.output_tokens is False  # restored

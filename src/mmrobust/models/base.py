@@ -85,6 +85,15 @@ class VisionLanguageModel(nn.Module, ABC):
     def _encode_tokens(self, tokens: TextTokens) -> torch.Tensor:
         """Backend text tower on tokens -> N x D features."""
 
+    def _encode_normalized_images_spatial(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Optional hook: ``(pooled N x D, spatial N x P x D)`` from one pass of the image tower.
+
+        ``pooled`` is what :meth:`_encode_normalized_images` returns; ``spatial`` are the P = h x w grid
+        tokens (a ViT's patch tokens, a CNN's last feature map) in row-major order, each sent through the same
+        final norm and projection as the pooled token, so they live in the joint image-text space.
+        """
+        raise NotImplementedError(f"{type(self).__name__} ({self.spec}) does not expose spatial image tokens")
+
     @property
     @abstractmethod
     def tokenizer(self) -> Tokenizer:
@@ -114,6 +123,21 @@ class VisionLanguageModel(nn.Module, ABC):
         """Embed images given as pixels in [0, 1] (N x 3 x H x W, any H, W)."""
         features = self._encode_normalized_images(self.preprocess(images))
         return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_image_and_spatial(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pooled N x D, spatial N x P x D)`` of [0, 1] pixels from one forward pass, both unnormalised.
+
+        ``pooled`` equals :meth:`encode_image`; ``spatial`` are the grid tokens projected into the joint space
+        (what text-guided attention, e.g. TGA-ZSR, compares with a text embedding). Backends without such
+        tokens raise ``NotImplementedError``.
+        """
+        return self._encode_normalized_images_spatial(self.preprocess(images))
+
+    def encode_image_spatial(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """The N x P x D spatial tokens of :meth:`encode_image_and_spatial` (``normalize``: each token to unit
+        L2 norm over D)."""
+        spatial = self.encode_image_and_spatial(images)[1]
+        return F.normalize(spatial, dim=-1) if normalize else spatial
 
     def tokenize(self, texts: Sequence[str]) -> TextTokens:
         """Tokenise strings with the model's own tokenizer, on the model's device."""

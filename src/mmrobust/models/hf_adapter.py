@@ -96,6 +96,14 @@ class HFCLIP(VisionLanguageModel):
     def _encode_normalized_images(self, pixels: torch.Tensor) -> torch.Tensor:
         return _features(self.model.get_image_features(pixel_values=pixels))
 
+    def _encode_normalized_images_spatial(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CLS and patch tokens of ``vision_model``'s last hidden state, each through ``post_layernorm`` and
+        ``visual_projection`` (the path ``get_image_features`` takes for the CLS token alone)."""
+        vision = self.model.vision_model
+        hidden = vision(pixel_values=pixels).last_hidden_state
+        tokens = self.model.visual_projection(vision.post_layernorm(hidden))
+        return tokens[:, 0], tokens[:, 1:]
+
     def _encode_tokens(self, tokens: TextTokens) -> torch.Tensor:
         return _features(self.model.get_text_features(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask))
 

@@ -82,6 +82,14 @@ class NativeCLIP(VisionLanguageModel):
     def _encode_normalized_images(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.image_projection(self.image_tower(pixels))
 
+    def _encode_normalized_images_spatial(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tower's ``forward_spatial`` (pooled and grid features) through the image projection."""
+        forward_spatial = getattr(self.image_tower, "forward_spatial", None)
+        if forward_spatial is None:
+            return super()._encode_normalized_images_spatial(pixels)
+        pooled, spatial = forward_spatial(pixels)
+        return self.image_projection(pooled), self.image_projection(spatial)
+
     def _encode_tokens(self, tokens: TextTokens) -> torch.Tensor:
         return self.text_projection(self.text_tower(tokens))
 

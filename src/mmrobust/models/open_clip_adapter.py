@@ -113,6 +113,30 @@ class OpenClipModel(VisionLanguageModel):
     def _encode_normalized_images(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
 
+    def _encode_normalized_images_spatial(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """open_clip's ViT with ``output_tokens`` on: its pooled embedding and its patch tokens, the latter
+        through ``ln_post`` (where open_clip pools after the norm, they already are) and ``proj``.
+
+        Only a ViT image tower pooled at the CLS token or by averaging patches has such tokens; attention
+        pooling (CoCa) and timm / ResNet towers raise ``NotImplementedError``.
+        """
+        visual = self.model.visual
+        usable = (hasattr(visual, "output_tokens") and hasattr(visual, "ln_post")
+                  and getattr(visual, "attn_pool", None) is None and getattr(visual, "pool_type", "tok") in ("tok", "avg"))
+        if not usable:
+            return super()._encode_normalized_images_spatial(pixels)
+        before = visual.output_tokens
+        visual.output_tokens = True
+        try:
+            pooled, tokens = visual(pixels)
+        finally:
+            visual.output_tokens = before
+        if getattr(visual, "final_ln_after_pool", False):
+            tokens = visual.ln_post(tokens)
+        if visual.proj is not None:
+            tokens = tokens @ visual.proj
+        return pooled, tokens
+
     def _encode_tokens(self, tokens: TextTokens) -> torch.Tensor:
         ids = tokens.input_ids
         if not self._can_cut_context:

@@ -5,6 +5,12 @@ real text tower is what makes zero-shot transfer to unseen classes and text atta
 sentence-transformers pipeline is BERT -> mean pooling over real tokens -> L2 normalisation, which is what
 :class:`~mmrobust.models.towers.bert.BertTextTower` with ``pooling="mean"`` plus ``encode_text(normalize=True)``
 computes (checked against sentence-transformers: max abs difference 1.4e-7).
+
+Spatial tokens (``encode_image_and_spatial``, read by TGA-ZSR's text-guided attention): the proxies' image tower
+is a CNN, so its "patches" are the cells of the last feature map through the image projection, not ViT patch
+tokens; :meth:`~mmrobust.models.towers.conv_net.ConvImageTower.forward_spatial` says how that departs from
+the ViT original (no CLS token or attention, overlapping receptive fields, the pooled embedding is the cells'
+mean).
 """
 
 from __future__ import annotations

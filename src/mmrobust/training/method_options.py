@@ -83,5 +83,44 @@ class PMGAFTOptions(MethodOptions):
             non_negative(getattr(self, name), "--" + name.replace("_", "-"))
 
 
+#: TGA-ZSR's ``--Distance_metric`` choices (TGA-ZSR.py, ``criterion``)
+TGA_DISTANCES = ("l2", "cos", "l1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TGAZSROptions(MethodOptions):
+    """TGA-ZSR's loss weights and distance (Yu et al., NeurIPS 2024, Eq. 9 / 12; ``zhyblue424/TGA-ZSR``
+    README and ``TGA-ZSR.py`` ``parse_option``: ``--Alpha 0.08``, ``--Beta 0.05``, ``--Distance_metric l2``)."""
+
+    tga_alpha: float = option(0.08, "TGA-ZSR weight of the attention-refinement term (adversarial attention of the "
+                                    "fine-tuned model vs clean attention of the frozen one; the code's Alpha).")
+    tga_beta: float = option(0.05, "TGA-ZSR weight of the attention-constraint term (clean attention of the "
+                                   "fine-tuned model vs the frozen one's; the code's Beta).")
+    tga_distance: str = option("l2", "TGA-ZSR distance between attention maps: l2 (per-image L2 norm, batch mean), "
+                                     "cos (1 - cosine) or l1 (element-wise mean absolute difference).")
+
+    def _check(self) -> None:
+        for name in ("tga_alpha", "tga_beta"):
+            non_negative(getattr(self, name), "--" + name.replace("_", "-"))
+        if self.tga_distance not in TGA_DISTANCES:
+            raise ConfigError(f"unknown --tga-distance {self.tga_distance!r}; known: {', '.join(TGA_DISTANCES)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LEAFOptions(MethodOptions):
+    """LEAF's character-attack budget (``LIONS-EPFL/LEAF`` ``scripts/train_leaf_*.sh``: ``--rho=50 --k_adv 1``;
+    ``params_AT.py`` declares ``--rho`` "number of random positions for the leaf attack", ``--k_adv`` "maximum
+    levenshtein distance")."""
+
+    leaf_rho: int = option(50, "LEAF: random positions scored per edit, then random characters tried at the best "
+                               "one (rho).")
+    leaf_k: int = option(1, "LEAF: character edits per caption, i.e. the Levenshtein budget (k).")
+
+    def _check(self) -> None:
+        for name in ("leaf_rho", "leaf_k"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
+
+
 def option_names(options_class: type | None) -> tuple[str, ...]:
     return () if options_class is None else tuple(f.name for f in fields(options_class))

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from .method_options import MethodOptions, MMCoAOptions, ContrastiveOptions, PMGAFTOptions, option_names
+from .method_options import (MethodOptions, MMCoAOptions, ContrastiveOptions, PMGAFTOptions, TGAZSROptions,
+                             LEAFOptions, option_names)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,13 @@ METHOD_SPECS: dict[str, MethodSpec] = {s.name: s for s in (
     MethodSpec("fare", f"{_O}.fare:FARE", "image", "FARE: unsupervised embedding-matching (Schlarmann et al. 2024)"),
     MethodSpec("pmg-aft", f"{_O}.pmg_aft:PMGAFT", "image", "PMG-AFT: TeCoA + pre-trained-model guidance (Wang et al. 2024)",
                PMGAFTOptions),
+    MethodSpec("tga-zsr", f"{_O}.tga_zsr:TGAZSR", "image",
+               "TGA-ZSR: TeCoA + text-guided attention refinement and constraint (Yu et al. 2024)", TGAZSROptions),
+    MethodSpec("leaf", f"{_O}.leaf:LEAF", "text",
+               "LEAF: text tower vs character edits, L2 to the frozen clean text embedding (Abad Rocamora et al. 2025)",
+               LEAFOptions),
+    MethodSpec("leaf-fare", f"{_O}.leaf:LEAFFARE", "full", "LEAF on the text tower + FARE on the image tower",
+               LEAFOptions),
     MethodSpec("mmcoa", f"{_O}.mmcoa:MMCoA", "full", "MMCoA: adversarial images and captions (Zhou et al. 2024)",
                MMCoAOptions),
     MethodSpec("mmcoa-released", f"{_O}.released:ReleasedMMCoA", "full",

@@ -70,6 +70,9 @@ class PromptedModel(VisionLanguageModel):
     def _encode_normalized_images(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.base._encode_normalized_images(pixels)
 
+    def _encode_normalized_images_spatial(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.base._encode_normalized_images_spatial(pixels)
+
     def _encode_tokens(self, tokens: Any) -> torch.Tensor:
         return self.base._encode_tokens(tokens)
 

@@ -49,3 +49,17 @@ class ConvImageTower(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.features(pixels).mean(dim=(2, 3))
+
+    def forward_spatial(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pooled, grid)``: the global average pool (= :meth:`forward`) and the last feature map as
+        N x (h*w) x C tokens in row-major order.
+
+        How this departs from a ViT's patch tokens (what TGA-ZSR's text-guided attention was defined on):
+        there is no CLS token and no attention, each grid cell is a conv feature whose receptive field
+        overlaps its neighbours' and covers much of a small image, and the pooled feature is the plain mean of
+        the cells (not a separately learned token), so after the linear projection the pooled embedding is
+        exactly the mean of the projected cells. The grid is coarse (a 32 px input gives 8 x 8 after two
+        stride-2 stages).
+        """
+        grid = self.features(pixels)
+        return grid.mean(dim=(2, 3)), grid.flatten(2).transpose(1, 2)

@@ -24,10 +24,19 @@ class VisionTransformerTower(nn.Module):
         self.blocks = nn.ModuleList(PreNormBlock(width, heads) for _ in range(layers))
         self.ln_post = nn.LayerNorm(width)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(pixels).flatten(2).transpose(1, 2)
         cls = self.cls_token.expand(x.shape[0], 1, -1)
         x = self.ln_pre(torch.cat([cls, x], dim=1) + self.positions)
         for block in self.blocks:
             x = block(x)
-        return self.ln_post(x[:, 0])
+        return x
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.ln_post(self._tokens(pixels)[:, 0])
+
+    def forward_spatial(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(CLS, patch tokens)``, both after ``ln_post`` (as CLIP's ViT applies it to every token): N x W and
+        N x P x W, patches in row-major order."""
+        x = self.ln_post(self._tokens(pixels))
+        return x[:, 0], x[:, 1:]
