@@ -28,6 +28,8 @@ SPECS: tuple[AttackSpec, ...] = (
     AttackSpec("pgd", "image", True, PGDOptions, f"{_IMAGE}:make_pgd", "projected gradient descent (Linf or L2)"),
     AttackSpec("fgsm", "image", True, FGSMOptions, f"{_IMAGE}:make_fgsm", "one-step PGD without random start"),
     AttackSpec("apgd-ce", "image", True, APGDOptions, f"{_IMAGE}:make_apgd_ce", "AutoAttack's APGD on cross-entropy"),
+    AttackSpec("apgd-dlr", "image", True, APGDOptions, f"{_IMAGE}:make_apgd_dlr",
+               "AutoAttack's untargeted APGD on the DLR loss (needs >= 3 classes)"),
     AttackSpec("apgd-t", "image", True, APGDTOptions, f"{_IMAGE}:make_apgd_t",
                "AutoAttack's targeted APGD on DLR (every other class in turn)"),
     AttackSpec("apgd", "image", True, APGDTOptions, f"{_IMAGE}:make_apgd", "APGD-CE then APGD-T (worst case)"),
