@@ -105,6 +105,17 @@ def get_preset(name: str) -> Preset:
     return preset
 
 
+def parse_presets(text: str) -> list[str]:
+    """``"study,tecoa"`` -> ``["study", "tecoa"]`` (``benchmark --preset``: one protocol each); unknown, empty
+    or repeated entries are one ConfigError."""
+    names = [part.strip().lower() for part in str(text).split(",")]
+    if any(not n for n in names):
+        raise ConfigError(f"--preset {text!r} has an empty entry; known: {', '.join(PRESETS)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"a preset is listed twice in --preset {text!r}")
+    return [get_preset(n).name for n in names]
+
+
 def resolve(preset: str | None, attacks: Any, given: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """(attack names, option values): the user's ``attacks`` and non-None ``given`` values override the preset's.
 
