@@ -37,6 +37,19 @@ def test_the_protocol_presets_carry_their_published_settings():
     assert resolve("tga-zsr", None, {"precision": "fp32"})[1]["precision"] == "fp32"  # a flag wins
 
 
+def test_per_attack_values_apply_to_their_attack_unless_a_flag_sets_both():
+    from mmrobust.attacks.registry import PER_ATTACK, build_attacks
+
+    names, values = resolve("robustvlm", None, {})
+    assert values[PER_ATTACK] == {"apgd-ce": {"restarts": 5}}  # RobustVLM's AutoAttack(version='custom')
+    ce, t = build_attacks(names, values)
+    assert (ce.parameters["restarts"], t.parameters["restarts"], t.parameters["target_classes"]) == (5, 1, 9)
+    names, values = resolve("robustvlm", None, {"restarts": 2})
+    assert PER_ATTACK not in values
+    assert [a.parameters["restarts"] for a in build_attacks(names, values)] == [2, 2]
+    assert PER_ATTACK not in resolve("robustvlm", "apgd-t", {})[1]  # --attack replaces the preset's attacks
+
+
 def test_a_preset_sample_size_applies_unless_the_user_gives_one():
     assert EvalConfig(model="tiny", dataset="digits", preset="robustvlm").validate().n_samples == 1000
     assert EvalConfig(model="tiny", dataset="digits", preset="robustvlm", n_samples=8).validate().n_samples == 8

@@ -22,10 +22,10 @@ Where the published protocols come from (read in the reference repositories; com
   attacks_to_run=('apgd-ce', 'apgd-t'))`` (apgd-ce alone on two classes), logits ``100 * cos`` (``:118``);
   ``CLIP_benchmark/clip_benchmark/cli.py:32``: AMP off by default "as we don't want amp for attacks";
   ``cli.py:62``: 100 iterations; ``CLIP_benchmark/bash/run_benchmark_adv.sh:6,8``: ``EPS=2``, ``SAMPLES=1000`` per
-  dataset. APGD-T attacks the 9 top classes (``autoattack/autopgd_base.py:596``). Not reproduced: with
-  ``version='custom'`` ``set_version`` never runs, so its APGD-CE keeps the constructor's 5 restarts
-  (``autoattack/autoattack.py:34``); here both attacks share ``--restarts`` (1; ``--restarts 5`` runs APGD-T's 9
-  targets 5 times too).
+  dataset. APGD-T attacks the 9 top classes, 1 restart (``autoattack/autopgd_base.py:596``,
+  ``autoattack/autoattack.py:47``). With ``version='custom'`` ``set_version`` never runs, so APGD-CE keeps the
+  constructor's 5 restarts (``autoattack/autoattack.py:34``): ``per_attack`` gives APGD-CE 5 restarts and APGD-T 1
+  (``--restarts N`` sets both).
 * ``tga-zsr`` (Yu et al., NeurIPS 2024, "Text-Guided Attention is All You Need for Zero-Shot Robustness in
   Vision-Language Models"; zhyblue424/TGA-ZSR@663fe57): ``TGA-ZSR.py:48-50``: ``--test_eps 1``,
   ``--test_numsteps 100``, ``--test_stepsize 1`` (divided by 255 at ``:118,120``); ``:82``: ``--attack pgd`` by
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from .registry import ATTACKS, check_values_used, parse_attack_list
+from .registry import ATTACKS, PER_ATTACK, check_values_used, parse_attack_list
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,9 @@ class Preset:
     logit_scale: float | None = None
     #: images per dataset the protocol evaluates (None: all; --n-samples wins)
     n_samples: int | None = None
+    #: values for one attack only (attack -> {field: value}), where a protocol sets two attacks' shared option
+    #: apart (robustvlm: APGD-CE 5 restarts, APGD-T 1); a flag the user gives still sets it for every attack
+    per_attack: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
@@ -86,9 +89,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("robustvlm", ("apgd-ce", "apgd-t"),
            {"norm": "linf", "eps": 2 / 255, "steps": 100, "restarts": 1, "target_classes": 9, "precision": "fp32"},
            "RobustVLM's zero-shot protocol (Schlarmann et al. 2024; CLIP_benchmark zeroshot_classification.py:129, "
-           "run_benchmark_adv.sh): APGD-CE + APGD-T (9 targets), 100 steps, L-inf 2/255, fp32 (AMP off), 100*cos, "
-           "1000 images per dataset",
-           logit_scale=100.0, n_samples=1000),
+           "run_benchmark_adv.sh): APGD-CE (5 restarts) + APGD-T (9 targets), 100 steps, L-inf 2/255, fp32 (AMP off), "
+           "100*cos, 1000 images per dataset",
+           logit_scale=100.0, n_samples=1000, per_attack={"apgd-ce": {"restarts": 5}}),
     Preset("tga-zsr", ("pgd",),
            {"norm": "linf", "eps": 1 / 255, "steps": 100, "alpha": 1 / 255, "restarts": 1, "precision": "amp"},
            "TGA-ZSR's test attack (Yu et al. 2024; TGA-ZSR.py:48-50, attacks.py:63): PGD-100 step 1/255 from a "
@@ -119,7 +122,9 @@ def parse_presets(text: str) -> list[str]:
 def resolve(preset: str | None, attacks: Any, given: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """(attack names, option values): the user's ``attacks`` and non-None ``given`` values override the preset's.
 
-    Values the user set that no selected attack reads are refused; a preset's unused values are dropped.
+    Values the user set that no selected attack reads are refused; a preset's unused values are dropped. A
+    preset's :attr:`Preset.per_attack` values the user did not override travel under :data:`PER_ATTACK`
+    (:func:`~.registry.build_attacks` applies them to their attack only; reports record them).
     """
     chosen = get_preset(preset) if preset else None
     names = parse_attack_list(attacks) if attacks is not None else list(chosen.attacks if chosen else ())
@@ -128,4 +133,9 @@ def resolve(preset: str | None, attacks: Any, given: Mapping[str, Any]) -> tuple
     values = dict(chosen.values) if chosen else {}
     values.update(user)
     read = {f for n in names for f in ATTACKS[n].fields}
-    return names, {k: v for k, v in values.items() if k in read}
+    out = {k: v for k, v in values.items() if k in read}
+    scoped = {n: {k: v for k, v in over.items() if k not in user and k in ATTACKS[n].fields}
+              for n, over in (chosen.per_attack.items() if chosen and attacks is None else ()) if n in names}
+    if any(scoped.values()):
+        out[PER_ATTACK] = {n: dict(over) for n, over in scoped.items() if over}
+    return names, out

@@ -49,6 +49,8 @@ SPECS: tuple[AttackSpec, ...] = (
 
 #: name -> spec, in the order above
 ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in SPECS}
+#: key of a run's values holding one attack's own values ({attack: {field: value}}; a preset's ``per_attack``)
+PER_ATTACK = "per_attack"
 
 
 def get_attack_spec(name: str) -> AttackSpec:
@@ -98,8 +100,10 @@ def values_read_by(names: list[str], values: Mapping[str, Any]) -> dict[str, Any
 
 
 def build_attacks(names: list[str], values: Mapping[str, Any]) -> list[EvalAttack]:
-    """The named attacks, each with its own validated options taken from ``values``."""
-    return [ATTACKS[name].make(values) for name in names]
+    """The named attacks, each with its own validated options taken from ``values`` (and its
+    ``values[PER_ATTACK][name]``, which win for that attack only)."""
+    scoped = values.get(PER_ATTACK) or {}
+    return [ATTACKS[name].make({**values, **scoped.get(name, {})}) for name in names]
 
 
 def list_attacks() -> list[dict[str, Any]]:
