@@ -86,7 +86,7 @@ def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, t
             ax.set_yticks(range(len(panel)), labels)
         else:
             ax.tick_params(labelleft=False)
-        ax.set_title((model_labels or {}).get(model, model) + (f"\n{protocol}" if protocol else ""), fontsize=10)
+        ax.set_title((model_labels or {}).get(model, model) + (f" · {protocol}" if protocol else ""), fontsize=10)
         ax.set_xlabel("attack family")
     axes[0][0].set_ylabel("dataset")
     retrieval = any(r["role"] == "retrieval" for r in rows)
