@@ -191,3 +191,12 @@ def test_protocol_flags_apply_where_read_and_are_refused_where_none_reads_them()
         protocol_configs(dataclasses.replace(base, square_queries=8))
     with pytest.raises(ConfigError, match="no --attack"):
         protocol_configs(dataclasses.replace(base, attacks="pgd"))
+
+
+def test_a_protocol_whose_attack_needs_more_classes_fails_its_cell_only(tmp_path: Path) -> None:
+    out = tmp_path / "two"
+    result = CliRunner().invoke(app, _protocol_args(out, "tecoa,tga-zsr", "tiny") + ["--n-classes", "2"])
+    assert result.exit_code == 0, result.output
+    rows = {r["protocol"]: r for r in json.loads((out / "table.json").read_text())["rows"] if r["dataset"] == "digits"}
+    assert rows["tecoa"]["status"] == "failed" and "apgd-dlr needs at least 3 classes" in rows["tecoa"]["message"]
+    assert rows["tga-zsr"]["status"] == "ok"

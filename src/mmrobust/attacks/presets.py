@@ -104,7 +104,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 def get_preset(name: str) -> Preset:
     preset = PRESETS.get(str(name).strip().lower())
     if preset is None:
-        raise ConfigError(f"unknown --preset {name!r}; known: {', '.join(PRESETS)}")
+        several = " (several presets: benchmark --preset a,b,c)" if "," in str(name) else ""
+        raise ConfigError(f"unknown --preset {name!r}; known: {', '.join(PRESETS)}{several}")
     return preset
 
 

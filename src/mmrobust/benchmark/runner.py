@@ -176,6 +176,11 @@ def _one_cell(config: BenchmarkConfig, out: Path, model: Any, model_spec: str, c
                                       ensemble=ENSEMBLE)
     if choice.task == RETRIEVAL:
         cell_config = retrieval_cell_config(cell_config, retrieval)
+    else:
+        too_few = _too_few_classes(cell_config, len(dataset.classes))
+        if too_few:  # e.g. tecoa's apgd-dlr on a two-class set: this cell fails, the others run
+            _say(config, f"{where_said} failed: {too_few}")
+            return {**missing_row(model_spec, choice.item, role, "failed", too_few), **tag}, None
     path = cell_path(out, model_spec, choice.item, protocol)
     try:
         report, reused = run_cell(cell_config, path, model, choice.item, shard=shard)
@@ -191,6 +196,18 @@ def _one_cell(config: BenchmarkConfig, out: Path, model: Any, model_spec: str, c
     _say(config, f"{where_said} {'reused' if reused else 'done'}: n={row['n']} "
                  f"clean {metric} {100 * clean.get('accuracy', float('nan')):.1f}% ({row['verdict']})")
     return row, report
+
+
+def _too_few_classes(cell_config: EvalConfig, n_classes: int) -> str | None:
+    """Why the cell's attacks cannot run on ``n_classes`` classes (an attack's ``min_classes``), else None."""
+    from ..attacks.registry import build_attacks
+
+    n = min(n_classes, cell_config.classes or n_classes)
+    short = [a for a in build_attacks(*cell_config.resolve_attacks()) if n < getattr(a, "min_classes", 0)]
+    if not short:
+        return None
+    return (f"{', '.join(a.name for a in short)} needs at least {max(a.min_classes for a in short)} classes; "
+            f"this task has {n} (drop it with --attack)")
 
 
 def _table(config: BenchmarkConfig, choices: list, rows: list, reports: dict, retrieval: list[str],
