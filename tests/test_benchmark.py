@@ -157,6 +157,8 @@ def test_benchmark_compares_protocols_on_the_same_images(tmp_path: Path) -> None
     assert {p["protocol"] for p in table["paired"]} == {"tecoa", "tga-zsr"}
     md = (out / "table.md").read_text()
     assert "tecoa: image" in md and "tga-zsr: worst case" in md and "by protocol (rank among the models)" in md
+    assert "Ranking changes between protocols:" in md and set(table["ranking"]["by_dataset"]["digits"]) == {
+        "tecoa", "tga-zsr"}
     with open(out / "table.csv") as handle:
         assert {r["protocol"] for r in csv.DictReader(handle)} == {"tecoa", "tga-zsr"}
     assert sorted(p.name for p in (out / "cells").glob("*.json")) == [
@@ -200,3 +202,17 @@ def test_a_protocol_whose_attack_needs_more_classes_fails_its_cell_only(tmp_path
     rows = {r["protocol"]: r for r in json.loads((out / "table.json").read_text())["rows"] if r["dataset"] == "digits"}
     assert rows["tecoa"]["status"] == "failed" and "apgd-dlr needs at least 3 classes" in rows["tecoa"]["message"]
     assert rows["tga-zsr"]["status"] == "ok"
+
+
+def test_protocol_ranks_show_where_the_ranking_changes() -> None:
+    from mmrobust.benchmark.table import protocol_ranks
+
+    def row(model, dataset, protocol, worst):
+        return {"model": model, "dataset": dataset, "role": "ood", "status": "ok", "protocol": protocol,
+                "families": {"worst_case": {"accuracy": worst}}}
+
+    rows = [row("a", "d1", "p", 0.5), row("b", "d1", "p", 0.3), row("a", "d1", "q", 0.2), row("b", "d1", "q", 0.4),
+            row("a", "d2", "p", 0.5), row("b", "d2", "p", 0.3), row("a", "d2", "q", 0.4), row("b", "d2", "q", 0.1)]
+    ranks = protocol_ranks(rows, ["a", "b"], ["p", "q"])
+    assert ranks["by_dataset"]["d1"] == {"p": {"a": 1, "b": 2}, "q": {"a": 2, "b": 1}}
+    assert ranks["changes"] == ["d1"]

@@ -28,7 +28,7 @@ from .datasets import RETRIEVAL, missing_message, open_dataset, plan_datasets
 from .plot import heatmap
 from .protocols import protocol_configs, protocol_names
 from .retrieval_cells import retrieval_attack_names, retrieval_cell_config, retrieval_row
-from .table import average_row, cell_row, csv_lines, markdown, missing_row, paired_rows
+from .table import average_row, cell_row, csv_lines, markdown, missing_row, paired_rows, protocol_ranks
 
 
 #: every cell runs each attack on every clean-correct image: the table's family columns (image, text,
@@ -146,6 +146,7 @@ def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, r
     table = _table(config, choices, rows, reports, retrieval, t0, [p for p in protocols if p])
     if table["presets"]:
         table["n_requested"] = next(iter(protocols.values())).n_samples  # the one sample of every protocol
+        table["ranking"] = protocol_ranks(rows, config.models, table["presets"])
     if dctx.enabled:
         table["distributed"] = {"world_size": dctx.world_size, "unit": how}
     write_tables(out, table, config)

@@ -241,6 +241,23 @@ def _ranks(values: dict[str, float]) -> dict[str, int]:
     return {k: 1 + sum(1 for other in values.values() if other > v) for k, v in values.items()}
 
 
+def protocol_ranks(rows: Sequence[dict[str, Any]], models: Sequence[str],
+                   protocols: Sequence[str]) -> dict[str, Any]:
+    """Per dataset (and the OOD average): each protocol's rank of every model by worst-case robust accuracy,
+    and the datasets whose ranking differs between protocols (``changes``)."""
+    by = {(r["model"], r["dataset"], r.get("protocol")): r for r in rows
+          if r["role"] != "retrieval" and r["status"] == "ok" and "worst_case" in r["families"]}
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows if r["role"] in ("ood", "iid", "average")))
+    ranks: dict[str, dict[str, dict[str, int]]] = {}
+    for item in datasets:
+        per = {p: _ranks({m: by[(m, item, p)]["families"]["worst_case"]["accuracy"] for m in models
+                          if (m, item, p) in by}) for p in protocols}
+        ranks[item] = {p: r for p, r in per.items() if r}
+    changes = [item for item, per in ranks.items()
+               if len(per) > 1 and len({tuple(r.get(m) for m in models) for r in per.values()}) > 1]
+    return {"by_dataset": ranks, "changes": changes}
+
+
 def protocols_markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str, Any]], models: Sequence[str],
                        title: str, names: dict[str, str], protocols: Sequence[str]) -> str:
     """``benchmark --preset a,b,c``: one column group per protocol, every protocol on the same images.
@@ -271,7 +288,8 @@ def protocols_markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str
                              f"{format_interval(block['accuracy'], block['low'], block['high'])} #{ranks[p][m]}")
             name = f"**{item}**" if item == "average (OOD)" else item
             lines.append(f"| {name} | {names[m]} | " + " | ".join(cells) + " |")
-    lines.append("")
+    changes = protocol_ranks(rows, models, protocols)["changes"]
+    lines += ["", "Ranking changes between protocols: " + (", ".join(changes) if changes else "none") + ".", ""]
     groups = {p: [f for f in families_present([r for r in rows if r.get("protocol") == p and r["role"] != "retrieval"])
                   if f != "clean"] for p in protocols}
     head = ("| dataset | n | clean | " + " | ".join(f"{p}: {FAMILY_TITLES[f]}" for p in protocols for f in groups[p])
