@@ -33,7 +33,9 @@ Where the published protocols come from (read in the reference repositories; com
   validation, attack included, runs inside ``torch.cuda.amp.autocast()`` (``TGA-ZSR.py:9``, ``:418``), i.e. fp16:
   ``precision="amp"`` (fp16 autocast on CUDA, bf16 elsewhere; the dtype lands in the report's
   ``autocast_dtype``). Not reproduced: its PGD keeps the last iterate; ours keeps each image's first
-  misclassified (else highest-loss) iterate, never weaker.
+  misclassified (else highest-loss) iterate, never weaker. (Its ``--attack autoattack`` path would fail as
+  written: ``TGA-ZSR.py:439-440`` passes ``args`` positionally into ``attacks_to_run`` of ``attacks.py:105-106``
+  and then the keyword too, a TypeError; PGD-100 is the protocol it runs.)
 """
 
 from __future__ import annotations
