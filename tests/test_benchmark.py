@@ -17,6 +17,7 @@ from mmrobust.benchmark.table import family_vectors, paired_rows
 from mmrobust.cli.main import app
 from mmrobust.data import load_dataset
 from mmrobust.data.wds_writer import write_wds
+from mmrobust.errors import ConfigError
 from mmrobust.eval.run import EvalConfig
 
 
@@ -132,3 +133,86 @@ def test_cascade_reports_give_only_their_standalone_family() -> None:
     cascade = {**each, "ensemble": {"mode": "cascade", "order": ["pgd", "embed-sub"]}}
     assert set(family_vectors(each)) == {"clean", "image", "text", "worst_case"}
     assert set(family_vectors(cascade)) == {"clean", "image", "worst_case"}  # text is cumulative there
+
+
+def _protocol_args(out: Path, presets: str, *models: str) -> list[str]:
+    return ["benchmark", *[w for m in models for w in ("-m", m)], "-d", "digits", "--preset", presets, "-n", "16",
+            "-b", "8", "--eps", "8", "--steps", "2", "-q", "--no-sanity", "-o", str(out)]
+
+
+def test_benchmark_compares_protocols_on_the_same_images(tmp_path: Path) -> None:
+    """``--preset tecoa,tga-zsr``: one column group per protocol, the same images, the numbers of each preset
+    run alone, and resumable cells keyed by the preset."""
+    runner = CliRunner()
+    out = tmp_path / "protocols"
+    first = runner.invoke(app, _protocol_args(out, "tecoa,tga-zsr", "tiny", "tiny:1"))
+    assert first.exit_code == 0, first.output
+    assert "4 cell(s) run, 0 reused" in first.output and "on the same images: n=16" in first.output
+    table = json.loads((out / "table.json").read_text())
+    assert table["presets"] == ["tecoa", "tga-zsr"] and table["n_requested"] == 16
+    cells = {(r["model"], r["protocol"]): r for r in table["rows"] if r["dataset"] == "digits"}
+    assert set(cells) == {(m, p) for m in ("tiny", "tiny:1") for p in ("tecoa", "tga-zsr")}
+    assert len({r["indices_sha256"] for r in cells.values()}) == 1  # every protocol, every model: same images
+    assert {r["protocol"] for r in table["rows"] if r["role"] == "average"} == {"tecoa", "tga-zsr"}
+    assert {p["protocol"] for p in table["paired"]} == {"tecoa", "tga-zsr"}
+    md = (out / "table.md").read_text()
+    assert "tecoa: image" in md and "tga-zsr: worst case" in md and "by protocol (rank among the models)" in md
+    assert "Ranking changes between protocols:" in md and set(table["ranking"]["by_dataset"]["digits"]) == {
+        "tecoa", "tga-zsr"}
+    with open(out / "table.csv") as handle:
+        assert {r["protocol"] for r in csv.DictReader(handle)} == {"tecoa", "tga-zsr"}
+    assert sorted(p.name for p in (out / "cells").glob("*.json")) == [
+        "tiny-1__digits__tecoa.json", "tiny-1__digits__tga-zsr.json", "tiny__digits__tecoa.json",
+        "tiny__digits__tga-zsr.json"]
+    tga = json.loads((out / "cells" / "tiny__digits__tga-zsr.json").read_text())
+    assert tga["precision"] == "amp" and tga["autocast_dtype"] == "bfloat16"  # recorded (CPU: bf16)
+    again = runner.invoke(app, _protocol_args(out, "tecoa,tga-zsr", "tiny", "tiny:1"))
+    assert again.exit_code == 0 and "0 cell(s) run, 4 reused" in again.output
+
+    for preset, models in (("tecoa", ("tiny", "tiny:1")), ("tga-zsr", ("tiny",))):  # each protocol alone
+        alone = tmp_path / preset
+        result = runner.invoke(app, _protocol_args(alone, preset, *models))
+        assert result.exit_code == 0, result.output
+        single = {r["model"]: r for r in json.loads((alone / "table.json").read_text())["rows"]
+                  if r["dataset"] == "digits"}
+        for model in models:
+            assert single[model]["families"] == cells[(model, preset)]["families"]
+            assert single[model]["indices_sha256"] == cells[(model, preset)]["indices_sha256"]
+
+
+def test_protocol_flags_apply_where_read_and_are_refused_where_none_reads_them() -> None:
+    from mmrobust.benchmark.protocols import protocol_configs
+
+    base = EvalConfig(model="", dataset="", preset="robustvlm,tecoa")
+    configs = protocol_configs(dataclasses.replace(base, target_classes=2, steps=3))
+    assert configs["robustvlm"].target_classes == 2 and configs["tecoa"].target_classes is None  # APGD-T only
+    assert configs["robustvlm"].steps == configs["tecoa"].steps == 3
+    assert configs["robustvlm"].n_samples == configs["tecoa"].n_samples == 1000  # robustvlm's n, for both
+    assert protocol_configs(dataclasses.replace(base, n_samples=50))["tecoa"].n_samples == 50
+    with pytest.raises(ConfigError, match="--square-queries applies to none"):
+        protocol_configs(dataclasses.replace(base, square_queries=8))
+    with pytest.raises(ConfigError, match="no --attack"):
+        protocol_configs(dataclasses.replace(base, attacks="pgd"))
+
+
+def test_a_protocol_whose_attack_needs_more_classes_fails_its_cell_only(tmp_path: Path) -> None:
+    out = tmp_path / "two"
+    result = CliRunner().invoke(app, _protocol_args(out, "tecoa,tga-zsr", "tiny") + ["--n-classes", "2"])
+    assert result.exit_code == 0, result.output
+    rows = {r["protocol"]: r for r in json.loads((out / "table.json").read_text())["rows"] if r["dataset"] == "digits"}
+    assert rows["tecoa"]["status"] == "failed" and "apgd-dlr needs at least 3 classes" in rows["tecoa"]["message"]
+    assert rows["tga-zsr"]["status"] == "ok"
+
+
+def test_protocol_ranks_show_where_the_ranking_changes() -> None:
+    from mmrobust.benchmark.table import protocol_ranks
+
+    def row(model, dataset, protocol, worst):
+        return {"model": model, "dataset": dataset, "role": "ood", "status": "ok", "protocol": protocol,
+                "families": {"worst_case": {"accuracy": worst}}}
+
+    rows = [row("a", "d1", "p", 0.5), row("b", "d1", "p", 0.3), row("a", "d1", "q", 0.2), row("b", "d1", "q", 0.4),
+            row("a", "d2", "p", 0.5), row("b", "d2", "p", 0.3), row("a", "d2", "q", 0.4), row("b", "d2", "q", 0.1)]
+    ranks = protocol_ranks(rows, ["a", "b"], ["p", "q"])
+    assert ranks["by_dataset"]["d1"] == {"p": {"a": 1, "b": 2}, "q": {"a": 2, "b": 1}}
+    assert ranks["changes"] == ["d1"]

@@ -28,6 +28,8 @@ SPECS: tuple[AttackSpec, ...] = (
     AttackSpec("pgd", "image", True, PGDOptions, f"{_IMAGE}:make_pgd", "projected gradient descent (Linf or L2)"),
     AttackSpec("fgsm", "image", True, FGSMOptions, f"{_IMAGE}:make_fgsm", "one-step PGD without random start"),
     AttackSpec("apgd-ce", "image", True, APGDOptions, f"{_IMAGE}:make_apgd_ce", "AutoAttack's APGD on cross-entropy"),
+    AttackSpec("apgd-dlr", "image", True, APGDOptions, f"{_IMAGE}:make_apgd_dlr",
+               "AutoAttack's untargeted APGD on the DLR loss (needs >= 3 classes)"),
     AttackSpec("apgd-t", "image", True, APGDTOptions, f"{_IMAGE}:make_apgd_t",
                "AutoAttack's targeted APGD on DLR (every other class in turn)"),
     AttackSpec("apgd", "image", True, APGDTOptions, f"{_IMAGE}:make_apgd", "APGD-CE then APGD-T (worst case)"),
@@ -47,6 +49,8 @@ SPECS: tuple[AttackSpec, ...] = (
 
 #: name -> spec, in the order above
 ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in SPECS}
+#: key of a run's values holding one attack's own values ({attack: {field: value}}; a preset's ``per_attack``)
+PER_ATTACK = "per_attack"
 
 
 def get_attack_spec(name: str) -> AttackSpec:
@@ -96,8 +100,10 @@ def values_read_by(names: list[str], values: Mapping[str, Any]) -> dict[str, Any
 
 
 def build_attacks(names: list[str], values: Mapping[str, Any]) -> list[EvalAttack]:
-    """The named attacks, each with its own validated options taken from ``values``."""
-    return [ATTACKS[name].make(values) for name in names]
+    """The named attacks, each with its own validated options taken from ``values`` (and its
+    ``values[PER_ATTACK][name]``, which win for that attack only)."""
+    scoped = values.get(PER_ATTACK) or {}
+    return [ATTACKS[name].make({**values, **scoped.get(name, {})}) for name in names]
 
 
 def list_attacks() -> list[dict[str, Any]]:

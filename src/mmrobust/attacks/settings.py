@@ -26,7 +26,8 @@ def _attack_help() -> str:
 def _preset_help() -> str:
     from .presets import PRESETS
 
-    return "Named bundle of attacks and options; flags override it. " + "; ".join(
+    return ("Named bundle of attacks and options; flags override it (benchmark: a comma list, one column group per "
+            "protocol on the same images). ") + "; ".join(
         f"{p.name}: {p.description}" for p in PRESETS.values()) + "."
 
 

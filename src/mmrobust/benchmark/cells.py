@@ -22,8 +22,11 @@ CELLS_DIR = "cells"
 _NOT_IN_KEY = {"output", "progress", "resume"}
 
 
-def cell_path(out_dir: Path, model: str, dataset_item: str) -> Path:
-    return out_dir / CELLS_DIR / f"{slug(model)}__{slug(dataset_item)}.json"
+def cell_path(out_dir: Path, model: str, dataset_item: str, protocol: str | None = None) -> Path:
+    """``cells/MODEL__DATASET.json``; with several ``--preset`` protocols ``cells/MODEL__DATASET__PRESET.json``
+    (the preset is in the cell key too: it is a field of the cell's EvalConfig)."""
+    suffix = f"__{slug(protocol)}" if protocol else ""
+    return out_dir / CELLS_DIR / f"{slug(model)}__{slug(dataset_item)}{suffix}.json"
 
 
 def cell_key(config: EvalConfig) -> str:

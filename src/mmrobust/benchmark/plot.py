@@ -16,9 +16,9 @@ from ..utils.files import atomic_write
 from .table import FAMILY_TITLES, families_present
 
 
-def _panel_rows(rows: Sequence[dict[str, Any]], model: str) -> list[dict[str, Any] | None]:
+def _panel_rows(rows: Sequence[dict[str, Any]], model: str, protocol: str | None = None) -> list[dict[str, Any] | None]:
     """OOD rows, the average, a gap (None) and the IID rows, then a gap and the retrieval rows."""
-    mine = [r for r in rows if r["model"] == model]
+    mine = [r for r in rows if r["model"] == model and r.get("protocol") == protocol]
     ordered: list[dict[str, Any] | None] = [r for r in mine if r["role"] == "ood"]
     ordered += [r for r in mine if r["role"] == "average"]
     for role in ("iid", "retrieval"):
@@ -43,20 +43,22 @@ def _short(item: str, width: int = 32) -> str:
 
 
 def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, title: str,
-            model_labels: dict[str, str] | None = None) -> Path:
+            model_labels: dict[str, str] | None = None, protocols: Sequence[str] | None = None) -> Path:
+    """One panel per model; with several ``--preset`` protocols one per (model, protocol), titled both."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     families = families_present(rows) or ["clean"]
-    panels = [_panel_rows(rows, m) for m in models]
+    keys = [(m, p) for m in models for p in (protocols or [None])]
+    panels = [_panel_rows(rows, m, p) for m, p in keys]
     height = max(len(p) for p in panels)
-    fig, axes = plt.subplots(1, len(models), figsize=(1.4 * len(families) * len(models) + 3, 0.45 * height + 2),
+    fig, axes = plt.subplots(1, len(keys), figsize=(1.4 * len(families) * len(keys) + 3, 0.45 * height + 2),
                              squeeze=False, sharey=True)
     cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
     image = None
-    for ax, model, panel in zip(axes[0], models, panels):
+    for ax, (model, protocol), panel in zip(axes[0], keys, panels):
         values = np.full((len(panel), len(families)), np.nan)
         labels = []
         for i, row in enumerate(panel):
@@ -84,7 +86,7 @@ def heatmap(rows: Sequence[dict[str, Any]], models: Sequence[str], path: Path, t
             ax.set_yticks(range(len(panel)), labels)
         else:
             ax.tick_params(labelleft=False)
-        ax.set_title((model_labels or {}).get(model, model), fontsize=10)
+        ax.set_title((model_labels or {}).get(model, model) + (f" · {protocol}" if protocol else ""), fontsize=10)
         ax.set_xlabel("attack family")
     axes[0][0].set_ylabel("dataset")
     retrieval = any(r["role"] == "retrieval" for r in rows)

@@ -26,8 +26,9 @@ from ..utils.files import atomic_write, output_lock, write_json_atomic
 from .cells import cell_path, run_cell
 from .datasets import RETRIEVAL, missing_message, open_dataset, plan_datasets
 from .plot import heatmap
+from .protocols import protocol_configs, protocol_names
 from .retrieval_cells import retrieval_attack_names, retrieval_cell_config, retrieval_row
-from .table import average_row, cell_row, csv_lines, markdown, missing_row, paired_rows
+from .table import average_row, cell_row, csv_lines, markdown, missing_row, paired_rows, protocol_ranks
 
 
 #: every cell runs each attack on every clean-correct image: the table's family columns (image, text,
@@ -81,36 +82,48 @@ def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} exists and is not a directory")
     choices = plan_datasets(_items(config), Catalog(), config.eval.data_root)  # unknown datasets stop here
-    config.eval.validate()  # every run and attack option, before any model loads
-    retrieval = retrieval_attack_names(config.eval, config.retrieval_attacks)
-    if any(c.task == RETRIEVAL for c in choices):
-        retrieval_cell_config(config.eval, retrieval).validate()
+    if protocol_names(config.eval):  # --preset a,b,c: one column group per protocol, on the same images
+        protocols = protocol_configs(config.eval)  # validates every protocol, before any model loads
+        retrieval_sets = [c.item for c in choices if c.task == RETRIEVAL]
+        if retrieval_sets:
+            raise ConfigError(f"several --preset protocols compare classification protocols; benchmark the "
+                              f"retrieval sets ({', '.join(retrieval_sets)}) separately")
+        retrieval: list[str] = []
+    else:
+        config.eval.validate()  # every run and attack option, before any model loads
+        protocols = {None: config.eval}
+        retrieval = retrieval_attack_names(config.eval, config.retrieval_attacks)
+        if any(c.task == RETRIEVAL for c in choices):
+            retrieval_cell_config(config.eval, retrieval).validate()
     from .distribute import benchmark_context
 
     dctx = benchmark_context(config.eval.device)  # torchrun: cells or images across ranks (.distribute)
     device = str(dctx.device)
     locked = out if dctx.is_main and not config.share_output else None
     with output_lock(locked, "benchmark folder", folder=True):
-        return _run_cells(config, out, choices, device, retrieval, dctx)
+        return _run_cells(config, out, choices, device, retrieval, dctx, protocols)
 
 
 def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, retrieval: list[str],
-               dctx: Any = None) -> dict[str, Any]:
+               dctx: Any = None, protocols: dict[str | None, EvalConfig] | None = None) -> dict[str, Any]:
     from .distribute import gather_results, mode, my_cells, run_claimed
     from ..utils.distributed import DistributedContext
 
     dctx = dctx or DistributedContext(device=resolve_device(device))
     t0 = time.perf_counter()
-    plan = [(model_spec, choice) for model_spec in config.models for choice in choices]
+    protocols = protocols or {None: config.eval}
+    plan = [(model_spec, choice, protocol) for model_spec in config.models for choice in choices
+            for protocol in protocols]
     how = mode(len(plan), dctx)
     models: dict[str, Any] = {}
 
     def one(i: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        model_spec, choice = plan[i]
+        model_spec, choice, protocol = plan[i]
         if model_spec not in models:
             models.clear()  # one model in memory at a time (cells come model by model)
             models[model_spec] = load_model(model_spec, device=device)
-        return _one_cell(config, out, models[model_spec], model_spec, choice, device, retrieval, how == "images")
+        return _one_cell(config, out, models[model_spec], model_spec, choice, device, retrieval, how == "images",
+                         protocol, protocols[protocol])
 
     say = (lambda text: _say(config, text))
     mine = run_claimed(my_cells(len(plan), dctx, how), lambda i: cell_path(out, *_cell_names(plan[i])), one,
@@ -120,16 +133,20 @@ def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, r
         dctx.barrier()
         return {"rank": dctx.rank, "cells_run_here": len(mine)}
     rows: list[dict[str, Any]] = []
-    reports: dict[tuple[str, str], dict[str, Any]] = {}
+    reports: dict[tuple, dict[str, Any]] = {}
     for model_spec in config.models:
-        for (spec, choice), (row, report) in zip(plan, results):
-            if spec != model_spec:
-                continue
-            rows.append(row)
-            if report is not None:
-                reports[(model_spec, choice.item)] = report
-        rows.append(average_row(model_spec, rows))
-    table = _table(config, choices, rows, reports, retrieval, t0)
+        for protocol in protocols:
+            for (spec, choice, p), (row, report) in zip(plan, results):
+                if spec != model_spec or p != protocol:
+                    continue
+                rows.append(row)
+                if report is not None:
+                    reports[(model_spec, choice.item) + ((protocol,) if protocol else ())] = report
+            rows.append(average_row(model_spec, rows, protocol))
+    table = _table(config, choices, rows, reports, retrieval, t0, [p for p in protocols if p])
+    if table["presets"]:
+        table["n_requested"] = next(iter(protocols.values())).n_samples  # the one sample of every protocol
+        table["ranking"] = protocol_ranks(rows, config.models, table["presets"])
     if dctx.enabled:
         table["distributed"] = {"world_size": dctx.world_size, "unit": how}
     write_tables(out, table, config)
@@ -137,45 +154,67 @@ def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, r
     return table
 
 
-def _cell_names(cell: tuple[str, Any]) -> tuple[str, str]:
-    return cell[0], cell[1].item
+def _cell_names(cell: tuple[str, Any, str | None]) -> tuple[str, str, str | None]:
+    return cell[0], cell[1].item, cell[2]
 
 
 def _one_cell(config: BenchmarkConfig, out: Path, model: Any, model_spec: str, choice: Any, device: str,
-              retrieval: list[str], shard: bool = True) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(table row, report or None) of one (model, dataset) cell: run, reused, missing or failed."""
+              retrieval: list[str], shard: bool = True, protocol: str | None = None,
+              eval_config: EvalConfig | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(table row, report or None) of one (model, dataset[, protocol]) cell: run, reused, missing or failed."""
+    eval_config = eval_config or config.eval
     role = RETRIEVAL if choice.task == RETRIEVAL else "iid" if choice.item == config.iid else "ood"
-    dataset = open_dataset(choice, config.eval.data_root, config.eval.split)
+    where_said = f"[{model_spec} | {choice.item}" + (f" | {protocol}]" if protocol else "]")
+    tag = {"protocol": protocol} if protocol else {}
+    dataset = open_dataset(choice, eval_config.data_root, eval_config.split)
     if dataset is None:
-        message = missing_message(choice, config.eval.data_root)
-        _say(config, f"[{model_spec} | {choice.item}] missing: {message}")
-        return missing_row(model_spec, choice.item, role, "missing", message), None
-    n = config.eval.n_samples
-    cell_config = dataclasses.replace(config.eval, model=model_spec, dataset=choice.spec, device=device,
+        message = missing_message(choice, eval_config.data_root)
+        _say(config, f"{where_said} missing: {message}")
+        return {**missing_row(model_spec, choice.item, role, "missing", message), **tag}, None
+    n = eval_config.n_samples
+    cell_config = dataclasses.replace(eval_config, model=model_spec, dataset=choice.spec, device=device,
                                       n_samples=None if n is None or n >= len(dataset) else n,
                                       ensemble=ENSEMBLE)
     if choice.task == RETRIEVAL:
         cell_config = retrieval_cell_config(cell_config, retrieval)
-    path = cell_path(out, model_spec, choice.item)
+    else:
+        too_few = _too_few_classes(cell_config, len(dataset.classes))
+        if too_few:  # e.g. tecoa's apgd-dlr on a two-class set: this cell fails, the others run
+            _say(config, f"{where_said} failed: {too_few}")
+            return {**missing_row(model_spec, choice.item, role, "failed", too_few), **tag}, None
+    path = cell_path(out, model_spec, choice.item, protocol)
     try:
         report, reused = run_cell(cell_config, path, model, choice.item, shard=shard)
     except DatasetError as exc:
-        _say(config, f"[{model_spec} | {choice.item}] failed: {exc}")
-        return missing_row(model_spec, choice.item, role, "failed", str(exc)), None
+        _say(config, f"{where_said} failed: {exc}")
+        return {**missing_row(model_spec, choice.item, role, "failed", str(exc)), **tag}, None
     where = str(path.relative_to(out))
     row = (retrieval_row(model_spec, choice.item, report, where, reused) if choice.task == RETRIEVAL
            else cell_row(model_spec, choice.item, report, where, reused, role))
+    row.update(tag)
     clean = row["families"].get("clean", {})
     metric = "mean R@1" if choice.task == RETRIEVAL else "accuracy"
-    _say(config, f"[{model_spec} | {choice.item}] {'reused' if reused else 'done'}: n={row['n']} "
+    _say(config, f"{where_said} {'reused' if reused else 'done'}: n={row['n']} "
                  f"clean {metric} {100 * clean.get('accuracy', float('nan')):.1f}% ({row['verdict']})")
     return row, report
 
 
+def _too_few_classes(cell_config: EvalConfig, n_classes: int) -> str | None:
+    """Why the cell's attacks cannot run on ``n_classes`` classes (an attack's ``min_classes``), else None."""
+    from ..attacks.registry import build_attacks
+
+    n = min(n_classes, cell_config.classes or n_classes)
+    short = [a for a in build_attacks(*cell_config.resolve_attacks()) if n < getattr(a, "min_classes", 0)]
+    if not short:
+        return None
+    return (f"{', '.join(a.name for a in short)} needs at least {max(a.min_classes for a in short)} classes; "
+            f"this task has {n} (drop it with --attack)")
+
+
 def _table(config: BenchmarkConfig, choices: list, rows: list, reports: dict, retrieval: list[str],
-           t0: float) -> dict[str, Any]:
+           t0: float, presets: list[str] | None = None) -> dict[str, Any]:
     paired = paired_rows(rows, reports, config.models, config.eval.seed)
-    return {
+    return {"presets": list(presets or []),
         "title": config.title, "models": list(config.models), "labels": dict(config.labels or {}), "datasets": [c.item for c in choices],
         "dataset_specs": {c.item: c.spec for c in choices}, "iid": config.iid, "rows": rows, "paired": paired,
         "n_requested": config.eval.n_samples, "seed": config.eval.seed, "attacks": config.eval.attacks,
@@ -191,7 +230,9 @@ def write_tables(out: Path, table: dict[str, Any], config: BenchmarkConfig) -> N
     buffer = io.StringIO()
     csv.writer(buffer).writerows(csv_lines(table["rows"]))
     atomic_write(out / "table.csv", lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
-    text = markdown(table["rows"], table["paired"], table["models"], config.title, table["labels"])
+    text = markdown(table["rows"], table["paired"], table["models"], config.title, table["labels"],
+                    table.get("presets"))
     atomic_write(out / "table.md", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     if config.plot:
-        heatmap(table["rows"], table["models"], out / "heatmap.png", config.title, table["labels"])
+        heatmap(table["rows"], table["models"], out / "heatmap.png", config.title, table["labels"],
+                table.get("presets"))

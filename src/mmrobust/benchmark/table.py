@@ -82,10 +82,11 @@ def missing_row(model: str, item: str, role: str, status: str, message: str) -> 
             "n": 0, "verdict": status}
 
 
-def average_row(model: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Mean accuracy over the model's OOD datasets that ran; the interval treats datasets as independent
-    samples (normal approximation: sd of the mean = sqrt(sum p(1-p)/n) / k)."""
-    ood = [r for r in rows if r["model"] == model and r["role"] == "ood" and r["status"] == "ok"]
+def average_row(model: str, rows: Sequence[dict[str, Any]], protocol: str | None = None) -> dict[str, Any]:
+    """Mean accuracy over the model's OOD datasets that ran (under ``protocol``, with several presets); the
+    interval treats datasets as independent samples (normal approximation: sd of the mean = sqrt(sum p(1-p)/n) / k)."""
+    ood = [r for r in rows if r["model"] == model and r["role"] == "ood" and r["status"] == "ok"
+           and r.get("protocol") == protocol]
     families: dict[str, Any] = {}
     for family in FAMILIES:
         blocks = [r["families"][family] for r in ood if family in r["families"] and r["families"][family]["n"]]
@@ -99,23 +100,28 @@ def average_row(model: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         families[family] = {"accuracy": mean, "low": low, "high": high, "n_datasets": k, "n": sum(b["n"] for b in blocks)}
     return {"model": model, "dataset": "average (OOD)", "role": "average", "status": "ok" if families else "empty",
             "families": families, "n": sum(r["n"] for r in ood), "n_datasets": len(ood),
-            "verdict": f"mean over {len(ood)} OOD dataset(s)"}
+            "verdict": f"mean over {len(ood)} OOD dataset(s)", **({"protocol": protocol} if protocol else {})}
 
 
-def paired_rows(rows: Sequence[dict[str, Any]], reports: dict[tuple[str, str], dict[str, Any]],
+def paired_rows(rows: Sequence[dict[str, Any]], reports: dict[tuple, dict[str, Any]],
                 models: Sequence[str], seed: int) -> list[dict[str, Any]]:
-    """Every model vs the first one, per dataset and family, on the same images."""
+    """Every model vs the first one, per dataset (and protocol, with several presets) and family, on the same
+    images. ``reports`` is keyed (model, dataset) or, with protocols, (model, dataset, protocol)."""
     if len(models) < 2:
         return []
     reference = models[0]
-    by_key = {(r["model"], r["dataset"]): r for r in rows if r["status"] == "ok" and r["role"] != "average"}
+    by_key = {(r["model"], r["dataset"]) + ((r["protocol"],) if r.get("protocol") else ()): r
+              for r in rows if r["status"] == "ok" and r["role"] != "average"}
     out = []
     for model in models[1:]:
-        for (m, item), row in by_key.items():
-            ref = by_key.get((reference, item))
+        for key, row in by_key.items():
+            m, rest = key[0], key[1:]
+            ref = by_key.get((reference,) + rest)
             if m != model or ref is None or ref["indices_sha256"] != row["indices_sha256"]:
                 continue
-            a, b = family_vectors(reports[(model, item)]), family_vectors(reports[(reference, item)])
+            item = rest[0]
+            tag = {"protocol": rest[1]} if len(rest) > 1 else {}
+            a, b = family_vectors(reports[key]), family_vectors(reports[(reference,) + rest])
             for family in FAMILIES:
                 if family in a and family in b:
                     test = mcnemar_exact(a[family], b[family])
@@ -123,7 +129,7 @@ def paired_rows(rows: Sequence[dict[str, Any]], reports: dict[tuple[str, str], d
                     out.append({"model": model, "reference": reference, "dataset": item, "family": family,
                                 "difference": diff.difference, "low": diff.low, "high": diff.high,
                                 "mcnemar_p": test.p_value, "only_model": test.b, "only_reference": test.c,
-                                "n": test.n})
+                                "n": test.n, **tag})
     return out
 
 
@@ -146,17 +152,19 @@ def _metric_blocks(row: dict[str, Any], block: dict[str, Any]) -> list[tuple[str
 def csv_lines(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
     """One line per row, family and metric; the ``accuracy`` column holds the metric's value."""
     header = ["model", "dataset", "role", "status", "family", "accuracy", "ci_low", "ci_high", "n", "n_correct",
-              "verdict", "dataset_spec", "message", "metric", "attack"]
+              "verdict", "dataset_spec", "message", "metric", "attack", "protocol"]
     lines: list[list[Any]] = [header]
     for r in rows:
+        protocol = r.get("protocol") or ""  # the preset, with several --preset protocols
         if not r["families"]:
             lines.append([r["model"], r["dataset"], r["role"], r["status"], "", "", "", "", r["n"], "",
-                          r["verdict"], r.get("dataset_spec", ""), r.get("message", ""), "", ""])
+                          r["verdict"], r.get("dataset_spec", ""), r.get("message", ""), "", "", protocol])
         for family, block in r["families"].items():
             for metric, b in _metric_blocks(r, block):
                 lines.append([r["model"], r["dataset"], r["role"], r["status"], family, round(b["accuracy"], 6),
                               round(b["low"], 6), round(b["high"], 6), b["n"], b.get("n_correct", ""), r["verdict"],
-                              r.get("dataset_spec", ""), r.get("message", ""), metric, block.get("attack", "")])
+                              r.get("dataset_spec", ""), r.get("message", ""), metric, block.get("attack", ""),
+                              protocol])
     return lines
 
 
@@ -188,8 +196,10 @@ def _retrieval_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str, Any]], models: Sequence[str],
-             title: str, labels: dict[str, str] | None = None) -> str:
+             title: str, labels: dict[str, str] | None = None, protocols: Sequence[str] | None = None) -> str:
     names = {m: (f"{labels[m]} (`{m}`)" if labels and m in labels else m) for m in models}
+    if protocols:
+        return protocols_markdown(rows, paired, models, title, names, protocols)
     families = families_present([r for r in rows if r["role"] != "retrieval"]) or ["clean"]
     head = "| dataset | n | " + " | ".join(FAMILY_TITLES[f] for f in families) + " | verdict |"
     rule = "|---|---:|" + "---:|" * len(families) + "---|"
@@ -222,5 +232,97 @@ def markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str, Any]], m
             lines.append(f"| {(labels or {}).get(p['model'], p['model'])} | {p['dataset']} | {FAMILY_TITLES[p['family']]} | "
                          f"{100 * p['difference']:+.1f} [{100 * p['low']:+.1f}, {100 * p['high']:+.1f}] | "
                          f"{p['mcnemar_p']:.3g} | {p['only_model']} / {p['only_reference']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _ranks(values: dict[str, float]) -> dict[str, int]:
+    """Competition ranks, highest first (ties share a rank)."""
+    return {k: 1 + sum(1 for other in values.values() if other > v) for k, v in values.items()}
+
+
+def protocol_ranks(rows: Sequence[dict[str, Any]], models: Sequence[str],
+                   protocols: Sequence[str]) -> dict[str, Any]:
+    """Per dataset (and the OOD average): each protocol's rank of every model by worst-case robust accuracy,
+    and the datasets whose ranking differs between protocols (``changes``)."""
+    by = {(r["model"], r["dataset"], r.get("protocol")): r for r in rows
+          if r["role"] != "retrieval" and r["status"] == "ok" and "worst_case" in r["families"]}
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows if r["role"] in ("ood", "iid", "average")))
+    ranks: dict[str, dict[str, dict[str, int]]] = {}
+    for item in datasets:
+        per = {p: _ranks({m: by[(m, item, p)]["families"]["worst_case"]["accuracy"] for m in models
+                          if (m, item, p) in by}) for p in protocols}
+        ranks[item] = {p: r for p, r in per.items() if r}
+    changes = [item for item, per in ranks.items()
+               if len(per) > 1 and len({tuple(r.get(m) for m in models) for r in per.values()}) > 1]
+    return {"by_dataset": ranks, "changes": changes}
+
+
+def protocols_markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str, Any]], models: Sequence[str],
+                       title: str, names: dict[str, str], protocols: Sequence[str]) -> str:
+    """``benchmark --preset a,b,c``: one column group per protocol, every protocol on the same images.
+
+    First the ranking table (worst-case robust accuracy per protocol with each model's rank among the models,
+    per dataset), so a ranking change between protocols shows in one row; then per model its families, one
+    group of columns per protocol (clean once: it is the same images and predictions under every protocol).
+    """
+    by = {(r["model"], r["dataset"], r.get("protocol")): r for r in rows if r["role"] != "retrieval"}
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows if r["role"] in ("ood", "iid")))
+    datasets += ["average (OOD)"] if any(r["role"] == "average" for r in rows) else []
+    lines = [f"# {title}", "", f"Protocols (`--preset`): {', '.join(protocols)}; every protocol on the same images "
+             "(same seed and sample). Accuracy in % with 95 % Wilson intervals (average row: normal approximation "
+             "over datasets).", "", "## Worst-case robust accuracy by protocol (rank among the models)", "",
+             "| dataset | model | " + " | ".join(protocols) + " |", "|---|---|" + "---:|" * len(protocols)]
+    for item in datasets:
+        ranks = {}
+        for p in protocols:
+            scores = {m: by[(m, item, p)]["families"]["worst_case"]["accuracy"] for m in models
+                      if (m, item, p) in by and by[(m, item, p)]["status"] == "ok"
+                      and "worst_case" in by[(m, item, p)]["families"]}
+            ranks[p] = _ranks(scores)
+        for m in models:
+            cells = []
+            for p in protocols:
+                block = (by.get((m, item, p)) or {}).get("families", {}).get("worst_case")
+                cells.append("–" if block is None else
+                             f"{format_interval(block['accuracy'], block['low'], block['high'])} #{ranks[p][m]}")
+            name = f"**{item}**" if item == "average (OOD)" else item
+            lines.append(f"| {name} | {names[m]} | " + " | ".join(cells) + " |")
+    changes = protocol_ranks(rows, models, protocols)["changes"]
+    lines += ["", "Ranking changes between protocols: " + (", ".join(changes) if changes else "none") + ".", ""]
+    groups = {p: [f for f in families_present([r for r in rows if r.get("protocol") == p and r["role"] != "retrieval"])
+                  if f != "clean"] for p in protocols}
+    head = ("| dataset | n | clean | " + " | ".join(f"{p}: {FAMILY_TITLES[f]}" for p in protocols for f in groups[p])
+            + " | verdict |")
+    rule = "|---|---:|---:|" + "---:|" * sum(len(g) for g in groups.values()) + "---|"
+    for model in models:
+        lines += [f"## {names[model]}", "", head, rule]
+        for item in datasets:
+            mine = [by.get((model, item, p)) for p in protocols]
+            first = next((r for r in mine if r is not None and r["status"] == "ok"), None)
+            if first is None:
+                status = next((f"{r['status']}: {r.get('message', '')}" for r in mine if r is not None), "–")
+                lines.append(f"| {item} | – | – | " + " | ".join("–" for g in groups.values() for _ in g)
+                             + f" | {status} |")
+                continue
+            clean = first["families"].get("clean")
+            cells = [format_interval(clean["accuracy"], clean["low"], clean["high"]) if clean else "–"]
+            for p, r in zip(protocols, mine):
+                for f in groups[p]:
+                    block = None if r is None else r["families"].get(f)
+                    cells.append("–" if block is None else format_interval(block["accuracy"], block["low"], block["high"]))
+            verdicts = "; ".join(f"{p}: {r['verdict']}" for p, r in zip(protocols, mine) if r is not None)
+            label = {"average (OOD)": f"**{item}**"}.get(item, item)
+            lines.append(f"| {label} | {first['n']} | " + " | ".join(cells) + f" | {verdicts} |")
+        lines.append("")
+    if paired:
+        lines += [f"## Paired differences vs {names.get(paired[0]['reference'], paired[0]['reference'])} "
+                  "(same images, same protocol)", "",
+                  "| model | protocol | dataset | family | difference (points) [95 % bootstrap] | McNemar p | "
+                  "only model / only ref |", "|---|---|---|---|---:|---:|---:|"]
+        for p in paired:
+            lines.append(f"| {names.get(p['model'], p['model'])} | {p.get('protocol', '')} | {p['dataset']} | "
+                         f"{FAMILY_TITLES[p['family']]} | {100 * p['difference']:+.1f} [{100 * p['low']:+.1f}, "
+                         f"{100 * p['high']:+.1f}] | {p['mcnemar_p']:.3g} | {p['only_model']} / {p['only_reference']} |")
         lines.append("")
     return "\n".join(lines)

@@ -30,5 +30,8 @@ def attacks_command(
         for row in table:
             box = "white-box" if row["white_box"] else "black-box"
             typer.echo(f"  {row['name']:<{width}}  {row['modality']:<10}  {box:<9}  {row['description']}")
-    typer.echo("presets (--preset, classification): " + ", ".join(PRESETS)
-               + "; options per attack: mmrobust attacks --json")
+    typer.echo("presets (--preset, classification; benchmark --preset a,b,c compares them on the same images):")
+    width = max(len(name) for name in PRESETS)
+    for preset in PRESETS.values():
+        typer.echo(f"  {preset.name:<{width}}  {preset.description}")
+    typer.echo("options per attack: mmrobust attacks --json")

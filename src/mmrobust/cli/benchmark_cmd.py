@@ -39,11 +39,18 @@ def benchmark_command(
 ) -> None:
     """Evaluate every model on every dataset (resumable cell by cell); write one table and heat map."""
     config = eval_config(shared, model="", dataset="", output=None)
-    config.validate()
+    from ..benchmark.protocols import protocol_configs, protocol_names
     from ..eval.distributed import is_main_process
 
+    # --preset a,b,c: one column group per protocol, all on the same images (mmrobust.benchmark.protocols)
+    protocols = protocol_configs(config) if protocol_names(config) else {None: config.validate()}
     if is_main_process():
-        announce_attacks(config)
+        for protocol in protocols.values():
+            announce_attacks(protocol)
+        if None not in protocols:
+            n = next(iter(protocols.values())).n_samples
+            typer.echo(f"protocols {', '.join(protocols)} on the same images: "
+                       f"{'all' if n is None else f'n={n}'} per dataset, seed {config.seed}")
     table = run_benchmark(BenchmarkConfig(models=list(model), datasets=datasets, output_dir=output, eval=config,
                                           iid=iid, retrieval_attacks=retrieval_attack, share_output=share_output))
     if "rows" not in table:  # a torchrun rank other than 0: rank 0 wrote the tables

@@ -71,7 +71,7 @@ def announce_attacks(config: EvalConfig) -> None:
         eps = values.get("eps") or default_eps(norm)
         budget = threat_model_description(norm, eps)
         shown = f"{budget['eps_255']:g}/255 L-inf" if "eps_255" in budget else f"{eps:g} L2"
-        line += f"; eps {shown}" + ("" if config.eps is not None else " (default: the study's budget; set --eps)")
+        line += f"; eps {shown}" + ("" if values.get("eps") is not None else " (default: the study's budget; set --eps)")
     typer.echo(line)
     if config.preset and get_preset(config.preset).note:
         typer.echo(f"note: {get_preset(config.preset).note}")

@@ -103,10 +103,14 @@ class EvalConfig(TargetOptions, RunOptions, EvalOptions, AttackSettings, TextSet
             raise ConfigError(f"--{name.replace('_', '-')} applies to --task retrieval (its attacks) only")
         if self.classnames is not None:
             read_lines(self.classnames, f"--classnames {self.classnames}")  # unreadable: fail before any model loads
-        if self.logit_scale is None and self.preset:
+        if self.preset:
             from ..attacks.presets import get_preset
 
-            self.logit_scale = get_preset(self.preset).logit_scale  # a protocol's fixed temperature (study-released)
+            preset = get_preset(self.preset)
+            if self.logit_scale is None:
+                self.logit_scale = preset.logit_scale  # a protocol's fixed temperature (study-released)
+            if self.n_samples is None:
+                self.n_samples = preset.n_samples  # a protocol's sample size (robustvlm: 1000 per dataset)
         if self.logit_scale is not None:
             from ..attacks.options import positive
 
@@ -248,9 +252,10 @@ def _evaluate(
         precision=check_precision(options.get("precision") or "fp32"),
     )
     if attacks:
-        from ..utils.precision import precision_note
+        from ..utils.precision import autocast_dtype_name, precision_note
 
         report["precision_note"] = precision_note(report["precision"], device)
+        report["autocast_dtype"] = autocast_dtype_name(report["precision"], device)  # None: no autocast
     report["compile"] = bool(config.compile)
     report["dataset"]["classnames_file"] = config.classnames
     report["logit_scale"] = float(classifier.scale().detach())

@@ -41,7 +41,9 @@ class RunOptions:
               "evaluating, study for fine-tuning captions and in the studies.")
     precision: str | None = option(
         None, "Attack (and, when fine-tuning, forward/backward) arithmetic: fp32 (default), tf32 (CUDA; a no-op "
-              "on CPU) or bf16 autocast. Scoring stays fp32; a sanity check replays a subset in fp32.")
+              "on CPU), bf16 autocast, or amp (attacks only: fp16 autocast on CUDA, bf16 elsewhere, as TeCoA's and "
+              "TGA-ZSR's evaluation code; the dtype is recorded). Scoring stays fp32; a sanity check replays a subset "
+              "in fp32.")
     compile: bool = option(False, "torch.compile the model's towers (off by default).")
     progress: bool = option(True, "No progress bars.", flag="--quiet", short="-q", inverted=True, param="quiet")
 

@@ -365,9 +365,14 @@ def eval_page(report: Mapping[str, Any], path: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- benchmark folder
+def _with_protocol(dataset: Any, row: Mapping[str, Any]) -> Any:
+    """``benchmark --preset a,b,c`` rows name their protocol: "digits [tecoa]"."""
+    return f"{dataset} [{row['protocol']}]" if row.get("protocol") else dataset
+
+
 def benchmark_page(table: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     blocks: list[dict | None] = [kv_block("Benchmark", {k: table.get(k) for k in (
-        "models", "datasets", "iid", "attacks", "preset", "retrieval_attacks", "eps", "n_requested", "seed",
+        "models", "datasets", "iid", "attacks", "preset", "presets", "retrieval_attacks", "eps", "n_requested", "seed",
         "cells_run", "cells_reused", "wall_s")})]
     alerts: list[dict] = []
     families = list(dict.fromkeys(f for r in table.get("rows", []) for f in (r.get("families") or {})))
@@ -377,7 +382,7 @@ def benchmark_page(table: Mapping[str, Any], folder: Path) -> dict[str, Any]:
             if r.get("model") != model:
                 continue
             fam = r.get("families") or {}
-            rows.append([r.get("dataset"), r.get("role", ""), r.get("n", ""),
+            rows.append([_with_protocol(r.get("dataset"), r), r.get("role", ""), r.get("n", ""),
                          *[f"{pct(fam[f].get('accuracy'), 1)} {interval(fam[f].get('low'), fam[f].get('high'))}"
                            if f in fam else "–" for f in families],
                          {"text": r.get("verdict", r.get("status", "")),
@@ -391,7 +396,8 @@ def benchmark_page(table: Mapping[str, Any], folder: Path) -> dict[str, Any]:
             "Paired differences vs the reference model (same images)",
             ["model", "reference", "dataset", "family", "difference (points) [95 % bootstrap]", "McNemar p",
              "only model / only ref"],
-            [[p.get("model"), p.get("reference"), p.get("dataset"), str(p.get("family", "")).replace("_", " "),
+            [[p.get("model"), p.get("reference"), _with_protocol(p.get("dataset"), p),
+              str(p.get("family", "")).replace("_", " "),
               f"{100 * p['difference']:+.1f} [{100 * p['low']:+.1f}, {100 * p['high']:+.1f}]"
               if "difference" in p else p.get("note", "n/a"),
               f"{p['mcnemar_p']:.3g}" if "mcnemar_p" in p else "–",

@@ -152,9 +152,12 @@ class TrainConfig(TargetOptions, RunOptions, TrainingOptions, TextSettings):
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.checkpoint_every_steps < 0:
             raise ConfigError("--checkpoint-every must be >= 0 (0 = once per epoch)")
-        from ..utils.precision import check_precision
+        from ..utils.precision import TRAINING_PRECISIONS, check_precision
 
         self.precision = check_precision(self.precision)
+        if self.precision not in TRAINING_PRECISIONS:  # amp's fp16 would need a gradient scaler
+            raise ConfigError(f"--precision {self.precision} is an attack protocol; training takes "
+                              f"{', '.join(TRAINING_PRECISIONS)}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

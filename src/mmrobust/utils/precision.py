@@ -11,6 +11,10 @@ subset in fp32). Every report records the policy.
   a no-op: it computes exactly what ``fp32`` computes.
 * ``bf16``: autocast to bfloat16 (CPU and CUDA); weights stay fp32 and optimiser state too (AMP). bf16 has
   fp32's exponent range, so no loss scaling is needed.
+* ``amp``: the attack arithmetic of TeCoA's and TGA-ZSR's evaluation code, which runs its attacks inside
+  ``torch.cuda.amp.autocast()`` (fp16): float16 autocast on CUDA, bfloat16 on every other device (CPU, MPS),
+  where fp16 autocast is not the reference's arithmetic. Attacks only: no gradient scaler, so training refuses
+  it. :func:`autocast_dtype` names the dtype a device gets; reports record it (``autocast_dtype``).
 
 The TF32 switches are process-wide backend flags; :func:`precision_context` sets them and restores the
 previous values on exit, so nothing leaks out of the attack or training step.
@@ -25,7 +29,9 @@ import torch
 
 from ..errors import ConfigError
 
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16", "amp")
+#: the policies training accepts (``amp``'s fp16 would need a gradient scaler)
+TRAINING_PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def check_precision(precision: str) -> str:
@@ -57,20 +63,38 @@ def _tf32(enabled: bool) -> Iterator[None]:
             setattr(owner, name, value)
 
 
+def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The dtype ``precision`` autocasts to on ``device`` (None: no autocast)."""
+    precision = check_precision(precision)
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "amp":
+        return torch.float16 if torch.device(device).type == "cuda" else torch.bfloat16
+    return None
+
+
+def autocast_dtype_name(precision: str, device: torch.device | str) -> str | None:
+    """:func:`autocast_dtype` as reports write it: "float16", "bfloat16" or None."""
+    dtype = autocast_dtype(precision, device)
+    return None if dtype is None else str(dtype).removeprefix("torch.")
+
+
 @contextlib.contextmanager
 def precision_context(precision: str, device: torch.device | str) -> Iterator[None]:
-    """Run the enclosed forward/backward under ``precision`` on ``device`` (see the module docstring)."""
+    """Run the enclosed forward/backward under ``precision`` on ``device`` (see the module docstring):
+    ``torch.autocast(device_type, dtype)`` with :func:`autocast_dtype`, or autocast off."""
     precision = check_precision(precision)
     device_type = torch.device(device).type
+    dtype = autocast_dtype(precision, device)
     autocast: contextlib.AbstractContextManager = contextlib.nullcontext()
     try:
-        if precision == "bf16":
-            autocast = torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+        if dtype is not None:
+            autocast = torch.autocast(device_type=device_type, dtype=dtype)
         else:
             autocast = torch.autocast(device_type=device_type, enabled=False)
     except RuntimeError:
-        if precision == "bf16":
-            raise ConfigError(f"--precision bf16 is not supported on {device_type} (no autocast there)") from None
+        if dtype is not None:
+            raise ConfigError(f"--precision {precision} is not supported on {device_type} (no autocast there)") from None
     with _tf32(precision == "tf32"), autocast:
         yield
 
@@ -81,7 +105,9 @@ def precision_note(precision: str, device: torch.device | str) -> str:
     device_type = torch.device(device).type
     if precision == "tf32" and device_type != "cuda":
         return f"tf32 is a no-op on {device_type}: the arithmetic is fp32"
-    if precision == "bf16":
-        return f"bf16 autocast on {device_type}; clean and final adversarial predictions are scored in fp32"
+    if precision in ("bf16", "amp"):
+        name = autocast_dtype_name(precision, device)
+        return (f"{precision}: {name} autocast on {device_type}; clean and final adversarial predictions are scored "
+                "in fp32")
     return {"fp32": "fp32 throughout (autocast and TF32 off)",
             "tf32": "TF32 matmuls/convolutions on CUDA; scoring in fp32"}[precision]

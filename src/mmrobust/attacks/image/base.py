@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError, NumericalError
-from ...utils.precision import check_precision, precision_context
+from ...utils.precision import autocast_dtype_name, check_precision, precision_context
 from .streams import ExampleStreams
 
 NORMS = {"linf": "Linf", "inf": "Linf", "l_inf": "Linf", "l2": "L2"}
@@ -168,7 +168,7 @@ class ImageAttack:
 
     Randomness: ``attack(..., streams=ExampleStreams)`` gives each example its own stream (evaluation keys
     them by dataset index); without ``streams`` the keys are drawn from ``generator`` (or the global RNG).
-    ``precision`` ("fp32" default, "tf32", "bf16") sets the arithmetic of the attack's forward/backward.
+    ``precision`` ("fp32" default, "tf32", "bf16", "amp") sets the arithmetic of the attack's forward/backward.
     """
 
     def __init__(
@@ -214,7 +214,8 @@ class ImageAttack:
 
     def describe(self) -> dict[str, Any]:
         return {"attack": type(self).__name__, "norm": self.norm, "eps": self.eps, "targeted": self.targeted,
-                "precision": self.precision}
+                "precision": self.precision,
+                "autocast_dtype": autocast_dtype_name(self.precision, model_device(self.classifier, "cpu"))}
 
     # ------------------------------------------------------------------ helpers for subclasses
     def _run(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,

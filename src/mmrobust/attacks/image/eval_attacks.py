@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ...errors import ConfigError
 from ...models.zeroshot import check_finite_logits
 from ..options import APGDOptions, APGDTOptions, FGSMOptions, PGDOptions, SquareOptions
 from ..protocol import AttackContext, BatchOutcome, EvalAttack
@@ -44,13 +45,18 @@ class ImageEvalAttack(EvalAttack):
     modality = "image"
 
     def __init__(self, name: str, build: Build, norm: str, eps: float, precision: str,
-                 parameters: dict[str, Any]) -> None:
+                 parameters: dict[str, Any], min_classes: int = 2) -> None:
         self.name = name
         self._build = build
         self.norm, self.eps, self.precision = norm, eps, precision
         self.parameters = parameters
+        #: the fewest classes the attack's loss is defined for (untargeted DLR: 3)
+        self.min_classes = min_classes
 
     def prepare(self, ctx: AttackContext) -> None:
+        if len(ctx.classes) < self.min_classes:
+            raise ConfigError(f"{self.name} needs at least {self.min_classes} classes (its loss is undefined with "
+                              f"fewer); this task has {len(ctx.classes)}: drop it from --attack/--preset")
         self.ctx = ctx
         self._described = self._build(ctx.classifier, self.precision).describe()  # validates once
 
@@ -107,7 +113,7 @@ class APGDEnsemble(ImageAttack):
         return adv
 
 
-def _make(name: str, options: Any, build: Build, keys: tuple[str, ...]) -> EvalAttack:
+def _make(name: str, options: Any, build: Build, keys: tuple[str, ...], min_classes: int = 2) -> EvalAttack:
     if getattr(options, "targeted", False):
         inner = build
         build = lambda clf, precision: EachTarget(  # noqa: E731
@@ -117,7 +123,7 @@ def _make(name: str, options: Any, build: Build, keys: tuple[str, ...]) -> EvalA
     parameters = {key: getattr(options, key) for key in keys}
     precision = getattr(options, "precision", "fp32")
     build(lambda images: images, precision)  # validate now, before any model is loaded
-    return ImageEvalAttack(name, build, options.norm, options.eps, precision, parameters)
+    return ImageEvalAttack(name, build, options.norm, options.eps, precision, parameters, min_classes)
 
 
 def make_pgd(o: PGDOptions) -> EvalAttack:
@@ -134,6 +140,14 @@ def make_fgsm(o: FGSMOptions) -> EvalAttack:
 def make_apgd_ce(o: APGDOptions) -> EvalAttack:
     return _make("apgd-ce", o, lambda clf, precision: APGD(
         clf, o.eps, o.steps, o.norm, loss="ce", restarts=o.restarts, precision=precision), ("steps", "restarts"))
+
+
+def make_apgd_dlr(o: APGDOptions) -> EvalAttack:
+    """AutoAttack's untargeted ``apgd-dlr`` (Croce & Hein 2020, eq. 5): APGD on
+    -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3), undefined below 3 classes (refused there, as AutoAttack's checks)."""
+    return _make("apgd-dlr", o, lambda clf, precision: APGD(
+        clf, o.eps, o.steps, o.norm, loss="dlr", restarts=o.restarts, precision=precision), ("steps", "restarts"),
+        min_classes=3)
 
 
 def make_apgd_t(o: APGDTOptions) -> EvalAttack:
