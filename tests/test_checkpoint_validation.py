@@ -312,45 +312,66 @@ def _fake_cache_entry(cache: Path, name: str, overrides: dict | None = None) -> 
     return entry.model_dir
 
 
+def _consistent_extra_tensor(model_dir: Path) -> None:
+    """Add a tensor and record the new sha256 in the config and the manifest: only the header check sees it."""
+    weights = model_dir / WEIGHTS_NAME
+    _rewrite_weights(weights, {**load_file(str(weights)), "extra.weight": torch.zeros(2)}, model_dir / CONFIG_NAME)
+    _edit_json(model_dir.parent / "manifest.json", ["weights_sha256"], file_sha256(weights))
+
+
 def test_damaged_data_proxy_is_refused_in_one_line_naming_the_rebuild(tmp_path: Path) -> None:
     """tinyimagenet cannot rebuild itself (it needs the data): a damaged entry is refused, never used."""
-    from mmrobust.proxy import load_proxy
+    from mmrobust.proxy import CacheEntry, get_recipe, load_proxy
 
     model_dir = _fake_cache_entry(tmp_path, "tinyimagenet")
     assert load_proxy("tinyimagenet", cache_dir=tmp_path).image_size == 32  # the fake entry itself is usable
-    rebuild = f"; rebuild it with `mmrobust proxy build tinyimagenet --data-root DIR --cache-dir {tmp_path} --force`"
+    build = f"mmrobust proxy build tinyimagenet --data-root DIR --cache-dir {tmp_path}"
     weights = model_dir / WEIGHTS_NAME
     need, left = _truncate(weights)
     with pytest.raises(ModelLoadError) as caught:
         load_proxy("tinyimagenet", cache_dir=tmp_path)
-    assert str(caught.value) == (f"weights {weights} are truncated: the tensors need {need} bytes of data but "
-                                 f"the file holds {left}{rebuild}")
+    assert str(caught.value) == (f"proxy:tinyimagenet (seed 0) in {tmp_path} is corrupt (weights {weights} are "
+                                 f"truncated: the tensors need {need} bytes of data but the file holds {left}); "
+                                 f"build it with `{build}`")
+    assert CacheEntry.of(get_recipe("tinyimagenet"), 0, tmp_path).check()[0] == "corrupt"  # `proxy build` redoes it
+
     _fake_cache_entry(tmp_path, "tinyimagenet")
     _edit_json(model_dir / CONFIG_NAME, ["architecture", "image_tower", "width"], 10**9)
     with pytest.raises(ModelLoadError) as caught:
         load_proxy("tinyimagenet", cache_dir=tmp_path)
-    assert str(caught.value) == (f"checkpoint {model_dir} declares an implausible width: "
-                                 f"architecture.image_tower.width = {10**9} (the ceiling is 65536); refusing to "
-                                 f"build it{rebuild}")
+    assert str(caught.value) == (f"proxy:tinyimagenet (seed 0) in {tmp_path} is corrupt (checkpoint {model_dir} "
+                                 f"declares an implausible width: architecture.image_tower.width = {10**9} (the "
+                                 f"ceiling is 65536); refusing to build it); build it with `{build}`")
+
+    _fake_cache_entry(tmp_path, "tinyimagenet")
+    _consistent_extra_tensor(model_dir)
+    with pytest.raises(ModelLoadError) as caught:
+        load_proxy("tinyimagenet", cache_dir=tmp_path)
+    assert str(caught.value) == (f"checkpoint {model_dir} has 1 unknown tensor that the declared architecture "
+                                 f"does not have: 'extra.weight'; rebuild it with `{build} --force`")
 
 
+def _truncated_reason(model_dir: Path) -> str:
+    need, left = _truncate(model_dir / WEIGHTS_NAME)
+    return f"weights {model_dir / WEIGHTS_NAME} are truncated: the tensors need {need} bytes of data but the file holds {left}"
+
+
+def _extra_tensor_reason(model_dir: Path) -> str:
+    _consistent_extra_tensor(model_dir)
+    return f"checkpoint {model_dir} has 1 unknown tensor that the declared architecture does not have: 'extra.weight'"
+
+
+@pytest.mark.parametrize("damage", [_truncated_reason, _extra_tensor_reason], ids=["truncated", "unknown tensor"])
 def test_damaged_embedded_proxy_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """digits builds itself: a tampered cached weight file is rebuilt (the reason is printed), then loads."""
+                                           capsys: pytest.CaptureFixture[str], damage: Any) -> None:
+    """digits builds itself: a damaged cached weight file is rebuilt (the reason is printed), then loads."""
     from mmrobust.proxy import RECIPES, CacheEntry, get_recipe, load_proxy
     from test_proxy import SHRUNK
 
-    model_dir = _fake_cache_entry(tmp_path, "digits", SHRUNK)
-    weights = model_dir / WEIGHTS_NAME
-    tensors = load_file(str(weights))
-    _rewrite_weights(weights, {**tensors, "extra.weight": torch.zeros(2)}, model_dir / CONFIG_NAME)
-    manifest = json.loads((model_dir.parent / "manifest.json").read_text())
-    manifest["weights_sha256"] = file_sha256(weights)  # consistent everywhere: only the header check sees it
-    (model_dir.parent / "manifest.json").write_text(json.dumps(manifest))
+    reason = damage(_fake_cache_entry(tmp_path, "digits", SHRUNK))
     monkeypatch.setitem(RECIPES, "digits", get_recipe("digits", SHRUNK))
     model = load_proxy("digits", cache_dir=tmp_path)
     err = capsys.readouterr().err
-    assert (f"cache entry unusable: checkpoint {model_dir} has 1 unknown tensor that the declared architecture "
-            "does not have: 'extra.weight'); building it now") in err
+    assert f"mmrobust: proxy:digits cache entry is unusable ({reason}); rebuilding it now into {tmp_path}" in err
     assert model.image_size == SHRUNK["image_size"]
     assert CacheEntry.of(get_recipe("digits", SHRUNK), 0, tmp_path).check()[0] == "ready"

@@ -104,6 +104,19 @@ def verify_weights(folder: str | Path, config: dict[str, Any]) -> Path:
     return weights
 
 
+def check_declared_files(folder: str | Path, config: dict[str, Any]) -> Path:
+    """The checks that need no model and no full read: the sizes the config declares, and the weight file's
+    header (bounded). Cheap enough for a cache listing; :func:`load_checkpoint` adds the sha256 and the
+    tensor-by-tensor comparison."""
+    folder = Path(folder)
+    check_dimensions({k: v for k, v in config.items() if k != "metadata"}, f"checkpoint {folder}")
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ModelLoadError(f"checkpoint {folder} has no {WEIGHTS_NAME}")
+    read_header(weights)
+    return weights
+
+
 def load_weights_into(model: VisionLanguageModel, weights: Path) -> None:
     from safetensors.torch import load_model
 
@@ -126,9 +139,7 @@ def load_checkpoint(folder: str | Path, spec: str | None = None) -> VisionLangua
     backend = config.get("backend")
     if backend not in BACKEND_LOADERS:
         raise ModelLoadError(f"checkpoint {folder} has unknown backend {backend!r}; known: {sorted(BACKEND_LOADERS)}")
-    check_dimensions({k: v for k, v in config.items() if k != "metadata"}, f"checkpoint {folder}")
-    if (folder / WEIGHTS_NAME).is_file():
-        read_header(folder / WEIGHTS_NAME)  # a truncated or non-safetensors file says so, not just "sha256"
+    check_declared_files(folder, config)  # a truncated or non-safetensors file says so, not just "sha256"
     weights = verify_weights(folder, config)
     module = importlib.import_module(BACKEND_LOADERS[backend])
     skeleton = module.from_checkpoint_config(config, folder, spec or str(folder), device="meta")
