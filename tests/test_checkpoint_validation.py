@@ -32,28 +32,23 @@ SRC = TESTS.parent / "src"
 RSS_CEILING_KB = 1024 * 1024
 ABSURD = 1 << 60
 
-#: the child: load one spec, print ``error: ...`` as the CLI does, then its own peak RSS (KB) on stdout
+#: the child: the real ``mmrobust`` command (after the torchvision shim), printing its own peak RSS (KB) at exit
 CHILD = """
-import resource, sys
+import atexit, resource, sys
 sys.path[:0] = [{src!r}, {tests!r}]
 import torchvision_shim
-from mmrobust.errors import MMRobustError
-from mmrobust.models import load_model
-code = 0
-try:
-    load_model(sys.argv[1])
-except MMRobustError as exc:
-    print(f"error: {{exc}}", file=sys.stderr)
-    code = 2
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-sys.exit(code)
+atexit.register(lambda: print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+from mmrobust.cli.main import app
+sys.argv = ["mmrobust", *sys.argv[1:]]
+app()
 """
 
 
-def _load_in_child(spec: str) -> tuple[int, str, int]:
-    """(exit code, stderr, peak RSS in KB) of loading ``spec`` in a fresh interpreter on one thread."""
+def _eval_in_child(spec: str, out: Path) -> tuple[int, str, int]:
+    """(exit status, stderr, peak RSS in KB) of ``mmrobust eval --model spec`` in a fresh interpreter."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", CHILD.format(src=str(SRC), tests=str(TESTS)), spec],
+    args = ["eval", "--model", spec, "--dataset", "digits", "-n", "4", "--quiet", "--output", str(out)]
+    done = subprocess.run([sys.executable, "-c", CHILD.format(src=str(SRC), tests=str(TESTS)), *args],
                           capture_output=True, text=True, timeout=300, env=env)
     return done.returncode, done.stderr.strip(), int(done.stdout.strip().splitlines()[-1])
 
@@ -114,16 +109,23 @@ def ckpt(saved_ckpt: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(saved_ckpt, tmp_path / "ckpt"))
 
 
-@pytest.mark.parametrize("width", [10**9, 10**5])
+def _ckpt_width_refusal(folder: Path, width: int) -> str:
+    if width > 65536:
+        return (f"checkpoint {folder} declares an implausible width: architecture.image_tower.width = {width} "
+                "(the ceiling is 65536); refusing to build it")
+    return f"checkpoint {folder}: tensor 'image_tower.cls_token' has shape [64] but the declared architecture needs [{width}]"
+
+
+@pytest.mark.parametrize("width", [10**9, 10**5, 65536])
 def test_huge_declared_width_is_refused_in_one_line_under_1gb(ckpt: Path, width: int) -> None:
+    """10^9 and 10^5 are above the ceiling; 65536 is not, so the meta-device build is what keeps RSS low
+    (two such blocks built for real would need hundreds of GB)."""
     _edit_json(ckpt / CONFIG_NAME, ["architecture", "image_tower", "width"], width)
     _edit_json(ckpt / CONFIG_NAME, ["architecture", "text_tower", "width"], width)
-    code, stderr, rss_kb = _load_in_child(f"ckpt:{ckpt}")
+    code, stderr, rss_kb = _eval_in_child(f"ckpt:{ckpt}", ckpt.parent / "report.json")
     print(f"ckpt width {width}: peak RSS {rss_kb / 1024:.0f} MB")
-    assert code == 2
-    assert stderr == (f"error: model 'ckpt:{ckpt}': checkpoint {ckpt} declares an implausible width: "
-                      f"architecture.image_tower.width = {width} (the ceiling is 65536); refusing to build it")
-    assert rss_kb < RSS_CEILING_KB
+    assert (code, stderr) == (2, f"error: model 'ckpt:{ckpt}': {_ckpt_width_refusal(ckpt, width)}")
+    assert rss_kb < RSS_CEILING_KB and not (ckpt.parent / "report.json").exists()
 
 
 def test_plausible_width_that_the_weights_lack_is_refused_before_building(ckpt: Path) -> None:
@@ -237,15 +239,21 @@ def test_untampered_hf_folder_passes_the_check(transformers, hf: Path) -> None:
     check_folder(hf, transformers)
 
 
-@pytest.mark.parametrize("width", [10**9, 10**5])
+def _hf_width_refusal(folder: Path, width: int) -> str:
+    if width > 65536:
+        return (f"{folder}/config.json declares an implausible width: vision_config.hidden_size = {width} "
+                "(the ceiling is 65536); refusing to build it")
+    return (f"Hugging Face model folder {folder}: tensor 'vision_model.embeddings.class_embedding' has shape [32] "
+            f"but the declared architecture needs [{width}]")
+
+
+@pytest.mark.parametrize("width", [10**9, 10**5, 65536])
 def test_hf_folder_with_huge_width_is_refused_in_one_line_under_1gb(hf: Path, width: int) -> None:
     _edit_json(hf / "config.json", ["vision_config", "hidden_size"], width)
-    code, stderr, rss_kb = _load_in_child(f"hf:{hf}")
+    code, stderr, rss_kb = _eval_in_child(f"hf:{hf}", hf.parent / "report.json")
     print(f"hf width {width}: peak RSS {rss_kb / 1024:.0f} MB")
-    assert code == 2
-    assert stderr == (f"error: model 'hf:{hf}': {hf}/config.json declares an implausible width: "
-                      f"vision_config.hidden_size = {width} (the ceiling is 65536); refusing to build it")
-    assert rss_kb < RSS_CEILING_KB
+    assert (code, stderr) == (2, f"error: model 'hf:{hf}': {_hf_width_refusal(hf, width)}")
+    assert rss_kb < RSS_CEILING_KB and not (hf.parent / "report.json").exists()
 
 
 def _hf_rows() -> list[tuple[str, Any, str]]:
