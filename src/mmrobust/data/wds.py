@@ -136,7 +136,7 @@ def index_shard(path: Path, shard: int) -> tuple[list[WdsSample], list[int]]:
             return
         image = next((current[e] for e in IMAGE_EXTENSIONS if e in current), None)
         if image is None or "cls" not in current:
-            what = "an image (.webp/.png/.jpg/.jpeg)" if image is None else "a .cls label"
+            what = "image (.webp/.png/.jpg/.jpeg)" if image is None else ".cls label"
             raise DatasetError(f"shard {path}: sample {key!r} has no {what}")
         try:
             label = int(current["cls"].strip())

@@ -3,7 +3,9 @@
 Why a folder with a JSON config: the config says which backend and architecture to rebuild, so a
 checkpoint loads without the code that trained it, and safetensors cannot execute code when read
 (unlike pickled ``.pt`` files). The weights' sha256 is stored and verified on load, so a truncated or
-corrupted file is refused instead of silently producing a different model.
+corrupted file is refused instead of silently producing a different model. Before anything is allocated,
+the config's sizes and the weight file's header are checked against each other
+(:mod:`~mmrobust.models.weights_check`), so a tampered config cannot make the loader allocate without bound.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from ..errors import ModelLoadError, ReportError
 from ..utils.files import atomic_write, write_failure_message, write_json_atomic
 from .base import VisionLanguageModel
+from .weights_check import check_dimensions, check_weights_fit, read_header
 
 CONFIG_NAME = "mmrobust.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -101,6 +104,19 @@ def verify_weights(folder: str | Path, config: dict[str, Any]) -> Path:
     return weights
 
 
+def check_declared_files(folder: str | Path, config: dict[str, Any]) -> Path:
+    """The checks that need no model and no full read: the sizes the config declares, and the weight file's
+    header (bounded). Cheap enough for a cache listing; :func:`load_checkpoint` adds the sha256 and the
+    tensor-by-tensor comparison."""
+    folder = Path(folder)
+    check_dimensions({k: v for k, v in config.items() if k != "metadata"}, f"checkpoint {folder}")
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ModelLoadError(f"checkpoint {folder} has no {WEIGHTS_NAME}")
+    read_header(weights)
+    return weights
+
+
 def load_weights_into(model: VisionLanguageModel, weights: Path) -> None:
     from safetensors.torch import load_model
 
@@ -112,14 +128,22 @@ def load_weights_into(model: VisionLanguageModel, weights: Path) -> None:
 
 
 def load_checkpoint(folder: str | Path, spec: str | None = None) -> VisionLanguageModel:
-    """Rebuild the model a checkpoint folder describes and load (verified) weights into it."""
+    """Rebuild the model a checkpoint folder describes and load (verified) weights into it.
+
+    Order matters: sizes in the config, the weight file's header and its sha256 are checked first, then
+    the model is built on the ``meta`` device and its tensors compared with the header; only a checkpoint
+    that passes all of that is built for real (see :mod:`~mmrobust.models.weights_check`).
+    """
     folder = Path(folder)
     config = read_checkpoint_config(folder)
     backend = config.get("backend")
     if backend not in BACKEND_LOADERS:
         raise ModelLoadError(f"checkpoint {folder} has unknown backend {backend!r}; known: {sorted(BACKEND_LOADERS)}")
+    check_declared_files(folder, config)  # a truncated or non-safetensors file says so, not just "sha256"
     weights = verify_weights(folder, config)
     module = importlib.import_module(BACKEND_LOADERS[backend])
+    skeleton = module.from_checkpoint_config(config, folder, spec or str(folder), device="meta")
+    check_weights_fit(skeleton, weights, f"checkpoint {folder}")
     model = module.from_checkpoint_config(config, folder, spec or str(folder))
     load_weights_into(model, weights)
     return model.eval()

@@ -23,8 +23,13 @@ from ..errors import ModelLoadError
 from .backend_support import first_line, import_backend, raise_if_network_failure
 from .base import TextTokens, Tokenizer, VisionLanguageModel
 from .native import CLIP_MEAN, CLIP_STD
+from .weights_check import check_dimensions, check_tensors, expected_tensors, read_header, unsaved_buffers
 
 PREPROCESSOR_NAME = "preprocessor_config.json"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+#: a config.json longer than this is refused unread (real ones are a few kilobytes)
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 #: sub-folder of an mmrobust checkpoint holding the tokenizer files (``save_pretrained`` layout)
 TOKENIZER_DIR = "hf_tokenizer"
 #: PIL resampling codes used in preprocessor configs -> torch interpolation modes
@@ -170,6 +175,43 @@ def _read_preprocess(source: str, is_folder: bool) -> dict[str, Any]:
     return preprocess
 
 
+def _read_folder_config(folder: Path) -> dict[str, Any]:
+    """``config.json`` as a dict, read only if its size is plausible."""
+    path = folder / CONFIG_NAME
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelLoadError(f"{path} is {path.stat().st_size} bytes, more than a config can be "
+                             f"(the ceiling is {MAX_CONFIG_BYTES}); refusing to read it")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"corrupt {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"corrupt {path}: it is not a JSON object")
+    return raw
+
+
+def check_folder(folder: Path, transformers: Any) -> None:
+    """Refuse a folder whose config.json and ``model.safetensors`` disagree, before transformers allocates.
+
+    Why: ``from_pretrained`` builds the model the config declares (a tampered width of 10^9 allocates
+    without bound) and loads a file with unknown or missing tensors with a warning and random weights.
+    Folders without ``model.safetensors`` (sharded or ``.bin`` weights) get the size check only.
+    """
+    raw = _read_folder_config(folder)
+    check_dimensions(raw, str(folder / CONFIG_NAME))
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        return
+    found = read_header(weights)
+    try:
+        with torch.device("meta"):
+            skeleton = transformers.CLIPModel(transformers.CLIPConfig.from_dict(raw))
+    except Exception as exc:
+        raise ModelLoadError(f"{folder / CONFIG_NAME} does not describe a CLIP model transformers can build: "
+                             f"{type(exc).__name__}: {first_line(exc)}") from None
+    check_tensors(found, expected_tensors(skeleton), f"Hugging Face model folder {folder}", unsaved_buffers(skeleton))
+
+
 def load_hf(rest: str, spec: str) -> HFCLIP:
     """Registry loader for ``hf:ID_OR_FOLDER``."""
     source = rest.strip()
@@ -181,9 +223,11 @@ def load_hf(rest: str, spec: str) -> HFCLIP:
         raise ModelLoadError(f"Hugging Face model folder {folder} does not exist (or is not a folder)")
     if is_folder:
         source = str(folder)
-        if not (folder / "config.json").is_file():
-            raise ModelLoadError(f"{folder} is not a Hugging Face model folder: config.json is missing")
+        if not (folder / CONFIG_NAME).is_file():
+            raise ModelLoadError(f"{folder} is not a Hugging Face model folder: {CONFIG_NAME} is missing")
     transformers = _transformers()
+    if is_folder:
+        check_folder(folder, transformers)
     try:
         model = transformers.CLIPModel.from_pretrained(source)
         tokenizer = transformers.AutoTokenizer.from_pretrained(source)
@@ -193,8 +237,9 @@ def load_hf(rest: str, spec: str) -> HFCLIP:
     return HFCLIP(model, tokenizer, spec, _read_preprocess(source, is_folder))
 
 
-def from_checkpoint_config(config: dict[str, Any], folder: Path, spec: str) -> HFCLIP:
-    """Rebuild the architecture of an mmrobust checkpoint of a transformers CLIP (weights loaded after)."""
+def from_checkpoint_config(config: dict[str, Any], folder: Path, spec: str, device: str = "cpu") -> HFCLIP:
+    """Rebuild the architecture of an mmrobust checkpoint of a transformers CLIP (weights loaded after);
+    ``device="meta"`` builds the CLIPModel's shapes only (checked against the weights before the real build)."""
     transformers = _transformers()
     folder = Path(folder)
     section = config.get("hf", {})
@@ -205,7 +250,8 @@ def from_checkpoint_config(config: dict[str, Any], folder: Path, spec: str) -> H
         raise ModelLoadError(f"checkpoint {folder} has no {TOKENIZER_DIR}/ (the tokenizer files)")
     try:
         clip_config = transformers.CLIPConfig.from_dict(section["clip_config"])
-        model = transformers.CLIPModel(clip_config)
+        with torch.device(device):
+            model = transformers.CLIPModel(clip_config)
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir))
     except Exception as exc:
         raise ModelLoadError(f"transformers could not rebuild checkpoint {folder}: {type(exc).__name__}: {first_line(exc)}") from None

@@ -301,8 +301,9 @@ def _without_random_init_warning() -> Any:
         root.removeFilter(keep)
 
 
-def from_checkpoint_config(config: dict[str, Any], folder: Path, spec: str) -> OpenClipModel:
-    """Rebuild the architecture of an mmrobust checkpoint of an open_clip model (weights loaded after)."""
+def from_checkpoint_config(config: dict[str, Any], folder: Path, spec: str, device: str = "cpu") -> OpenClipModel:
+    """Rebuild the architecture of an mmrobust checkpoint of an open_clip model (weights loaded after);
+    ``device="meta"`` builds shapes only (checked against the weights before the real build)."""
     oc = _open_clip()
     folder = Path(folder)
     if "open_clip" not in config or "model_cfg" not in config["open_clip"]:
@@ -316,8 +317,9 @@ def from_checkpoint_config(config: dict[str, Any], folder: Path, spec: str) -> O
     try:
         # load_weights=False: mmrobust loads (and verifies) its own safetensors afterwards;
         # pretrained_text/image=False: never fetch tower weights that the checkpoint overwrites anyway.
-        with _without_random_init_warning():
-            model = oc.create_model(name, load_weights=False, pretrained_text=False, pretrained_image=False)
+        with _without_random_init_warning(), torch.device(device):
+            model = oc.create_model(name, load_weights=False, pretrained_text=False, pretrained_image=False,
+                                    device=device)
         tokenizer = oc.get_tokenizer(name)
     except Exception as exc:
         raise_if_network_failure(exc, f"open_clip checkpoint {folder}")

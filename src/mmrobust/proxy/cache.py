@@ -9,8 +9,10 @@ Layout (``<cache>`` = ``--cache-dir``, else ``$MMROBUST_CACHE_DIR``, else platfo
     <cache>/<name>/seed<S>-<recipe hash>.lock            held while building (two processes never build twice)
     <cache>/arrays/                                      decoded-image arrays shared by all proxies
 
-An entry is *ready* only if its manifest says complete, names the same recipe hash, and the weights'
-sha256 matches both the checkpoint config and the manifest: anything else is rebuilt, never used.
+An entry is *ready* only if its manifest says complete, names the same recipe hash, the weights'
+sha256 matches both the checkpoint config and the manifest, the config declares plausible sizes and the
+weight file's header is whole: anything else is rebuilt, never used. (Loading then compares the header
+with the model tensor by tensor; an entry that fails there is rebuilt or refused as well.)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, Iterator
 
 from ..errors import MMRobustError
 from ..utils.files import lock_file
-from ..models.checkpoint import read_checkpoint_config, verify_weights
+from ..models.checkpoint import check_declared_files, read_checkpoint_config, verify_weights
 from .recipes import ProxyRecipe
 
 CACHE_ENV = "MMROBUST_CACHE_DIR"
@@ -109,6 +111,7 @@ class CacheEntry:
             config = read_checkpoint_config(self.model_dir)
             if config.get("weights_sha256") != manifest.get("weights_sha256"):
                 return "corrupt", "checkpoint and manifest disagree on the weights' sha256"
+            check_declared_files(self.model_dir, config)  # a truncated file or a tampered config: not ready
             if verify_hash:
                 verify_weights(self.model_dir, config)
         except MMRobustError as exc:

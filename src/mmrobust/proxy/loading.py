@@ -55,9 +55,9 @@ def load_proxy(
     status, detail = entry.check(verify_hash=False)  # load_checkpoint verifies the sha256 itself
     if status != "ready":
         if not recipe.auto_build:
+            state = "is not built" if status == "absent" else f"is {status} ({detail})"
             raise ModelLoadError(
-                f"proxy:{name} (seed {seed}) is {'not built' if status == 'absent' else status + ': ' + detail} "
-                f"in {entry.root}; build it with `{_build_command(name, seed, cache_dir)}`"
+                f"proxy:{name} (seed {seed}) in {entry.root} {state}; build it with `{_build_command(name, seed, cache_dir)}`"
             )
         _auto_build(name, seed, cache_dir, device, reason=detail if status != "absent" else None)
     try:
@@ -79,8 +79,8 @@ def _load_verified(entry: CacheEntry, spec: str) -> NativeCLIP:
 def _auto_build(name: str, seed: int, cache_dir: Any, device: str | None, reason: str | None, force: bool = False) -> None:
     from .build import build_proxy
 
-    why = f" (cache entry unusable: {reason})" if reason else ""
-    print(f"mmrobust: proxy:{name} is not built yet{why}; building it now into "
+    what = f"cache entry is unusable ({reason}); rebuilding it" if reason else "is not built yet; building it"
+    print(f"mmrobust: proxy:{name} {what} now into "
           f"{default_cache_dir(cache_dir)} (once, about {RECIPES[name].budget_minutes:g} min at most)",
           file=sys.stderr, flush=True)
     # no progress bars: the model loader cannot see the command's --quiet, and a build inside another command
