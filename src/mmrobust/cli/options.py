@@ -128,7 +128,8 @@ def values_for(group: type, shared: Mapping[str, Any], *, norm: Any = None) -> d
         if info.inverted:
             value = not value
         elif info.unit == BUDGET:
-            value = parse_budget(value, norm if norm is not None else shared.get("norm"), info.long_flag(field.name))
+            read_in = info.budget_norm or (norm if norm is not None else shared.get("norm"))
+            value = parse_budget(value, read_in, info.long_flag(field.name))
         elif info.listing and isinstance(value, str):
             value = tuple(v.strip() for v in value.split(",") if v.strip())
         elif info.repeat and isinstance(value, list):
