@@ -39,7 +39,10 @@ def test_counterattack_stays_in_its_ball_and_the_box(tau: float) -> None:
     delta = out - images
     assert delta.abs().max() <= 8 / 255 + 1e-6 and delta.abs().max() > 0
     assert out.min() >= 0 and out.max() <= 1
-    assert counter.sum() == (0 if tau == 0 else len(images) if tau == 10 else counter.sum())
+    if tau == 0.0:
+        assert not counter.any()  # nobody is below tau 0: every image gets the random start alone
+    if tau == 10.0:
+        assert counter.all()
     with torch.no_grad():
         assert not torch.equal(defended.encode_image(images), model.encode_image(images))
         assert torch.equal(defended.encode_image(images), model.encode_image(out))  # it encodes x + d
@@ -100,6 +103,13 @@ def test_report_names_the_defense_and_sanity_runs_on_it(tmp_path) -> None:
     assert sanity["ran"] is True
     assert {"gradients", "steps_monotone", "eps_monotone", "large_eps", "batch_size"} <= set(sanity["checks_run"])
     assert report["robust_accuracy"] <= report["accuracy"]
+    adaptive = sanity["checks"]["adaptive_defense"]  # PGD through the unrolled counterattack on the probe
+    assert set(adaptive["accuracy"]) == {"straight-through", "unrolled"} and defense["adaptive_check"] == adaptive
+    unrolled = run(tmp_path, "ttc-unrolled", test_time_defense="ttc", ttc_gradient="unrolled", n_samples=4)
+    assert "already differentiate" in unrolled["sanity"]["checks_skipped"]["adaptive_defense"]
+    assert unrolled["defense"]["adaptive_check"]["ran"] is False
+    plain = run(tmp_path, "plain", n_samples=4)
+    assert plain["sanity"]["checks_skipped"]["adaptive_defense"] == "no test-time defense"
 
 
 def test_adaptive_unrolled_gradient_runs_and_records_itself(tmp_path) -> None:
@@ -173,3 +183,16 @@ def test_cli_runs_the_defended_model(tmp_path) -> None:
     assert (defense["steps"], defense["tau"], defense["adaptive"]) == (1, 0.5, False)
     bad = CliRunner().invoke(app, ["eval", "-m", "tiny", "-d", "digits", "--ttc-steps", "1", "-o", str(out)])
     assert bad.exit_code != 0 and "--ttc-steps applies to --test-time-defense ttc only" in bad.output
+
+
+def test_adaptive_attack_is_no_weaker_on_a_fixed_seed(tmp_path) -> None:
+    """Not a theorem (the unrolled gradient is not guaranteed stronger), a fixed-seed regression: on the prototype
+    digits model at 4/255 the straight-through PGD leaves more images standing than PGD through the counterattack,
+    which brings the defended model back to the undefended one's robust accuracy (measured: 0.9375 / 0.914 / 0.914
+    on 128 images)."""
+    common = dict(n_samples=128, batch_size=64, eps=4 / 255, steps=10, sanity=False)
+    plain = run(tmp_path, "plain", **common)
+    detached = run(tmp_path, "detach", test_time_defense="ttc", **common)
+    unrolled = run(tmp_path, "unrolled", test_time_defense="ttc", ttc_gradient="unrolled", **common)
+    assert unrolled["robust_accuracy"] <= detached["robust_accuracy"]
+    assert unrolled["robust_accuracy"] <= plain["robust_accuracy"] < detached["robust_accuracy"]

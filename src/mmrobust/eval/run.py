@@ -389,6 +389,10 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
         sanity = {"ran": False, "reason": "disabled with --no-sanity", "unreliable": None}
     report["sanity"] = sanity
     report["unreliable"] = sanity["unreliable"]
+    if "defense" in report:  # the adaptive probe beside the defense it measured (or why it did not run)
+        report["defense"]["adaptive_check"] = (
+            sanity["checks"]["adaptive_defense"] if "adaptive_defense" in sanity.get("checks", {}) else
+            {"ran": False, "reason": sanity.get("checks_skipped", {}).get("adaptive_defense", sanity.get("reason"))})
     if examples is not None:
         report["examples"] = examples.describe()
     t_end = time.perf_counter()

@@ -58,7 +58,8 @@ def defense_settings(options: DefenseOptions, seed: int) -> TTCSettings | None:
 NON_ADAPTIVE = ("robustness measured only with non-adaptive attacks: the gradient attacks treat the counterattack "
                 "as a constant shift (straight-through), ignoring how it depends on the input; this could hide "
                 "gradient masking. Rerun with --ttc-gradient unrolled (full gradient through the counterattack "
-                "steps) for the adaptive check.")
+                "steps) for the adaptive evaluation; the sanity check adaptive_defense (adaptive_check here) "
+                "compares the two on the probe images only.")
 ADAPTIVE = ("gradient attacks differentiate through every unrolled counterattack step (--ttc-gradient unrolled). "
             "TTC's sign step has a zero derivative almost everywhere, so this gradient differs from the "
             "straight-through one only through the eps-ball and pixel-box clipping.")
