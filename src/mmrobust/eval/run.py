@@ -330,7 +330,7 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
         "templates": list(templates), "indices": indices_sha256(indices), "batch_size": config.batch_size,
         "seed": config.seed, "logit_scale": config.logit_scale, "attacks": names, "options": options,
         "device": device.type, "ensemble": config.ensemble,
-        **({"defense": config.defense().describe()} if config.defense() is not None else {}),
+        **({"defense": defense.describe()} if (defense := config.defense()) is not None else {}),
         **({"classes": list(dataset.classes)} if config.classnames is not None else {}),
     })
     dctx = dctx or DistributedContext(device=device)
