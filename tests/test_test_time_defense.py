@@ -104,7 +104,8 @@ def test_report_names_the_defense_and_sanity_runs_on_it(tmp_path) -> None:
     assert {"gradients", "steps_monotone", "eps_monotone", "large_eps", "batch_size"} <= set(sanity["checks_run"])
     assert report["robust_accuracy"] <= report["accuracy"]
     adaptive = sanity["checks"]["adaptive_defense"]  # PGD through the unrolled counterattack on the probe
-    assert set(adaptive["accuracy"]) == {"straight-through", "unrolled"} and defense["adaptive_check"] == adaptive
+    assert set(adaptive["accuracy"]) == {"straight-through", "unrolled", "bpda"}
+    assert defense["adaptive_check"] == adaptive
     unrolled = run(tmp_path, "ttc-unrolled", test_time_defense="ttc", ttc_gradient="unrolled", n_samples=4)
     assert "already differentiate" in unrolled["sanity"]["checks_skipped"]["adaptive_defense"]
     assert unrolled["defense"]["adaptive_check"]["ran"] is False
@@ -139,6 +140,26 @@ def test_unrolled_gradient_sees_the_clipping_the_detached_one_ignores() -> None:
     assert not torch.equal(grads["unrolled"], grads["detach"])
 
 
+def test_unrolled_gradient_is_exact_and_bpda_adds_the_sign_surrogate() -> None:
+    """unrolled skips create_graph because sign's derivative is zero: the same gradient as with it. BPDA
+    differentiates a surrogate of the sign step through the (non-linear) image tower: a different gradient."""
+    model = load_model("tiny")
+    images, _ = digits_images(2)
+    settings = TTCSettings(tau=10.0, eps=8 / 255)
+    noise = CounterattackedModel(model, settings).noise_for(images)
+
+    def gradient(**kwargs) -> torch.Tensor:
+        x = images.clone().requires_grad_(True)
+        delta, _ = counterattack(lambda p: model.encode_image(p), x, settings, noise, **kwargs)
+        (grad,) = torch.autograd.grad(model.encode_image(x + delta).square().sum(), x)
+        return grad
+
+    unrolled = gradient(differentiable=True)
+    assert torch.allclose(unrolled, gradient(differentiable=True, create_graph=True), atol=1e-6, rtol=1e-5)
+    bpda = gradient(surrogate=True)
+    assert torch.isfinite(bpda).all() and not torch.allclose(bpda, unrolled)
+
+
 def test_every_attack_family_attacks_the_defended_model(tmp_path, monkeypatch) -> None:
     calls: list[int] = []
     original = CounterattackedModel.counterattack
@@ -165,7 +186,7 @@ def test_option_errors() -> None:
         EvalConfig(model="tiny", dataset="digits", output="x.json", test_time_defense="purify").validate()
     with pytest.raises(ConfigError, match="unknown --ttc-gradient"):
         EvalConfig(model="tiny", dataset="digits", output="x.json", test_time_defense="ttc",
-                   ttc_gradient="bpda").validate()
+                   ttc_gradient="eot").validate()
     with pytest.raises(ConfigError, match="classification only"):
         EvalConfig(model="tiny", dataset="digits", output="x.json", task="retrieval",
                    test_time_defense="ttc").validate()

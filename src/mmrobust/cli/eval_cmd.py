@@ -56,9 +56,9 @@ def eval_command(**shared: Any) -> None:
 
 def defense_line(defense: dict) -> str:
     """The defended model and, plainly, whether its robustness was measured with adaptive gradients."""
-    how = ("adaptive: gradients through the unrolled counterattack" if defense["adaptive"] else
-           "non-adaptive gradients only (straight-through): could hide gradient masking; "
-           "--ttc-gradient unrolled for the adaptive check")
+    how = (f"adaptive: gradients through the unrolled counterattack ({defense['gradient']})" if defense["adaptive"]
+           else "non-adaptive gradients only (straight-through): could hide gradient masking; "
+                "--ttc-gradient bpda or unrolled for the adaptive evaluation")
     return (f"  defense {defense['name']} (eps {defense['eps_255']:g}/255, {defense['steps']} steps, "
             f"tau {defense['tau']:g}, beta {defense['beta']:g}): {how}")
 

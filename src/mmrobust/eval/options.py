@@ -58,6 +58,7 @@ class DefenseOptions:
     ttc_beta: float | None = option(
         None, "TTC beta: step k's perturbation weighs exp(beta k) in the result. Default: 2.")
     ttc_gradient: str | None = option(
-        None, "How the attacks differentiate the counterattack: detach (it is a constant shift, straight-through: "
-              "non-adaptive, could hide gradient masking) or unrolled (full gradient through every counterattack "
-              "step: the adaptive check). Default: detach.")
+        None, "How the attacks differentiate the counterattack: detach (a constant shift, straight-through: "
+              "non-adaptive, could hide gradient masking), unrolled (the exact gradient through every counterattack "
+              "step) or bpda (unrolled, with BPDA for its sign step: second order through the image tower). "
+              "Default: detach.")

@@ -14,8 +14,8 @@ image-perturbing (image or multimodal) attacks were requested, on the first ``n_
 examples: ``gradients``, ``steps_monotone``, ``eps_monotone``, ``large_eps``, ``square_vs_whitebox``
 (Linf only), ``batch_size`` (PGD without and with a random start: per-example streams make the outcome
 independent of the batch size), ``adaptive_defense`` when a test-time defense (``--test-time-defense``) was
-attacked with straight-through gradients (PGD through its unrolled counterattack must not break clearly more
-images), and ``precision`` when attacks ran below fp32 (a subset re-attacked in fp32
+attacked with straight-through gradients (PGD through its counterattack, unrolled or with BPDA for its sign
+step, must not break clearly more images), and ``precision`` when attacks ran below fp32 (a subset re-attacked in fp32
 must not be broken clearly more often).
 """
 
@@ -261,8 +261,9 @@ def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, che
 
 def _adaptive_defense_check(ctx, probe: _Probe, config: SanityConfig, checks, skipped, slack: float) -> None:
     """A test-time defense attacked with straight-through gradients must not look clearly more robust than under
-    the full gradient through its unrolled counterattack (:mod:`mmrobust.models.test_time`): PGD on the probe both
-    ways, the same forward pass scoring both. Fails (unreliable) when the adaptive attack breaks clearly more."""
+    the adaptive gradients through its counterattack (:mod:`mmrobust.models.test_time`: ``unrolled`` and ``bpda``):
+    PGD on the probe each way, the same forward pass scoring all. Fails (unreliable) when an adaptive attack breaks
+    clearly more images."""
     from ..models.test_time import CounterattackedModel
     from ..models.zeroshot import ZeroShotClassifier
 
@@ -270,9 +271,9 @@ def _adaptive_defense_check(ctx, probe: _Probe, config: SanityConfig, checks, sk
     if not isinstance(model, CounterattackedModel):
         skipped["adaptive_defense"] = "no test-time defense"
         return
-    if model.settings.gradient == "unrolled":
-        skipped["adaptive_defense"] = ("the run's attacks already differentiate through the unrolled counterattack "
-                                       "(--ttc-gradient unrolled)")
+    if model.settings.gradient != "detach":
+        skipped["adaptive_defense"] = (f"the run's attacks already differentiate through the counterattack "
+                                       f"(--ttc-gradient {model.settings.gradient})")
         return
     if model.settings.eps <= 0:
         skipped["adaptive_defense"] = "the defense's budget is 0: it is the undefended model"
@@ -282,20 +283,24 @@ def _adaptive_defense_check(ctx, probe: _Probe, config: SanityConfig, checks, sk
     from ..attacks.image.pgd import PGD
     from ..attacks.options import default_step_size
 
-    twin = CounterattackedModel(model.base, replace(model.settings, gradient="unrolled"))
     classifier = ctx.classifier
-    adaptive = ZeroShotClassifier(twin, classifier.text_embeddings, classifier.classes, classifier.fixed_logit_scale)
+    attacked = {"straight-through": classifier}
+    for mode in ("unrolled", "bpda"):
+        twin = CounterattackedModel(model.base, replace(model.settings, gradient=mode))
+        attacked[mode] = ZeroShotClassifier(twin, classifier.text_embeddings, classifier.classes,
+                                            classifier.fixed_logit_scale)
     eps, steps = probe.eps, config.probe_attack_steps
     alpha = default_step_size(eps, probe.norm)
     accuracy = {}
-    for label, attacked in (("straight-through", classifier), ("unrolled", adaptive)):
+    for label, target in attacked.items():
         accuracy[label], _ = probe.attack_accuracy(
-            lambda: PGD(attacked, eps, alpha, steps, probe.norm, random_start=True, track_best=True), "adaptive")
+            lambda: PGD(target, eps, alpha, steps, probe.norm, random_start=True, track_best=True), "adaptive")
+    base = accuracy["straight-through"]
     checks["adaptive_defense"] = _check(
-        accuracy["unrolled"] >= accuracy["straight-through"] - slack, defense=model.settings.describe()["name"],
+        all(accuracy[m] >= base - slack for m in ("unrolled", "bpda")), defense=model.settings.describe()["name"],
         accuracy=accuracy, eps=eps, steps=steps,
-        note="PGD through the unrolled counterattack (the adaptive attack) breaking clearly more images than the "
-             "straight-through PGD of the run means the run's number overstates the defense")
+        note="PGD through the counterattack (unrolled, or with BPDA for its sign step) breaking clearly more images "
+             "than the straight-through PGD of the run means the run's number overstates the defense")
 
 
 def _precision_check(ctx, attacks, state, dataset, indices, config, checks, skipped) -> None:

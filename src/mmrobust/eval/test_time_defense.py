@@ -48,7 +48,7 @@ def defense_settings(options: DefenseOptions, seed: int) -> TTCSettings | None:
     if options.ttc_gradient is not None:
         mode = str(options.ttc_gradient).strip().lower()
         if mode not in GRADIENT_MODES:
-            raise ConfigError(f"unknown --ttc-gradient {options.ttc_gradient!r}; use {' or '.join(GRADIENT_MODES)}")
+            raise ConfigError(f"unknown --ttc-gradient {options.ttc_gradient!r}; use {', '.join(GRADIENT_MODES)}")
         values["gradient"] = mode
     settings = TTCSettings(**{**{k: getattr(defaults, k) for k in ("eps", "steps", "alpha", "tau", "beta",
                                                                      "gradient")}, **values})
@@ -57,25 +57,29 @@ def defense_settings(options: DefenseOptions, seed: int) -> TTCSettings | None:
 
 NON_ADAPTIVE = ("robustness measured only with non-adaptive attacks: the gradient attacks treat the counterattack "
                 "as a constant shift (straight-through), ignoring how it depends on the input; this could hide "
-                "gradient masking. Rerun with --ttc-gradient unrolled (full gradient through the counterattack "
-                "steps) for the adaptive evaluation; the sanity check adaptive_defense (adaptive_check here) "
-                "compares the two on the probe images only.")
-ADAPTIVE = ("gradient attacks differentiate through every unrolled counterattack step (--ttc-gradient unrolled). "
-            "TTC's sign step has a zero derivative almost everywhere, so this gradient differs from the "
-            "straight-through one only through the eps-ball and pixel-box clipping.")
+                "gradient masking. Rerun with --ttc-gradient bpda or unrolled for the adaptive evaluation; the "
+                "sanity check adaptive_defense (adaptive_check here) compares them on the probe images only.")
+ADAPTIVE = {
+    "unrolled": ("adaptive: gradient attacks differentiate exactly through every counterattack step (--ttc-gradient "
+                 "unrolled). TTC's sign step has a zero derivative almost everywhere, so this gradient differs from "
+                 "the straight-through one only through the eps-ball and pixel-box clipping; --ttc-gradient bpda "
+                 "also differentiates a surrogate of the sign step."),
+    "bpda": ("adaptive: gradient attacks differentiate through every counterattack step with BPDA for its sign step "
+             "(backward of alpha*g/mean|g|, second order through the image tower; --ttc-gradient bpda)."),
+}
 NOT_IMPLEMENTED = ("not implemented, so not measured: EOT over a randomised counterattack (the noise is one fixed "
-                   "pattern per seed here, the reference draws it afresh), a BPDA surrogate for the sign step, and "
-                   "an attack aware of the tau gate (pushing the noise sensitivity above tau so no counterattack "
-                   "runs). A robust accuracy here is an upper bound, not a guarantee.")
+                   "pattern per seed here, the reference draws it afresh) and an attack aware of the tau gate "
+                   "(pushing the noise sensitivity above tau so that no counterattack runs; the gate is hard in "
+                   "every gradient mode). A robust accuracy here is an upper bound, not a guarantee.")
 
 
 def defense_report(settings: TTCSettings, attacks: Sequence[Any] = ()) -> dict[str, Any]:
     """The report's ``defense`` block: what defended the model and how its robustness was measured."""
-    adaptive = settings.gradient == "unrolled"
+    adaptive = settings.gradient != "detach"
     gradient_attacks = [a.name for a in attacks if a.threat_model() is not None]
     block = {**settings.describe(), "adaptive": adaptive,
              "attacked_through_defense": [a.name for a in attacks],
-             "evaluation": ADAPTIVE if adaptive else NON_ADAPTIVE,
+             "evaluation": ADAPTIVE[settings.gradient] if adaptive else NON_ADAPTIVE,
              "not_measured": NOT_IMPLEMENTED,
              "departures": ("the random start is one fixed uniform pattern per image shape drawn from the seed "
                             "(the reference draws fresh noise per call), so the defended classifier is "

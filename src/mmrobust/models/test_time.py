@@ -37,11 +37,16 @@ How attacks differentiate the defense (``gradient``):
 - ``"detach"`` (default): the counterattack runs on a detached copy and its perturbation is added as a
   constant, so gradients flow through ``f(x + d)`` as if ``d`` did not depend on ``x`` (straight-through). This
   is how a defense-unaware gradient attack sees the pipeline; it can hide gradient masking.
-- ``"unrolled"``: full gradient through every counterattack step (inner gradients with ``create_graph``,
-  the projections, the anchor ``f(x)``). TTC's step is ``sign(grad)``, whose derivative is zero almost
-  everywhere, and the tau gate and the weights go through ``sign`` too, so the unrolled gradient differs from
-  the detached one only through the clipping to the eps-ball and the pixel box — itself a warning sign of
-  obfuscated gradients (Athalye et al. 2018): a BPDA surrogate for the sign step is not implemented.
+- ``"unrolled"``: the exact gradient through every counterattack step (the projections, every iterate). TTC's
+  step is ``sign(grad)``, whose derivative is zero almost everywhere, and the tau gate and the weights go through
+  ``sign`` too, so this gradient differs from the detached one only through the clipping to the eps-ball and the
+  pixel box — itself the shape of obfuscated gradients (Athalye et al. 2018). (The inner gradient is therefore
+  taken without ``create_graph``: its derivative would be multiplied by sign's zero; a test checks that the two
+  give the same gradient.)
+- ``"bpda"``: the unrolled graph with BPDA for the sign step (Athalye et al. 2018): the forward pass is TTC's
+  exactly, the backward pass differentiates ``alpha * g / mean|g|`` in place of ``alpha * sign(g)``, with the
+  inner gradient ``g`` kept differentiable (``create_graph``, second order through the image tower; attention runs
+  on the math kernel, which supports it). The tau gate stays hard: an attack aware of it is not implemented.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from ..errors import ConfigError
 from .base import TextTokens, Tokenizer, VisionLanguageModel
 
 #: how attacks differentiate through the counterattack (see the module docstring)
-GRADIENT_MODES = ("detach", "unrolled")
+GRADIENT_MODES = ("detach", "unrolled", "bpda")
 REFERENCE = ("Xing, Zhao, Sebe, CVPR 2025, 'CLIP is Strong Enough to Fight Back: Test-time Counterattacks "
              "towards Zero-shot Adversarial Robustness of CLIP'; code Sxing2/CLIP-Test-time-Counterattacks, "
              "code/test_time_counterattack.py tau_thres_weighted_counterattacks")
@@ -100,12 +105,26 @@ def _box(delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def counterattack(encode: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, settings: TTCSettings,
-                  noise: torch.Tensor, *, differentiable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                  noise: torch.Tensor, *, differentiable: bool = False, surrogate: bool = False,
+                  create_graph: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(the counterattack perturbation ``d``, the per-image mask of images counterattacked: ``r < tau``).
 
     ``encode`` gives raw image features of [0, 1] pixels; ``noise`` is uniform in [-1, 1] (broadcast to ``x``).
     ``differentiable``: keep the graph through every step (``"unrolled"``); else everything runs detached.
+    ``surrogate``: BPDA for the sign step (``"bpda"``; implies ``differentiable`` and a differentiable inner
+    gradient). ``create_graph`` overrides whether the inner gradient is differentiable (tests).
     """
+    differentiable = differentiable or surrogate
+    create_graph = differentiable and (surrogate if create_graph is None else create_graph)
+    if not create_graph:
+        return _counterattack(encode, x, settings, noise, differentiable, surrogate, False)
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):  # second order through attention: the math kernel has a double backward
+        return _counterattack(encode, x, settings, noise, differentiable, surrogate, True)
+
+
+def _counterattack(encode, x, settings, noise, differentiable, surrogate, create_graph):
     s = settings
     n = x.shape[0]
     if s.eps <= 0:
@@ -130,8 +149,12 @@ def counterattack(encode: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
             if step == 0:
                 ratio = ((features - anchor).norm(dim=-1) / anchor_norm).detach()
             loss = ((features - anchor) ** 2).sum()
-            (grad,) = torch.autograd.grad(loss, delta, create_graph=differentiable)
-            delta = (delta + s.alpha * grad.sign()).clamp(-s.eps, s.eps)
+            (grad,) = torch.autograd.grad(loss, delta, create_graph=create_graph)
+            step = grad.sign()
+            if surrogate:  # forward: sign(g); backward: d(g / mean|g|), per image
+                smooth = grad / grad.abs().flatten(1).mean(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
+                step = smooth + (step - smooth).detach()
+            delta = (delta + s.alpha * step).clamp(-s.eps, s.eps)
             delta = _box(delta, x)
             if not differentiable:
                 delta = delta.detach()
@@ -175,14 +198,14 @@ class CounterattackedModel(VisionLanguageModel):
 
     def counterattack(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the counterattacked images, the mask of images that got the weighted counterattack)."""
-        differentiable = (self.settings.gradient == "unrolled" and torch.is_grad_enabled()
-                          and images.requires_grad)
+        attacked = torch.is_grad_enabled() and images.requires_grad
+        mode = self.settings.gradient if attacked else "detach"
 
         def encode(pixels: torch.Tensor) -> torch.Tensor:
             return self.base.encode_image(pixels, normalize=False)
 
         delta, counter = counterattack(encode, images, self.settings, self.noise_for(images),
-                                       differentiable=differentiable)
+                                       differentiable=mode == "unrolled", surrogate=mode == "bpda")
         return images + delta, counter
 
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
