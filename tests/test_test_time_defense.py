@@ -219,3 +219,12 @@ def test_adaptive_attack_is_no_weaker_on_a_fixed_seed(tmp_path) -> None:
         assert adaptive["defense"]["adaptive"] is True and adaptive["defense"]["gradient"] == mode
         assert adaptive["accuracy"] == detached["accuracy"]  # the same defended forward pass
         assert adaptive["robust_accuracy"] <= plain["robust_accuracy"] < detached["robust_accuracy"]
+
+
+def test_report_page_names_the_defense(tmp_path) -> None:
+    from mmrobust.report import render_report
+
+    report = run(tmp_path, "page", test_time_defense="ttc", sanity=False, n_samples=4)
+    html = render_report(tmp_path / "page.json").read_text(encoding="utf-8")
+    assert "Test-time defense" in html and "could hide gradient masking" in html
+    assert report["defense"]["name"] == "ttc"
