@@ -150,11 +150,11 @@ def _counterattack(encode, x, settings, noise, differentiable, surrogate, create
                 ratio = ((features - anchor).norm(dim=-1) / anchor_norm).detach()
             loss = ((features - anchor) ** 2).sum()
             (grad,) = torch.autograd.grad(loss, delta, create_graph=create_graph)
-            step = grad.sign()
+            direction = grad.sign()
             if surrogate:  # forward: sign(g); backward: d(g / mean|g|), per image
                 smooth = grad / grad.abs().flatten(1).mean(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
-                step = smooth + (step - smooth).detach()
-            delta = (delta + s.alpha * step).clamp(-s.eps, s.eps)
+                direction = smooth + (direction - smooth).detach()
+            delta = (delta + s.alpha * direction).clamp(-s.eps, s.eps)
             delta = _box(delta, x)
             if not differentiable:
                 delta = delta.detach()
