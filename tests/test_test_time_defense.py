@@ -160,6 +160,30 @@ def test_unrolled_gradient_is_exact_and_bpda_adds_the_sign_surrogate() -> None:
     assert torch.isfinite(bpda).all() and not torch.allclose(bpda, unrolled)
 
 
+def test_bpda_passes_a_gradient_through_the_tau_gate(monkeypatch) -> None:
+    """BPDA's backward replaces the hard gate by a sigmoid of (tau - r): near tau, its temperature matters."""
+    import mmrobust.models.test_time as test_time
+
+    model = load_model("tiny")
+    images, _ = digits_images(4)
+    noise = CounterattackedModel(model, TTCSettings()).noise_for(images)
+    with torch.no_grad():
+        start = torch.maximum(torch.minimum(noise * 4 / 255, 1 - images), -images)
+        anchor = model.encode_image(images)
+        ratio = (model.encode_image(images + start) - anchor).norm(dim=-1) / anchor.norm(dim=-1)
+    settings = TTCSettings(tau=float(ratio.median()))  # some images on each side of the gate
+
+    def gradient() -> torch.Tensor:
+        x = images.clone().requires_grad_(True)
+        delta, _ = counterattack(lambda p: model.encode_image(p), x, settings, noise, surrogate=True)
+        (grad,) = torch.autograd.grad(model.encode_image(x + delta).square().sum(), x)
+        return grad
+
+    sharp = gradient()
+    monkeypatch.setattr(test_time, "GATE_TEMPERATURE", 1e6)  # a flat sigmoid: no gradient through the gate
+    assert not torch.allclose(sharp, gradient())
+
+
 def test_every_attack_family_attacks_the_defended_model(tmp_path, monkeypatch) -> None:
     calls: list[int] = []
     original = CounterattackedModel.counterattack

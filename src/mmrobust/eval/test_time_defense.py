@@ -65,12 +65,13 @@ ADAPTIVE = {
                  "the straight-through one only through the eps-ball and pixel-box clipping; --ttc-gradient bpda "
                  "also differentiates a surrogate of the sign step."),
     "bpda": ("adaptive: gradient attacks differentiate through every counterattack step with BPDA for its sign step "
-             "(backward of alpha*g/mean|g|, second order through the image tower; --ttc-gradient bpda)."),
+             "(backward of alpha*g/mean|g|, second order through the image tower) and for its tau gate (backward "
+             "of a sigmoid of tau - r), --ttc-gradient bpda."),
 }
 NOT_IMPLEMENTED = ("not implemented, so not measured: EOT over a randomised counterattack (the noise is one fixed "
-                   "pattern per seed here, the reference draws it afresh) and an attack aware of the tau gate "
-                   "(pushing the noise sensitivity above tau so that no counterattack runs; the gate is hard in "
-                   "every gradient mode). A robust accuracy here is an upper bound, not a guarantee.")
+                   "pattern per seed here, the reference draws it afresh) and a dedicated tau-aware objective "
+                   "(maximising the noise sensitivity so that no counterattack runs; only bpda's gate surrogate "
+                   "gives the attacker that signal). A robust accuracy here is an upper bound, not a guarantee.")
 
 
 def defense_report(settings: TTCSettings, attacks: Sequence[Any] = ()) -> dict[str, Any]:

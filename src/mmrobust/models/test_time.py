@@ -46,7 +46,10 @@ How attacks differentiate the defense (``gradient``):
 - ``"bpda"``: the unrolled graph with BPDA for the sign step (Athalye et al. 2018): the forward pass is TTC's
   exactly, the backward pass differentiates ``alpha * g / mean|g|`` in place of ``alpha * sign(g)``, with the
   inner gradient ``g`` kept differentiable (``create_graph``, second order through the image tower; attention runs
-  on the math kernel, which supports it). The tau gate stays hard: an attack aware of it is not implemented.
+  on the math kernel, which supports it). The tau gate too: forward hard, backward a sigmoid of
+  ``(tau - r) / 0.02``, so the attacker's gradient also sees that raising an image's noise sensitivity ``r``
+  above tau switches its counterattack off. (A dedicated tau-aware objective, e.g. maximising ``r``, is not
+  implemented.)
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ from .base import TextTokens, Tokenizer, VisionLanguageModel
 
 #: how attacks differentiate through the counterattack (see the module docstring)
 GRADIENT_MODES = ("detach", "unrolled", "bpda")
+#: BPDA's backward for the tau gate: sigmoid((tau - r) / T); r is a relative distance, 0.02 ~ a tenth of tau's default
+GATE_TEMPERATURE = 0.02
 REFERENCE = ("Xing, Zhao, Sebe, CVPR 2025, 'CLIP is Strong Enough to Fight Back: Test-time Counterattacks "
              "towards Zero-shot Adversarial Robustness of CLIP'; code Sxing2/CLIP-Test-time-Counterattacks, "
              "code/test_time_counterattack.py tau_thres_weighted_counterattacks")
@@ -146,8 +151,9 @@ def _counterattack(encode, x, settings, noise, differentiable, surrogate, create
             if not differentiable or not delta.requires_grad:
                 delta = delta.detach().requires_grad_(True)
             features = encode(x + delta).float()
-            if step == 0:
-                ratio = ((features - anchor).norm(dim=-1) / anchor_norm).detach()
+            if step == 0:  # the gate's ratio keeps its graph only for BPDA's gate surrogate
+                ratio = (features - anchor).norm(dim=-1) / anchor_norm
+                ratio = ratio if surrogate else ratio.detach()
             loss = ((features - anchor) ** 2).sum()
             (grad,) = torch.autograd.grad(loss, delta, create_graph=create_graph)
             direction = grad.sign()
@@ -159,12 +165,16 @@ def _counterattack(encode, x, settings, noise, differentiable, surrogate, create
             if not differentiable:
                 delta = delta.detach()
             iterates.append(delta)
-        counter = ratio < s.tau  # sign(tau - r) > 0: insensitive to noise, counterattack it
+        counter = (ratio < s.tau).detach()  # sign(tau - r) > 0: insensitive to noise, counterattack it
         k = torch.arange(len(iterates), device=x.device, dtype=torch.float64)
         soft = torch.softmax(s.beta * k, dim=0)  # exp(beta k) / sum_j exp(beta j)
         hard = torch.zeros_like(soft)
         hard[0] = 1.0
         weights = torch.where(counter.view(-1, 1), soft.view(1, -1), hard.view(1, -1)).to(x.dtype)
+        if surrogate:  # forward: the hard gate; backward: a sigmoid of (tau - r), so r's dependence on x is seen
+            smooth = torch.sigmoid((s.tau - ratio) / GATE_TEMPERATURE).to(x.dtype).view(-1, 1)
+            gate = smooth + (counter.to(x.dtype).view(-1, 1) - smooth).detach()
+            weights = gate * soft.to(x.dtype).view(1, -1) + (1 - gate) * hard.to(x.dtype).view(1, -1)
         stacked = torch.stack(iterates, dim=1)  # N x (K+1) x C x H x W
         combined = (weights.view(n, -1, *([1] * (x.dim() - 1))) * stacked).sum(dim=1)
     return (combined if differentiable else combined.detach()), counter
