@@ -3,6 +3,8 @@
 Clean-only runs (no ``attacks``) behave as before. With ``attacks`` the run builds every attack from the
 registry, prepares them once, runs the robust loop (:mod:`.robust`: only clean-correct images are attacked,
 by default each attack only on what earlier ones left standing; resumable via :mod:`.resume`), runs the sanity checks (:mod:`.sanity`) and writes one report.
+With ``--test-time-defense`` the loaded model is wrapped first (:mod:`mmrobust.models.test_time`), so the
+classifier, every attack and the sanity checks run on the defended model (:mod:`.test_time_defense`: its report).
 """
 
 from __future__ import annotations
