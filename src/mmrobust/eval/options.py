@@ -60,5 +60,6 @@ class DefenseOptions:
     ttc_gradient: str | None = option(
         None, "How the attacks differentiate the counterattack: detach (a constant shift, straight-through: "
               "non-adaptive, could hide gradient masking), unrolled (the exact gradient through every counterattack "
-              "step) or bpda (unrolled, with BPDA for its sign step: second order through the image tower). "
+              "step) or bpda (unrolled, with BPDA for its sign step and tau gate: second order through the image "
+              "tower). "
               "Default: detach.")
