@@ -30,8 +30,9 @@ def cell_path(out_dir: Path, model: str, dataset_item: str, protocol: str | None
 
 
 def cell_key(config: EvalConfig) -> str:
-    """Hash of everything that determines the cell's numbers."""
-    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_KEY}
+    """Hash of everything that determines the cell's numbers. Unset (None) fields are left out, so an option
+    added later (whose unset value means "as before") keeps every finished cell's key."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_KEY and v is not None}
     return config_hash(fields)
 
 

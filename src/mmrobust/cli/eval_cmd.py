@@ -38,6 +38,8 @@ def eval_command(**shared: Any) -> None:
         f"(n={report['n_samples']}, seed={report['seed']}): clean accuracy "
         f"{100 * clean['accuracy']:.2f}% ± {100 * clean['std_error']:.2f}"
     )
+    if "defense" in report:
+        typer.echo(defense_line(report["defense"]))
     if "ensemble" in report:
         typer.echo(f"  ensemble {report['ensemble']['mode']}, precision {report['precision']}")
     for name, block in report["metrics"].get("attacks", {}).items():
@@ -50,6 +52,15 @@ def eval_command(**shared: Any) -> None:
         elif report.get("sanity", {}).get("ran"):
             typer.echo(f"  sanity checks passed: {', '.join(report['sanity']['checks_run'])}")
     typer.echo(f"report: {output}")
+
+
+def defense_line(defense: dict) -> str:
+    """The defended model and, plainly, whether its robustness was measured with adaptive gradients."""
+    how = (f"adaptive: gradients through the unrolled counterattack ({defense['gradient']})" if defense["adaptive"]
+           else "non-adaptive gradients only (straight-through): could hide gradient masking; "
+                "--ttc-gradient bpda or unrolled for the adaptive evaluation")
+    return (f"  defense {defense['name']} (eps {defense['eps_255']:g}/255, {defense['steps']} steps, "
+            f"tau {defense['tau']:g}, beta {defense['beta']:g}): {how}")
 
 
 def announce_attacks(config: EvalConfig) -> None:

@@ -128,7 +128,8 @@ def values_for(group: type, shared: Mapping[str, Any], *, norm: Any = None) -> d
         if info.inverted:
             value = not value
         elif info.unit == BUDGET:
-            value = parse_budget(value, norm if norm is not None else shared.get("norm"), info.long_flag(field.name))
+            read_in = info.budget_norm or (norm if norm is not None else shared.get("norm"))
+            value = parse_budget(value, read_in, info.long_flag(field.name))
         elif info.listing and isinstance(value, str):
             value = tuple(v.strip() for v in value.split(",") if v.strip())
         elif info.repeat and isinstance(value, list):
@@ -145,18 +146,6 @@ def group_flags(groups: Sequence[type], **kwargs: Any) -> tuple[Shared, ...]:
         for shared in flags(group, **kwargs):
             out.setdefault(shared.name, shared)
     return tuple(out.values())
-
-
-def _eval_groups() -> tuple[type, ...]:
-    from ..attacks.settings import AttackSettings, RetrievalSettings, TextSettings
-    from ..eval.options import EvalOptions
-    from ..options.run import RunOptions
-
-    return (RunOptions, EvalOptions, AttackSettings, TextSettings, RetrievalSettings)
-
-
-#: the option groups of an evaluation (``mmrobust eval`` and ``benchmark``), composed into ``EvalConfig``
-EVAL_GROUPS = _eval_groups()
 
 
 def method_flags() -> tuple[Shared, ...]:

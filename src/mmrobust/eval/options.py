@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..options.fields import option
+from ..options.fields import BUDGET, option
 from ..options.run import N_SAMPLES_HELP, SANITY_HELP
 
 
@@ -41,3 +41,31 @@ class EvalOptions(ExampleOptions):
         "cascade", "cascade: each attack only on images no earlier attack broke (as AutoAttack; per-attack "
                    "numbers cumulative); each: every attack on every clean-correct image (standalone numbers). "
                    "Same worst case.")
+
+
+@dataclass(kw_only=True)
+class DefenseOptions:
+    """A test-time defense inside the classifier (:mod:`mmrobust.models.test_time`); every attack and sanity check
+    then attacks the defended model. The ``ttc_*`` values default (None) to the reference's ``TTC.sh``."""
+
+    test_time_defense: str | None = option(
+        None, "Test-time defense run inside the classifier before every prediction, so every attack and sanity "
+              "check must defeat it: ttc (Xing et al. CVPR'25 counterattacks). Default: none.")
+    ttc_eps: float | None = option(
+        None, "TTC counterattack budget, always L-inf K/255 (or a fraction like 4/255). Default: 4.",
+        unit=BUDGET, budget_norm="linf")
+    ttc_steps: int | None = option(
+        None, "TTC counterattack steps (0 = the random start only, as the reference's RN). Default: 2.")
+    ttc_alpha: float | None = option(
+        None, "TTC step size, always L-inf K/255. Default: 1.", unit=BUDGET, budget_norm="linf")
+    ttc_tau: float | None = option(
+        None, "TTC tau: only images whose embedding moves by less than tau (relative) under the random start are "
+              "counterattacked; the others get the random start alone. Default: 0.2.")
+    ttc_beta: float | None = option(
+        None, "TTC beta: step k's perturbation weighs exp(beta k) in the result. Default: 2.")
+    ttc_gradient: str | None = option(
+        None, "How the attacks differentiate the counterattack: detach (a constant shift, straight-through: "
+              "non-adaptive, could hide gradient masking), unrolled (the exact gradient through every counterattack "
+              "step) or bpda (unrolled, with BPDA for its sign step and tau gate: second order through the image "
+              "tower). "
+              "Default: detach.")

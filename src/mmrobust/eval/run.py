@@ -3,6 +3,8 @@
 Clean-only runs (no ``attacks``) behave as before. With ``attacks`` the run builds every attack from the
 registry, prepares them once, runs the robust loop (:mod:`.robust`: only clean-correct images are attacked,
 by default each attack only on what earlier ones left standing; resumable via :mod:`.resume`), runs the sanity checks (:mod:`.sanity`) and writes one report.
+With ``--test-time-defense`` the loaded model is wrapped first (:mod:`mmrobust.models.test_time`), so the
+classifier, every attack and the sanity checks run on the defended model (:mod:`.test_time_defense`: its report).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ..attacks.settings import AttackSettings, RetrievalSettings, TextSettings
 from ..options.fields import option
 from ..options.parse import non_negative_int
 from ..options.run import RunOptions, TargetOptions
-from .options import EvalOptions
+from .options import DefenseOptions, EvalOptions
 
 #: EvalConfig fields that are attack options (None = the attack's own default, see mmrobust.attacks.options):
 #: the attack and text settings, and the arithmetic of the attacks
@@ -44,11 +46,12 @@ RETRIEVAL_FIELDS = tuple(f.name for f in fields(RetrievalSettings))
 
 
 @dataclass(kw_only=True)
-class EvalConfig(TargetOptions, RunOptions, EvalOptions, AttackSettings, TextSettings, RetrievalSettings):
+class EvalConfig(TargetOptions, RunOptions, EvalOptions, DefenseOptions, AttackSettings, TextSettings,
+                 RetrievalSettings):
     """Everything a zero-shot evaluation depends on; all of it lands in the report.
 
     Composed from the option groups (each option declared once, with its flag: :mod:`mmrobust.options`):
-    :class:`~mmrobust.options.run.RunOptions`, :class:`.options.EvalOptions`,
+    :class:`~mmrobust.options.run.RunOptions`, :class:`.options.EvalOptions`, :class:`.options.DefenseOptions`,
     :class:`~mmrobust.attacks.settings.AttackSettings`, :class:`~mmrobust.attacks.settings.TextSettings` and
     :class:`~mmrobust.attacks.settings.RetrievalSettings`.
 
@@ -80,9 +83,16 @@ class EvalConfig(TargetOptions, RunOptions, EvalOptions, AttackSettings, TextSet
 
         return resolve(self.preset, self.attacks, self.attack_values())
 
+    def defense(self):
+        """The test-time defense's settings (:mod:`.test_time_defense`), or None for the undefended model."""
+        from .test_time_defense import defense_settings
+
+        return defense_settings(self, self.seed)
+
     def validate(self) -> "EvalConfig":
         """The run-level options (attack options are validated by each attack's options class)."""
         check_run_options(self.batch_size, self.seed, self.n_samples, self.classes)
+        defense = self.defense()
         self.save_examples = non_negative_int(self.save_examples, "--save-examples")
         from .robust import check_ensemble
 
@@ -93,6 +103,8 @@ class EvalConfig(TargetOptions, RunOptions, EvalOptions, AttackSettings, TextSet
         if task == "retrieval":
             if self.classnames is not None:
                 raise ConfigError("--classnames names the classes of a classification set; retrieval has captions")
+            if defense is not None:
+                raise ConfigError("--test-time-defense is implemented for --task classification only")
             from .retrieval import retrieval_attacks
 
             retrieval_attacks(self)  # the retrieval registry validates its attacks' options
@@ -231,6 +243,11 @@ def _evaluate(
         from ..utils.compile import compile_towers
 
         model = compile_towers(model)
+    defense = config.defense()
+    if defense is not None:
+        from ..models.test_time import defend
+
+        model = defend(model, defense)  # the classifier, every attack and the sanity checks see the defended model
     dataset = rename_classes(load_dataset(config.dataset, config.data_root, config.split), config.classnames)
     dataset = select_classes(dataset, config.classes, config.seed)
     templates = resolve_templates(config.templates, dataset.templates)
@@ -257,6 +274,10 @@ def _evaluate(
         report["precision_note"] = precision_note(report["precision"], device)
         report["autocast_dtype"] = autocast_dtype_name(report["precision"], device)  # None: no autocast
     report["compile"] = bool(config.compile)
+    if defense is not None:
+        from .test_time_defense import defense_report
+
+        report["defense"] = defense_report(defense, attacks)
     report["dataset"]["classnames_file"] = config.classnames
     report["logit_scale"] = float(classifier.scale().detach())
     timings: dict[str, Any] = {"load_s": round(t_load - t0, 3), "encode_class_prompts_s": round(t_text - t_load, 3)}
@@ -316,6 +337,7 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
         "templates": list(templates), "indices": indices_sha256(indices), "batch_size": config.batch_size,
         "seed": config.seed, "logit_scale": config.logit_scale, "attacks": names, "options": options,
         "device": device.type, "ensemble": config.ensemble,
+        **({"defense": defense.describe()} if (defense := config.defense()) is not None else {}),
         **({"classes": list(dataset.classes)} if config.classnames is not None else {}),
     })
     dctx = dctx or DistributedContext(device=device)
@@ -374,6 +396,10 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
         sanity = {"ran": False, "reason": "disabled with --no-sanity", "unreliable": None}
     report["sanity"] = sanity
     report["unreliable"] = sanity["unreliable"]
+    if "defense" in report:  # the adaptive probe beside the defense it measured (or why it did not run)
+        report["defense"]["adaptive_check"] = (
+            sanity["checks"]["adaptive_defense"] if "adaptive_defense" in sanity.get("checks", {}) else
+            {"ran": False, "reason": sanity.get("checks_skipped", {}).get("adaptive_defense", sanity.get("reason"))})
     if examples is not None:
         report["examples"] = examples.describe()
     t_end = time.perf_counter()

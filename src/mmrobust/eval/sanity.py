@@ -13,7 +13,9 @@ counts as broken), so ``robust_le_clean`` is listed as skipped with that reason.
 image-perturbing (image or multimodal) attacks were requested, on the first ``n_probe`` evaluation
 examples: ``gradients``, ``steps_monotone``, ``eps_monotone``, ``large_eps``, ``square_vs_whitebox``
 (Linf only), ``batch_size`` (PGD without and with a random start: per-example streams make the outcome
-independent of the batch size), and ``precision`` when attacks ran below fp32 (a subset re-attacked in fp32
+independent of the batch size), ``adaptive_defense`` when a test-time defense (``--test-time-defense``) was
+attacked with straight-through gradients (PGD through its counterattack, unrolled or with BPDA for its sign
+step, must not break clearly more images), and ``precision`` when attacks ran below fp32 (a subset re-attacked in fp32
 must not be broken clearly more often).
 """
 
@@ -160,7 +162,8 @@ def run_sanity_checks(
         skipped["threat_model"] = "no attack returned adversarial images"
 
     perturbing = [a for a in attacks if a.threat_model() is not None]  # image and multimodal attacks
-    probe_names = ["gradients", "steps_monotone", "eps_monotone", "large_eps", "square_vs_whitebox", "batch_size"]
+    probe_names = ["gradients", "steps_monotone", "eps_monotone", "large_eps", "square_vs_whitebox", "batch_size",
+                   "adaptive_defense"]
     if not perturbing:
         for name in probe_names:
             skipped[name] = "no image-perturbing attack in this run (these checks probe pixel-space attacks)"
@@ -237,6 +240,8 @@ def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, che
             square_queries=config.square_queries,
             note="a black-box attack beating the white-box ones means the gradients mislead")
 
+    _adaptive_defense_check(ctx, probe, config, checks, skipped, slack)
+
     first = probe.batch_size
     second = max(1, first // 2) if first > 1 else min(2, n_probe)
     if second == first:
@@ -252,6 +257,50 @@ def _probe_checks(ctx, attacks, state, dataset, indices, batch_size, config, che
             all(abs(r["accuracy"][0] - r["accuracy"][1]) <= slack for r in results.values()),
             batch_sizes=[first, second], attacks=results,
             note="per-example random streams: an example's attack must not depend on its batch")
+
+
+def _adaptive_defense_check(ctx, probe: _Probe, config: SanityConfig, checks, skipped, slack: float) -> None:
+    """A test-time defense attacked with straight-through gradients must not look clearly more robust than under
+    the adaptive gradients through its counterattack (:mod:`mmrobust.models.test_time`: ``unrolled`` and ``bpda``):
+    PGD on the probe each way, the same forward pass scoring all. Fails (unreliable) when an adaptive attack breaks
+    clearly more images."""
+    from ..models.test_time import CounterattackedModel
+    from ..models.zeroshot import ZeroShotClassifier
+
+    model = ctx.model
+    if not isinstance(model, CounterattackedModel):
+        skipped["adaptive_defense"] = "no test-time defense"
+        return
+    if model.settings.gradient != "detach":
+        skipped["adaptive_defense"] = (f"the run's attacks already differentiate through the counterattack "
+                                       f"(--ttc-gradient {model.settings.gradient})")
+        return
+    if model.settings.eps <= 0:
+        skipped["adaptive_defense"] = "the defense's budget is 0: it is the undefended model"
+        return
+    from dataclasses import replace
+
+    from ..attacks.image.pgd import PGD
+    from ..attacks.options import default_step_size
+
+    classifier = ctx.classifier
+    attacked = {"straight-through": classifier}
+    for mode in ("unrolled", "bpda"):
+        twin = CounterattackedModel(model.base, replace(model.settings, gradient=mode))
+        attacked[mode] = ZeroShotClassifier(twin, classifier.text_embeddings, classifier.classes,
+                                            classifier.fixed_logit_scale)
+    eps, steps = probe.eps, config.probe_attack_steps
+    alpha = default_step_size(eps, probe.norm)
+    accuracy = {}
+    for label, target in attacked.items():
+        accuracy[label], _ = probe.attack_accuracy(
+            lambda: PGD(target, eps, alpha, steps, probe.norm, random_start=True, track_best=True), "adaptive")
+    base = accuracy["straight-through"]
+    checks["adaptive_defense"] = _check(
+        all(accuracy[m] >= base - slack for m in ("unrolled", "bpda")), defense=model.settings.describe()["name"],
+        accuracy=accuracy, eps=eps, steps=steps,
+        note="PGD through the counterattack (unrolled, or with BPDA for its sign step) breaking clearly more images "
+             "than the straight-through PGD of the run means the run's number overstates the defense")
 
 
 def _precision_check(ctx, attacks, state, dataset, indices, config, checks, skipped) -> None:

@@ -33,6 +33,9 @@ class OptionInfo:
     short: str | None = None
     #: :data:`BUDGET` for pixel budgets (the flag reads K/255), else None
     unit: str | None = None
+    #: the norm a budget flag is always read in (e.g. ``"linf"`` for the L-inf counterattack of a test-time
+    #: defense, whatever the attacks' ``--norm``); None = the command's ``--norm``
+    budget_norm: str | None = None
     #: the flag is the negation of the field (``--quiet`` for ``progress``, ``--no-sanity`` for ``sanity``)
     inverted: bool = False
     #: name of the command parameter (default: the field name; inverted switches need their own)

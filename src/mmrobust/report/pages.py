@@ -354,13 +354,18 @@ def eval_page(report: Mapping[str, Any], path: Path) -> dict[str, Any]:
         "created_utc": report.get("created_utc"),
     }
     settings = {k: v for k, v in settings.items() if v is not None or k == "classnames_file"}
-    front = [kv_block("Run", settings), kv_block("Threat model", report.get("threat_model")),
+    defense = report.get("defense")
+    front = [kv_block("Run", settings), kv_block("Test-time defense", defense, skip=("reference",)),
+             kv_block("Threat model", report.get("threat_model")),
              kv_block("Attack options", report.get("attack_options")), kv_block("Timings", report.get("timings"))]
+    if defense and not defense.get("adaptive"):
+        alerts.insert(0, {"level": "warn", "text": f"Defended model ({defense.get('name')}): "
+                                                  f"{defense.get('evaluation')}"})
     if report.get("unreliable"):
         alerts.insert(0, {"level": "bad", "text": "This run is marked UNRELIABLE by its sanity checks."})
     return {"title": f"{model} on {dataset.get('name', '?')}", "subtitle": f"mmrobust {report.get('task', 'eval')} "
             f"report {path.name}", "alerts": alerts,
-            "blocks": [b for b in front[:1] if b] + blocks + [b for b in front[1:] + [versions_block(
+            "blocks": [b for b in front[:2] if b] + blocks + [b for b in front[2:] + [versions_block(
                 report.get("versions"))] if b]}
 
 
