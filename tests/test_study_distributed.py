@@ -130,3 +130,14 @@ def test_two_ranks_deal_the_cells_and_give_the_single_process_table(tmp_path: Pa
     assert got[0]["distributed"] == {"world_size": 2, "unit": "cells"}
     assert numbers(got[0]) == numbers(alone) and got[0]["table"] and not got[1]["table"]  # rank 0 wrote it
     assert numbers(got[1]) == numbers(alone)  # every rank holds every cell (gathered)
+
+
+def test_two_ranks_fine_tune_their_own_cells_alone_as_one_process_would(tmp_path: Path) -> None:
+    """A fine-tuning cell dealt to a rank trains there alone (no collective with the other rank): its weights,
+    hence its row, are the single process's."""
+    args = {"shots": "1,2", "n_train_sizes": None, "baseline": True}  # three cells on two ranks
+    alone = single("train-size", args, tmp_path / "single")
+    got = launch(2, 2, "train-size", args, tmp_path / "ranks", False, tmp_path / "markers")
+    assert got[0]["distributed"] == {"world_size": 2, "unit": "cells"}
+    assert numbers(got[0]) == numbers(alone)
+    assert len(runs(tmp_path / "markers")) == len(set(runs(tmp_path / "markers")))  # nothing done twice

@@ -186,7 +186,7 @@ def _finish(study: Study, ctx: StudyContext, rows: list[dict[str, Any]], meta: d
 
     if not is_main_process():  # under torchrun rank 0 alone writes the tables and the plot
         return {**meta, "rows": rows, "table": "", "comparison_table": None}
-    with hold(ctx.out / "table.json", ctx.shared, echo, what="table"):  # other jobs: one writer at a time
+    with hold(ctx.out / "table.json", ctx.shared, echo, what="study table"):  # other jobs: one writer at a time
         text = write_table(ctx.out, rows, columns, meta)
         study.plot(ctx, rows, ctx.out / "plot.png")
     compared = format_comparisons(comparisons, reference)

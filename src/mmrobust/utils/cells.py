@@ -28,7 +28,7 @@ from .distributed import DistributedContext, all_gather_objects
 from .files import lock_file
 
 #: the words of a busy claim's error (how a deferred cell is told apart from a real failure)
-BUSY = "is being run by another job"
+BUSY = "is being worked on by another job"
 
 
 def mode(n_cells: int, ctx: DistributedContext) -> str:
