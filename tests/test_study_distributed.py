@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -71,6 +73,29 @@ def count_work(markers: Path) -> None:
     eps_module.evaluate = counted_eval
     runner.evaluate = counted_eval  # the fine-tuning studies' evaluations (baseline, trained checkpoints)
     training.train = counted_train
+
+
+#: another job, as far as the claims can tell: holds a claim file (flock) for a while, maybe puts a finished cell
+#: in place, then exits (releasing the claim, as the kernel does when a job dies)
+HOLDER = """
+import fcntl, shutil, sys, time
+handle = open(sys.argv[1], "a+")
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+if len(sys.argv) > 3:
+    shutil.copy(sys.argv[3], sys.argv[4])
+"""
+
+
+def hold_claim(claim: Path, seconds: float, finished: tuple[Path, Path] | None = None) -> subprocess.Popen:
+    """Start a process holding ``claim``; returns once it holds it."""
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    extra = [str(p) for p in finished] if finished else []
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(claim), str(seconds), *extra],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
 
 
 def _job(rank: int, port: int, results: "multiprocessing.Queue", world: int, study: str, args: dict, out: str,
@@ -141,3 +166,38 @@ def test_two_ranks_fine_tune_their_own_cells_alone_as_one_process_would(tmp_path
     assert got[0]["distributed"] == {"world_size": 2, "unit": "cells"}
     assert numbers(got[0]) == numbers(alone)
     assert len(runs(tmp_path / "markers")) == len(set(runs(tmp_path / "markers")))  # nothing done twice
+
+
+def test_a_cell_held_by_a_job_that_dies_is_run_by_the_job_waiting_for_it(tmp_path: Path) -> None:
+    """The held cell is deferred (the others run first), then waited for; its holder exits without it (a job
+    killed mid-cell) and the waiting job runs it: every cell once, the table complete."""
+    out, markers = tmp_path / "shared", tmp_path / "markers"
+    holder = hold_claim(out / "cells" / ".tiny_eps=1.json.claim", 3.0)
+    try:
+        got = launch(1, 1, "eps", {"eps": EPS}, out, True, markers)
+    finally:
+        holder.kill()
+        holder.wait()
+    done = runs(markers)
+    assert len(done) == 5 and len(set(done)) == 5 and got[0]["cells"]["computed"] == 5
+    first = min(markers.iterdir(), key=lambda p: p.stat().st_mtime_ns).name
+    assert not first.startswith("cell-tiny_eps=1@")  # deferred behind the free cells
+
+
+def test_two_ranks_sharing_a_folder_read_back_together_a_cell_another_job_finished(tmp_path: Path) -> None:
+    """Images mode (two cells, two ranks) on a shared folder: rank 0 waits for the cell another job holds while
+    rank 1 waits at the barrier, so when that job finishes the cell both read it back (rank 1 alone computing
+    it would hang in the sharded evaluation's collectives)."""
+    alone = single("eps", {"eps": "1,2"}, tmp_path / "single")
+    out, markers = tmp_path / "shared", tmp_path / "markers"
+    finished = (tmp_path / "single" / "cells" / "tiny_eps=1.json", out / "cells" / "tiny_eps=1.json")
+    holder = hold_claim(out / "cells" / ".tiny_eps=1.json.claim", 3.0, finished)
+    try:
+        got = launch(2, 2, "eps", {"eps": "1,2"}, out, True, markers)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert got[0]["distributed"] == {"world_size": 2, "unit": "images"}
+    assert runs(markers) == ["cell-tiny_eps=2"] * 2  # both ranks computed eps 2 together; eps 1 read back
+    assert got[0]["cells"] == {"total": 2, "reused": 1, "computed": 1}
+    assert numbers(got[0]) == numbers(alone) == numbers(got[1])
