@@ -15,6 +15,11 @@ lock file beside its result (``.<cell>.json.claim``, ``flock``: released by the 
 skips a cell another job holds, runs the rest, then waits for the skipped ones and reads their results back.
 No cell runs twice; a cell whose job died is picked up (and resumed from its state file) by whichever job
 waits for it. So every job ends holding every cell, and whatever it writes from them (a table) is complete.
+
+Within one torchrun job the ranks meet in collectives (the gather of dealt cells, the barrier of images mode),
+so a rank that waits for another job's cell keeps its own ranks waiting there: a wait longer than the process
+group's timeout (torch.distributed's default, 30 min for gloo) ends the job, and its relaunch reuses every
+finished cell. Multi-seed studies share one seed's grid at a time (each seed folder is its own grid).
 """
 
 from __future__ import annotations
