@@ -134,7 +134,7 @@ class StudyContext:
         """The ranks that do one cell's work together (None: this process alone)."""
         return self.job if self.shard else None
 
-    def local(self, name: str) -> dict[str, Any]:
+    def solo_kwargs(self, name: str) -> dict[str, Any]:
         """``{name: False}`` when a cell is this rank's alone (``shard=``/``distributed=`` of eval and train),
         else nothing: the plain call."""
         return {} if self.shard else {name: False}
@@ -175,7 +175,7 @@ def evaluate(
     from ..eval.run import run_evaluation
 
     config = study_eval_config(ctx, spec, eps=eps, classes=classes)
-    report = run_evaluation(dataclasses.replace(config, output=str(report_path)), **ctx.local("shard"))
+    report = run_evaluation(dataclasses.replace(config, output=str(report_path)), **ctx.solo_kwargs("shard"))
     return row_from_report(report, report_path)
 
 
@@ -281,7 +281,7 @@ def _fine_tune(ctx: StudyContext, cell: Cell, run_dir: Path, overrides: dict[str
         n_eval=ctx.n_eval_for(None), eval_batch_size=o.batch_size, seed=o.seed, device=o.device,
         progress=o.progress, resume=has_checkpoint(run_dir), **settings,
     )
-    return train(config, **ctx.local("distributed"))
+    return train(config, **ctx.solo_kwargs("distributed"))
 
 
 def train_and_evaluate(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> dict[str, Any]:
