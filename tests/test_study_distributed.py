@@ -201,3 +201,21 @@ def test_two_ranks_sharing_a_folder_read_back_together_a_cell_another_job_finish
     assert runs(markers) == ["cell-tiny_eps=2"] * 2  # both ranks computed eps 2 together; eps 1 read back
     assert got[0]["cells"] == {"total": 2, "reused": 1, "computed": 1}
     assert numbers(got[0]) == numbers(alone) == numbers(got[1])
+
+
+def test_the_cli_flag_shares_the_folder_instead_of_locking_it(tmp_path: Path) -> None:
+    """Without ``--share-output`` a second study on a folder in use is refused; with it, it joins."""
+    from typer.testing import CliRunner
+
+    from mmrobust.cli.main import app
+    from mmrobust.utils.files import output_lock
+
+    out = tmp_path / "study"
+    command = ["study", "eps", "-m", "tiny", "--eps", "2", "-n", "4", "-b", "4", "--eval-steps", "1",
+               "--text-attack", "none", "-q", "-o", str(out)]
+    with output_lock(out, "study folder", folder=True):  # a study running there without --share-output
+        refused = CliRunner().invoke(app, command)
+        joined = CliRunner().invoke(app, command + ["--share-output"])
+    assert refused.exit_code != 0 and "another mmrobust run" in refused.output
+    assert joined.exit_code == 0, joined.output
+    assert (out / "table.json").is_file()
