@@ -203,8 +203,9 @@ def test_two_ranks_sharing_a_folder_read_back_together_a_cell_another_job_finish
     assert numbers(got[0]) == numbers(alone) == numbers(got[1])
 
 
-def test_the_cli_flag_shares_the_folder_instead_of_locking_it(tmp_path: Path) -> None:
-    """Without ``--share-output`` a second study on a folder in use is refused; with it, it joins."""
+def test_the_cli_flag_claims_cells_instead_of_locking_the_folder(tmp_path: Path) -> None:
+    """The flag reaches the study: without it the study takes the folder lock (refused while another run holds
+    it); with it the study takes no folder lock, only claims, so every job on a shared folder must pass it."""
     from typer.testing import CliRunner
 
     from mmrobust.cli.main import app
