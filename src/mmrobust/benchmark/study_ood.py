@@ -21,9 +21,9 @@ class BenchmarkOOD:
         return [c.item for c in choices if c.task != "classification"]
 
     def run(self, models: list[str], datasets: str, output_dir: str, eval_config: Any, title: str,
-            labels: dict[str, str], log: Any) -> dict[str, Any]:
+            labels: dict[str, str], log: Any, share_output: bool = False) -> dict[str, Any]:
         return run_benchmark(BenchmarkConfig(models=models, datasets=datasets, output_dir=output_dir, eval=eval_config,
-                                             title=title, labels=labels, log=log))
+                                             title=title, labels=labels, log=log, share_output=share_output))
 
     def family_vectors(self, report: dict[str, Any]) -> dict[str, Any]:
         return family_vectors(report)

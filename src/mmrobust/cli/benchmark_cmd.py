@@ -9,13 +9,14 @@ import typer
 from ..benchmark import BenchmarkConfig, run_benchmark
 from .errors import user_errors_exit
 from ..eval.run import EvalConfig
+from ..options.run import SharingOptions
 from .eval_cmd import announce_attacks, eval_config
 from .options import flags, with_options
 
 
 @user_errors_exit
 @with_options(flags(EvalConfig, exclude=("model", "dataset", "output", "task", "source_model", "classnames",
-                                         "ensemble")))
+                                         "ensemble")), flags(SharingOptions))
 # one names file cannot fit many datasets; the family columns need standalone attacks (benchmark.runner.ENSEMBLE)
 def benchmark_command(
     model: List[str] = typer.Option(..., "--model", "-m", help="Model spec; repeat for several models (the first "
@@ -32,12 +33,10 @@ def benchmark_command(
         None, "--retrieval-attack",
         help="Retrieval datasets' attacks (see `mmrobust attacks`), or none. Default: one per family of the run's "
              "attacks: image -> pgd, text -> the text recipe, multimodal -> co-attack."),
-    share_output: bool = typer.Option(
-        False, "--share-output",
-        help="Several jobs (a SLURM job array) share -o: each cell is claimed by one job (lock file), none runs twice."),
     **shared: Any,
 ) -> None:
     """Evaluate every model on every dataset (resumable cell by cell); write one table and heat map."""
+    share_output = bool(shared.pop("share_output"))
     config = eval_config(shared, model="", dataset="", output=None)
     from ..benchmark.protocols import protocol_configs, protocol_names
     from ..eval.distributed import is_main_process

@@ -30,7 +30,7 @@ from typing import Any, Sequence, TypeVar
 import numpy as np
 import torch.distributed as dist
 
-from ..utils.distributed import DistributedContext, setup_distributed
+from ..utils.distributed import DistributedContext, all_gather_objects, setup_distributed
 from .resume import EvalState, state_path_for
 
 T = TypeVar("T")
@@ -122,15 +122,6 @@ def broadcast_object(value: T, ctx: DistributedContext, src: int = 0) -> T:
     box = [value]
     dist.broadcast_object_list(box, src=src)
     return box[0]
-
-
-def all_gather_objects(value: Any, ctx: DistributedContext) -> list[Any]:
-    """Every rank's ``value``, in rank order."""
-    if not ctx.enabled:
-        return [value]
-    pieces: list[Any] = [None] * ctx.world_size
-    dist.all_gather_object(pieces, value)
-    return pieces
 
 
 def gather_batches(local: np.ndarray, shard: Shard, ctx: DistributedContext) -> np.ndarray:

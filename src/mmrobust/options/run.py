@@ -54,3 +54,15 @@ class SeedsOptions:
 
     #: None: the one ``seed``
     seeds: tuple[int, ...] | None = option(None, SEEDS_HELP, listing=True)
+
+
+@dataclass(kw_only=True)
+class SharingOptions:
+    """Several independent jobs (a SLURM job array) on one output folder (benchmark, every study).
+
+    Why a flag and not the default: a folder lock refuses a second run on the same folder, which is what a user
+    who started the same command twice by mistake wants; sharing is asked for (:mod:`mmrobust.utils.cells`)."""
+
+    share_output: bool = option(
+        False, "Several jobs (a SLURM job array) share the output folder: each cell (and each fine-tune) is claimed by "
+               "one job (lock file), none runs twice; a job waits for the cells others hold, then writes the table.")

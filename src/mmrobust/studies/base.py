@@ -19,6 +19,7 @@ from .ood import OOD_KEYS, check_ood, evaluate_ood, ood_columns
 from .runner import MODALITIES, StudyContext, prepare, reliability, run_cells, study_metadata
 from .options import StudyOptions
 from .tables import Column, write_table
+from ..utils.cells import hold, mode
 from ..utils.files import output_lock
 
 
@@ -106,16 +107,18 @@ def run_study(
     args = study.parse_args(raw_args, options)
     seeds = options.seed_list()
     top = replace(options, seed=seeds[0], seeds=None)
+    from ..eval.distributed import eval_context
+
     ctx = StudyContext(name=study.name, options=top, args=args, out=Path(options.output_dir), echo=echo,
-                       trains=study.trains, ood=ood)
+                       trains=study.trains, ood=ood, job=eval_context(options.device))
     ctx.eval_dataset()  # a bad dataset fails here, before models are pinned
     check_ood(ctx)
     study.check(ctx)
     reference = options.reference or study.default_reference(ctx)
     check_reference(study, ctx, options.reference)
-    from ..eval.distributed import main_only
-
-    with output_lock(main_only(ctx.out), "study folder", folder=True):  # torchrun: rank 0 holds it for the job
+    # torchrun: rank 0 holds the folder for the job; --share-output: jobs claim cells instead (utils.cells)
+    locked = ctx.out if ctx.job.is_main and not ctx.shared else None
+    with output_lock(locked, "study folder", folder=True):
         return _run_locked(study, ctx, args, seeds, reference, echo, started)
 
 
@@ -131,7 +134,7 @@ def _run_locked(study: Study, ctx: StudyContext, args: dict[str, Any], seeds: li
     for seed in seeds:
         seed_ctx = StudyContext(name=study.name, options=replace(ctx.options, seed=seed), args=args,
                                 out=ctx.out / f"seed-{seed}", echo=echo, pinned=dict(ctx.pinned), trains=study.trains,
-                                ood=ctx.ood)
+                                ood=ctx.ood, job=ctx.job)
         prepare(seed_ctx)  # the folder only: the models stay pinned once, under DIR/models
         rows, outcome = _run_grid(study, seed_ctx)
         _finish(study, seed_ctx, rows, study_metadata(seed_ctx, outcome, started), reference, lambda line: None)
@@ -148,7 +151,11 @@ def _run_locked(study: Study, ctx: StudyContext, args: dict[str, Any], seeds: li
 
 
 def _run_grid(study: Study, ctx: StudyContext) -> tuple[list[dict[str, Any]], GridOutcome]:
-    outcome = run_cells(ctx, study.cells(ctx), lambda cell, digest: study.compute(ctx, cell, digest))
+    """Every cell's row on every rank; under torchrun with more cells than ranks each rank computes its own
+    cells alone (``shard=False``), else the ranks compute every cell together (images sharded)."""
+    cells = study.cells(ctx)
+    cell_ctx = replace(ctx, shard=mode(len(cells), ctx.job) == "images")
+    outcome = run_cells(cell_ctx, cells, lambda cell, digest: study.compute(cell_ctx, cell, digest))
     rows = [study.row(ctx, record) for record in outcome.records]
     if study.trains:
         outcome.ood = evaluate_ood(ctx, rows, [study.label(row) for row in rows])
@@ -179,9 +186,10 @@ def _finish(study: Study, ctx: StudyContext, rows: list[dict[str, Any]], meta: d
 
     if not is_main_process():  # under torchrun rank 0 alone writes the tables and the plot
         return {**meta, "rows": rows, "table": "", "comparison_table": None}
-    text = write_table(ctx.out, rows, columns, meta)
+    with hold(ctx.out / "table.json", ctx.shared, echo, what="study table"):  # other jobs: one writer at a time
+        text = write_table(ctx.out, rows, columns, meta)
+        study.plot(ctx, rows, ctx.out / "plot.png")
     compared = format_comparisons(comparisons, reference)
-    study.plot(ctx, rows, ctx.out / "plot.png")
     seeds = meta.get("seeds")
     echo(f"{study.title} — {', '.join(options.models)} on {options.dataset} "
          f"({f'seeds {seeds}' if seeds else f'seed {options.seed}'})")

@@ -3,6 +3,10 @@
 A cell file is written atomically after its work is done and carries the hash of everything the cell's
 numbers depend on. On the next invocation a cell whose file exists *and* whose hash matches is read back
 instead of recomputed; a changed option changes the hash and the cell is recomputed (its file replaced).
+
+The same files make a grid shareable (:mod:`mmrobust.utils.cells`): under torchrun with more cells than ranks
+each rank computes (and writes) its own cells, else all ranks compute every cell together and rank 0 writes
+it; independent jobs on one folder (``shared``) claim each cell, and each ends holding every cell.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..utils.cells import gather_all, mode, my_cells, run_claimed
+from ..utils.distributed import DistributedContext
 from ..utils.environment import environment_versions
 from ..utils.records import config_hash, matching_record, slug, write_record
 
@@ -86,10 +92,6 @@ class CellStore:
         return record
 
     def save(self, cell: Cell, digest: str, config: dict[str, Any], result: dict[str, Any], seconds: float) -> None:
-        from ..eval.distributed import is_main_process
-
-        if not is_main_process():  # under torchrun every rank holds the same result; rank 0 writes it
-            return
         write_record(self.path(cell), {
             "format": CELL_FORMAT,
             "key": cell.key,
@@ -113,26 +115,47 @@ def run_grid(
     desc: str,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    job: DistributedContext | None = None,
+    shared: bool = False,
 ) -> GridOutcome:
-    """Compute every cell not already on disk (``compute(cell, digest) -> result``), in order."""
+    """Compute every cell not already on disk (``compute(cell, digest) -> result``); every cell's record, in
+    order, on every rank of ``job`` (torchrun; None: one process). ``shared``: other jobs work on the same
+    folder (cells are claimed; this returns once every cell exists)."""
     keys = [c.key for c in cells]
     if len(set(keys)) != len(keys):
         raise ValueError(f"duplicate cell keys in {keys}")  # a programming error in a study, not user input
-    outcome = GridOutcome()
-    bar = tqdm(cells, desc=desc, unit="cell", disable=not progress)
-    for cell in bar:
-        bar.set_postfix_str(cell.key)
-        config = cell_config(cell)
-        digest = config_hash(config)
-        saved = store.load(cell, digest)
-        if saved is not None:
-            outcome.records.append(CellRecord(cell, saved["result"], digest, float(saved.get("seconds", 0.0)), True))
-            continue
-        if echo is not None and store.path(cell).exists():
-            echo(f"[{cell.key}] saved cell was made with other options; recomputing")
-        start = time.perf_counter()
-        result = compute(cell, digest)
-        seconds = time.perf_counter() - start
+    job = job or DistributedContext()
+    how = mode(len(cells), job)
+    writes = how == "cells" or job.is_main  # a dealt cell is its rank's alone; a shared one rank 0's to write
+    bar = tqdm(total=len(cells), desc=desc, unit="cell", disable=not progress)
+
+    def one(i: int) -> CellRecord:
+        bar.set_postfix_str(cells[i].key)
+        record = _cell(cells[i], cell_config, compute, store, echo, writes)
+        bar.update(1)
+        return record
+
+    try:
+        local = run_claimed(my_cells(len(cells), job, how), lambda i: store.path(cells[i]), one, shared,
+                            echo or (lambda text: None), job, how)
+    finally:
+        bar.close()
+    return GridOutcome(records=gather_all(local, len(cells), job, how))
+
+
+def _cell(cell: Cell, cell_config: Callable[[Cell], dict[str, Any]], compute: Callable[[Cell, str], dict[str, Any]],
+          store: CellStore, echo: Callable[[str], None] | None, writes: bool) -> CellRecord:
+    """One cell: read back when finished with the same hash, else computed (and saved when ``writes``)."""
+    config = cell_config(cell)
+    digest = config_hash(config)
+    saved = store.load(cell, digest)
+    if saved is not None:
+        return CellRecord(cell, saved["result"], digest, float(saved.get("seconds", 0.0)), True)
+    if echo is not None and store.path(cell).exists():
+        echo(f"[{cell.key}] saved cell was made with other options; recomputing")
+    start = time.perf_counter()
+    result = compute(cell, digest)
+    seconds = time.perf_counter() - start
+    if writes:
         store.save(cell, digest, config, result, seconds)
-        outcome.records.append(CellRecord(cell, result, digest, seconds, False))
-    return outcome
+    return CellRecord(cell, result, digest, seconds, False)

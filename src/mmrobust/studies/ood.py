@@ -42,8 +42,9 @@ class OODBackend(Protocol):
         """The retrieval sets among ``datasets`` (a study's OOD rows are classification only)."""
 
     def run(self, models: list[str], datasets: str, output_dir: str, eval_config: Any, title: str,
-            labels: dict[str, str], log: Any) -> dict[str, Any]:
-        """Run (or reuse) the benchmark of ``models`` x ``datasets``; its table."""
+            labels: dict[str, str], log: Any, share_output: bool = False) -> dict[str, Any]:
+        """Run (or reuse) the benchmark of ``models`` x ``datasets``; its table. ``share_output``: other jobs
+        run the same benchmark (its cells are claimed, as the study's are)."""
 
     def family_vectors(self, report: dict[str, Any]) -> dict[str, Any]:
         """Per-image outcomes of one benchmark cell's report, per attack family."""
@@ -83,7 +84,7 @@ def evaluate_ood(ctx: StudyContext, rows: Sequence[dict[str, Any]], labels: Sequ
     models = [row_model(ctx, row) for row in rows]
     table = backend(ctx).run(models, o.ood_datasets, str(ctx.out / OOD_DIR), study_eval_config(ctx, "", dataset=""),
                              f"study {ctx.name}: OOD zero-shot", dict(zip(models, labels)),
-                             sys.stderr if o.progress else None)
+                             sys.stderr if o.progress else None, **({"share_output": True} if ctx.shared else {}))
     averages = {r["model"]: r for r in table["rows"] if r["role"] == "average"}
     for row, model in zip(rows, models):
         families = averages[model]["families"]

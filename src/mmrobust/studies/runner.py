@@ -12,6 +12,11 @@ Layout of a study folder::
     DIR/runs/<key>-<hash>/   a cell's fine-tuning run (checkpoints, log, report, final/); the hash covers
                              only what training depends on, so a new evaluation option re-uses the run
     DIR/table.csv, DIR/table.json, DIR/plot.png
+
+Several jobs on one folder (``--share-output``, :mod:`mmrobust.utils.cells`) claim each cell, each pinned
+model and each fine-tuning run (``.<name>.claim`` beside it), so no job redoes another's work; under torchrun
+``job`` is the process group and ``shard`` says whether a cell's work is the whole job's (images sharded) or
+this rank's alone (cells dealt to ranks).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ConfigError
+from ..utils.cells import hold
+from ..utils.distributed import DistributedContext
 from ..utils.environment import environment_versions
 from ..utils.files import check_writable
 from .grid import Cell, CellStore, GridOutcome, config_hash, run_grid, slug
@@ -60,6 +67,10 @@ class StudyContext:
     trains: bool = False
     #: the OOD benchmark (:class:`.ood.OODBackend`), passed in by the caller; None: no ``--ood-dataset``
     ood: Any = None
+    #: the torchrun job (a world of one outside torchrun)
+    job: DistributedContext = field(default_factory=DistributedContext)
+    #: a cell's work is the whole job's (images sharded across ranks); False: this rank's alone (cells dealt)
+    shard: bool = True
     _datasets: dict[Any, Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- data
@@ -114,6 +125,20 @@ class StudyContext:
     def report_path(self, cell: Cell, digest: str) -> Path:
         return self.out / "reports" / f"{cell.key}-{digest[:8]}.json"
 
+    @property
+    def shared(self) -> bool:
+        """Other jobs work on the same folder (``--share-output``): claim what must not be done twice."""
+        return bool(self.options.share_output)
+
+    def cell_job(self) -> DistributedContext | None:
+        """The ranks that do one cell's work together (None: this process alone)."""
+        return self.job if self.shard else None
+
+    def solo_kwargs(self, name: str) -> dict[str, Any]:
+        """``{name: False}`` when a cell is this rank's alone (``shard=``/``distributed=`` of eval and train),
+        else nothing: the plain call."""
+        return {} if self.shard else {name: False}
+
 
 # -------------------------------------------------------------------------------------------- models
 def pin_model(spec: str, folder: Path, device: str | None = None) -> PinnedModel:
@@ -150,7 +175,7 @@ def evaluate(
     from ..eval.run import run_evaluation
 
     config = study_eval_config(ctx, spec, eps=eps, classes=classes)
-    report = run_evaluation(dataclasses.replace(config, output=str(report_path)))
+    report = run_evaluation(dataclasses.replace(config, output=str(report_path)), **ctx.solo_kwargs("shard"))
     return row_from_report(report, report_path)
 
 
@@ -227,13 +252,19 @@ def reliability(row: dict[str, Any]) -> str:
 
 # -------------------------------------------------------------------------------------------- training
 def fine_tune(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> dict[str, Any]:
-    """Fine-tune the cell's pinned model (reusing a finished run, resuming an interrupted one)."""
+    """Fine-tune the cell's pinned model (reusing a finished run, resuming an interrupted one); with other jobs
+    on the folder, under the run's claim (a run several cells evaluate is trained by one job, the others wait)."""
+    run_dir = ctx.run_dir(cell)
+    with hold(run_dir, ctx.shared, ctx.echo, ctx.cell_job(), what="fine-tune"):
+        return _fine_tune(ctx, cell, run_dir, overrides)
+
+
+def _fine_tune(ctx: StudyContext, cell: Cell, run_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     from ..training import TrainConfig, train
     from ..training.config import training_goal
     from ..training.checkpointing import has_checkpoint
 
     o = ctx.options
-    run_dir = ctx.run_dir(cell)
     report_file = run_dir / "report.json"
     if report_file.is_file() and (run_dir / "final" / "mmrobust.json").is_file():
         return json.loads(report_file.read_text(encoding="utf-8"))
@@ -250,7 +281,7 @@ def fine_tune(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> d
         n_eval=ctx.n_eval_for(None), eval_batch_size=o.batch_size, seed=o.seed, device=o.device,
         progress=o.progress, resume=has_checkpoint(run_dir), **settings,
     )
-    return train(config)
+    return train(config, **ctx.solo_kwargs("distributed"))
 
 
 def train_and_evaluate(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> dict[str, Any]:
@@ -289,16 +320,32 @@ def prepare(ctx: StudyContext) -> None:
     check_writable(ctx.out / "table.json")
     for spec in ctx.options.models:
         if spec not in ctx.pinned:
-            ctx.pinned[spec] = pin_model(spec, ctx.out / "models" / slug(spec), ctx.options.device)
+            ctx.pinned[spec] = pin_shared(ctx, spec)
+
+
+def pin_shared(ctx: StudyContext, spec: str) -> PinnedModel:
+    """:func:`pin_model` once: by rank 0 first under torchrun (the others then read its copy), under the model
+    folder's claim when other jobs share the folder (one job saves it, the others wait and read it)."""
+    folder = ctx.out / "models" / slug(spec)
+    if ctx.job.is_main:
+        with hold(folder, ctx.shared, ctx.echo, what="pinned model"):
+            pinned = pin_model(spec, folder, ctx.options.device)
+    ctx.job.barrier()
+    return pinned if ctx.job.is_main else pin_model(spec, folder, ctx.options.device)
 
 
 def run_cells(ctx: StudyContext, cells: list[Cell], compute: Callable[[Cell, str], dict[str, Any]]) -> GridOutcome:
     return run_grid(cells, ctx.cell_config, compute, CellStore(ctx.out / "cells", check_cell_result), desc=f"study {ctx.name}",
-                    progress=ctx.options.progress, echo=ctx.echo)
+                    progress=ctx.options.progress, echo=ctx.echo, job=ctx.job, shared=ctx.shared)
 
 
 def study_metadata(ctx: StudyContext, outcome: GridOutcome, started: float) -> dict[str, Any]:
+    from ..utils.cells import mode
+
+    distributed = ({"distributed": {"world_size": ctx.job.world_size, "unit": mode(len(outcome.records), ctx.job)}}
+                   if ctx.job.enabled else {})
     return {
+        **distributed,
         "study": ctx.name,
         "config": ctx.options.to_dict(),
         "args": ctx.args,

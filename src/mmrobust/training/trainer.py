@@ -284,10 +284,14 @@ class Trainer(ResumeMixin, ReportMixin):
         self.timings["train_s"] = round(time.perf_counter() - t_train, 3)
         return self._finish(position, last_folder, t_start)
 
-def train(config: TrainConfig, step_hook: StepHook | None = None) -> dict[str, Any]:
-    """Run one fine-tuning (single process, or one rank under torchrun) and return its report."""
+def train(config: TrainConfig, step_hook: StepHook | None = None, *, distributed: bool = True) -> dict[str, Any]:
+    """Run one fine-tuning (single process, or one rank under torchrun) and return its report.
+
+    ``distributed=False``: this rank trains alone even under torchrun (a study that deals whole cells to ranks)."""
     config.validate()  # a bad option is one error line before any work (not even the output folder)
     dist_ctx = setup_distributed(config.device)
+    if not distributed:
+        dist_ctx = DistributedContext(device=dist_ctx.device)
     try:
         # one writer per output folder: the main rank holds its lock for the whole run
         with output_lock(config.output_dir if dist_ctx.is_main else None, "training folder", folder=True):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -78,6 +78,15 @@ def setup_distributed(device_name: str | None = None) -> DistributedContext:
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
         initialized_here = True
     return DistributedContext(rank, world_size, local_rank, device, initialized_here)
+
+
+def all_gather_objects(value: Any, ctx: DistributedContext) -> list[Any]:
+    """Every rank's ``value``, in rank order (pickled; for small objects: reports, a grid's cell results)."""
+    if not ctx.enabled:
+        return [value]
+    pieces: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(pieces, value)
+    return pieces
 
 
 def broadcast_parameters(params: Sequence[torch.nn.Parameter], ctx: DistributedContext) -> None:
