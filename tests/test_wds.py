@@ -106,8 +106,8 @@ def test_corrupt_image_names_shard_and_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("members, message", [
-    ({"s0.png": b"x"}, r"sample 's0' has no a \.cls label"),
-    ({"s0.cls": b"1"}, r"sample 's0' has no an image"),
+    ({"s0.png": b"x"}, r"sample 's0' has no \.cls label"),
+    ({"s0.cls": b"1"}, r"sample 's0' has no image"),
     ({"s0.png": b"x", "s0.cls": b"dog"}, r"sample 's0' has a non-integer label"),
     ({"s0.png": b"x", "s0.cls": b"5"}, r"sample 's0' has label 5, outside 0\.\.1"),
 ])
