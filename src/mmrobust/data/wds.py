@@ -221,7 +221,9 @@ def check_end_marker(path: Path, end: int) -> None:
     with open(path, "rb") as handle:
         handle.seek(end)
         tail = handle.read()
-    if not tail or tail.count(0) != len(tail):
+    if not tail:  # cut exactly at a member boundary: the message used to say "0 trailing bytes are not zero blocks"
+        raise tarfile.ReadError(f"the file ends at byte {end} without an end-of-archive marker (truncated)")
+    if tail.count(0) != len(tail):
         raise tarfile.ReadError(f"no end-of-archive marker after byte {end} (truncated or damaged; "
                                 f"{len(tail)} trailing bytes are not zero blocks)")
 
