@@ -601,3 +601,136 @@ def test_hostile_input_probe(tmp_path, line, setup, expected, env):
         message = message.replace("{lock}", _proxy_lock(env["MMROBUST_CACHE_DIR"]))
     assert errors[0] == f"error: {message}"
     assert sorted(set(after) - set(before)) == [], "a failed run left files behind"
+
+
+# ------------------------------------------------------------------- two live benchmarks on one output folder
+# Real processes. The first is *provably* running when the second starts: its lock (or cell claim) is seen held
+# by flock, then it is frozen with SIGSTOP, so it cannot finish or release anything while the second runs; the
+# second ends while the first is still alive. Without --share-output the folder lock (utils.files.output_lock)
+# must refuse the second at once, writing nothing; with --share-output the second must skip the claimed cell,
+# run the others, wait for the claimed one and reuse its report: no cell runs twice (benchmark.distribute).
+import signal
+import subprocess
+import sys
+import time
+
+BENCH_MODELS = ("tiny:0", "tiny:1")
+
+
+def _bench_command(out: Path, *extra: str) -> list[str]:
+    models = [a for spec in BENCH_MODELS for a in ("-m", spec)]
+    return [sys.executable, "-m", "mmrobust.cli.main", "benchmark", *models, "-d", "digits", "-o", str(out), "-n", "8",
+            "-b", "8", "-a", "pgd", "--eps", "4", "--steps", "1", "--no-sanity", "-q", *extra]
+
+
+def _bench_env() -> dict[str, str]:
+    import mmrobust
+
+    source = str(Path(mmrobust.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+
+def _held(lock: Path) -> bool:
+    """Whether another process holds ``flock`` on ``lock`` (probed without keeping it)."""
+    import fcntl
+
+    try:
+        handle = open(lock, "a+")
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+    finally:
+        handle.close()
+
+
+def _freeze_while_holding(process: subprocess.Popen, locks: Callable[[], list[Path]], timeout: float = 120) -> Path:
+    """SIGSTOP ``process`` at a moment it holds one of ``locks()``; that lock (it stays held while frozen)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the first run ended early (exit {process.returncode})"
+        if any(_held(p) for p in locks() if p.exists()):
+            os.kill(process.pid, signal.SIGSTOP)
+            held = [p for p in locks() if p.exists() and _held(p)]
+            if held and process.poll() is None:
+                return held[0]
+            os.kill(process.pid, signal.SIGCONT)  # released just before the stop: try again
+        time.sleep(0.02)
+    pytest.fail("the first run never held its lock")
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        os.kill(process.pid, signal.SIGCONT)
+        process.kill()
+        process.wait(timeout=30)
+
+
+pytestmark_posix = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP/SIGCONT and flock")
+
+
+@pytestmark_posix
+def test_second_live_benchmark_on_one_folder_is_refused(tmp_path):
+    out = tmp_path / "bench"
+    first = None
+    try:
+        first = subprocess.Popen(_bench_command(out), env=_bench_env(), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        lock = _freeze_while_holding(first, lambda: [out / ".mmrobust.lock"])
+        before = _snapshot(out)
+        second = subprocess.run(_bench_command(out), env=_bench_env(), capture_output=True, text=True, timeout=120)
+        assert first.poll() is None, "the first run must still be alive when the second ends"
+        assert second.returncode == 2, second.stderr[-800:]
+        errors = [line for line in second.stderr.splitlines() if line.startswith("error: ")]
+        assert errors == [f"error: another mmrobust run is writing benchmark folder {out} right now; wait for it to "
+                          f"finish or choose another path (lock {lock})"], second.stderr
+        assert second.stderr.strip().splitlines()[-1] == errors[0] and "Traceback" not in second.stderr
+        assert "done:" not in second.stderr and "cell(s) run" not in second.stdout  # it ran no cell
+        assert _snapshot(out) == before  # and wrote, changed or removed nothing
+    finally:
+        _stop(first)
+
+
+@pytestmark_posix
+def test_live_benchmarks_sharing_a_folder_run_each_cell_once(tmp_path):
+    out = tmp_path / "bench"
+    first = second = None
+    try:
+        first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+        with open(first_log, "w") as log:
+            first = subprocess.Popen(_bench_command(out, "--share-output"), env=_bench_env(),
+                                     stdout=subprocess.DEVNULL, stderr=log)
+        claimed = _freeze_while_holding(first, lambda: sorted((out / "cells").glob(".*.claim")))
+        with open(second_log, "w") as log:
+            second = subprocess.Popen(_bench_command(out, "--share-output"), env=_bench_env(),
+                                      stdout=subprocess.PIPE, stderr=log, text=True)
+        deadline = time.monotonic() + 120
+        while "waiting: cell" not in second_log.read_text() and time.monotonic() < deadline:
+            assert second.poll() is None, second_log.read_text()[-800:]
+            time.sleep(0.05)
+        assert first.poll() is None and "waiting: cell" in second_log.read_text(), second_log.read_text()[-800:]
+        os.kill(first.pid, signal.SIGCONT)
+        assert first.wait(timeout=120) == 0, first_log.read_text()[-800:]
+        assert second.wait(timeout=120) == 0, second_log.read_text()[-800:]
+        logs = first_log.read_text() + second_log.read_text()
+        assert "Traceback" not in logs and "error:" not in logs
+        held_cell = claimed.name[1:-len(".claim")]  # .tiny-0__digits.json.claim -> tiny-0__digits.json
+        for model in BENCH_MODELS:
+            done = [line for line in logs.splitlines() if line.startswith(f"[{model} | digits] done:")]
+            assert len(done) == 1, logs  # no cell ran twice
+        assert f"waiting: cell {held_cell} is being run by another job" in second_log.read_text()
+        for model in BENCH_MODELS:  # the frozen job ran the cell it held; the other job ran the rest meanwhile
+            mine = held_cell == f"{model.replace(':', '-')}__digits.json"
+            log = first_log if mine else second_log
+            assert f"[{model} | digits] done:" in log.read_text(), (model, logs)
+        assert sorted(p.name for p in (out / "cells").iterdir()) == sorted(
+            f"{m.replace(':', '-')}__digits.json" for m in BENCH_MODELS)  # no claim or state file left
+    finally:
+        _stop(first)
+        _stop(second)
