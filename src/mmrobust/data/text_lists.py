@@ -29,15 +29,26 @@ def read_lines(path: str | Path, label: str, error: type[MMRobustError] = Config
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def refuse_duplicates(names: list[str], label: str, error: type[MMRobustError] = ConfigError) -> None:
-    """A class name listed twice is refused, naming both labels (line i = label i).
+def warn_duplicates(names: list[str], label: str) -> list[tuple[str, int, int]]:
+    """Warn (one ``warning:`` line on stderr) when a class name is listed twice; returns (name, first, later).
 
     Why: zero-shot classification builds one text embedding per name, so two equal names give two identical
-    heads that tie on every image; argmax then always picks the first, and the second class can never be
-    predicted (its accuracy is 0 by construction, and a text attack's "other class" may be the same words)."""
+    heads that tie on every image; argmax picks the first, and the later label is never predicted (its accuracy
+    is 0 by construction). Why a warning and not an error: CLIP_benchmark's own ImageNet list (shipped in
+    ``files/classnames.json``) names 'missile' and 'sunglasses' twice, and every published ImageNet zero-shot
+    number carries those ties; refusing would make the standard set unusable."""
+    import sys
+
     first: dict[str, int] = {}
+    pairs = []
     for index, name in enumerate(names):
         if name in first:
-            raise error(f"{label}: class name {name!r} is listed twice (labels {first[name]} and {index}); "
-                        f"zero-shot heads of equal names tie, so the second could never be predicted")
-        first[name] = index
+            pairs.append((name, first[name], index))
+        else:
+            first[name] = index
+    if pairs:
+        name, a, b = pairs[0]
+        more = f" (and {len(pairs) - 1} more name(s))" if len(pairs) > 1 else ""
+        print(f"warning: {label}: class name {name!r} is listed twice (labels {a} and {b}){more}; zero-shot heads "
+              f"of equal names tie, so the later label is never predicted", file=sys.stderr)
+    return pairs

@@ -40,7 +40,7 @@ from ..errors import DatasetError
 from .base import ImageClassificationDataset
 from .image_decode import decode_image
 from .templates import from_clip_benchmark
-from .text_lists import read_lines, refuse_duplicates
+from .text_lists import read_lines, warn_duplicates
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 CLASSNAMES_FILE = "classnames.txt"
@@ -109,7 +109,7 @@ def check_layout(root: Path, split: str) -> tuple[list[str], list[Path]]:
     classes = _read_lines(root / CLASSNAMES_FILE)
     if not classes:
         raise DatasetError(f"{root / CLASSNAMES_FILE} is empty")
-    refuse_duplicates(classes, str(root / CLASSNAMES_FILE), DatasetError)
+    warn_duplicates(classes, str(root / CLASSNAMES_FILE))
     split_dir = root / split
     if not split_dir.is_dir():
         present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
