@@ -320,6 +320,25 @@ def _wds(members: list | bytes | None = None, classes: bytes = b"zero\none\n", n
     return setup
 
 
+RWDS = "eval --task retrieval -m tiny -d wds:{tmp}/rwds -q --no-sanity -o {out}"
+RSHARD = "shard {tmp}/rwds/test/0.tar: "
+
+
+def _caption_members(n: int = 2) -> list:
+    return [m for i in range(n) for m in (_member(f"s{i}.png", _png_bytes()), _member(f"s{i}.txt", b"a small square"))]
+
+
+def _rwds(members: list | bytes | None = None, nshards: bytes = b"1\n") -> Callable:
+    """A CLIP_benchmark retrieval folder ``tmp/rwds`` (dataset_type.txt, test/nshards.txt, test/0.tar)."""
+    def setup(tmp: Path) -> None:
+        (tmp / "rwds" / "test").mkdir(parents=True)
+        (tmp / "rwds" / "dataset_type.txt").write_text("retrieval\n")
+        (tmp / "rwds" / "test" / "nshards.txt").write_bytes(nshards)
+        shard = members if isinstance(members, bytes) else _tar_bytes(_caption_members() if members is None else members)
+        (tmp / "rwds" / "test" / "0.tar").write_bytes(shard)
+    return setup
+
+
 def _huge_header(name: str) -> bytes:
     """A shard whose last member's header claims 10**12 bytes (the file holds a few hundred)."""
     good = _tar_bytes(_good_members(2))
@@ -446,8 +465,20 @@ PROBES: list[tuple[str, str, Callable | None, object, dict | None, tuple]] = [
     ("wds-cls-claims-1e12-bytes", WDS, _wds(_huge_header("s9.cls")),
      SHARD + "label member 's9.cls' claims 1,000,000,000,000 bytes; a .cls label is one integer (at most 64 bytes)",
      None, ()),
-    ("wds-image-claims-1e12-bytes", WDS, _wds(_huge_header("s9.png")),
-     "corrupt shard {tmp}/wds/test/0.tar after sample 's9': unexpected end of data", None, ()),
+    ("wds-image-claims-1e12-bytes", WDS, _wds(_huge_header("s9.png")),  # before: "unexpected end of data"
+     SHARD + "member 's9.png' claims 1,000,000,000,000 bytes, past the end of the shard (6,144 bytes; truncated, "
+     "or a forged header)", None, ()),
+    # the retrieval webdataset reader (data/retrieval_wds.py) loads members into memory: the same header was a
+    # MemoryError there, nshards.txt of 10**9 built a billion paths, and links were skipped silently
+    ("rwds-caption-claims-1e12-bytes", RWDS, _rwds(_huge_header("s9.txt")),
+     RSHARD + "member 's9.txt' claims 1,000,000,000,000 bytes, past the end of the shard (6,144 bytes; truncated, "
+     "or a forged header)", None, ()),
+    ("rwds-nshards-1e9", RWDS, _rwds(nshards=b"1000000000\n"),
+     "{tmp}/rwds/test/nshards.txt says 1000000000 shards; the count must be between 1 and 100,000", None, ()),
+    ("rwds-member-symlink", RWDS, _rwds([*_caption_members(), _member("s9.txt", kind=_tarfile.SYMTYPE,
+                                                                      link="/etc/passwd")]),
+     RSHARD + "member 's9.txt' is a symbolic link; a shard holds regular files only", None, ()),
+    ("rwds-good", RWDS, _rwds(), lambda tmp, result: _retrieval_counts(2, 2, 0)(tmp, result), None, ()),
     # truncated shards: inside a header, inside a member, exactly at a member boundary (before: "0 trailing
     # bytes are not zero blocks"), and inside the end-of-archive padding (nothing lost: accepted)
     ("wds-truncated-in-header", WDS, _wds(_truncated(100)), "corrupt shard {tmp}/wds/test/0.tar: truncated header",

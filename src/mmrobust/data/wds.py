@@ -146,8 +146,9 @@ def read_shard_count(path: Path) -> int:
     return nshards
 
 
-def _member_problem(member: tarfile.TarInfo) -> str | None:
-    """Why a tar member is refused, or None. Why refuse rather than skip: nothing is ever extracted (samples
+def member_problem(member: tarfile.TarInfo, shard_size: int | None = None) -> str | None:
+    """Why a tar member is refused, or None (``shard_size``: also refuse a size running past the file's end,
+    which a reader loading members into memory would otherwise try to allocate). Why refuse rather than skip: nothing is ever extracted (samples
     are read by offset), but a shard holding links, devices or names escaping the folder was not written by
     CLIP_benchmark's converter and would be dangerous to any tool that unpacks it (Python's ``tarfile``
     ``data`` filter, PEP 706, refuses the same members); skipping them would also silently drop samples."""
@@ -162,6 +163,9 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     if member.isfile() and split_member_name(name)[1] == "cls" and member.size > MAX_LABEL_BYTES:
         return (f"label member {name!r} claims {member.size:,} bytes; a .cls label is one integer "
                 f"(at most {MAX_LABEL_BYTES} bytes)")
+    if member.isfile() and shard_size is not None and member.offset_data + member.size > shard_size:
+        return (f"member {name!r} claims {member.size:,} bytes, past the end of the shard ({shard_size:,} bytes; "
+                f"truncated, or a forged header)")
     return None
 
 
@@ -188,10 +192,11 @@ def index_shard(path: Path, shard: int) -> tuple[list[WdsSample], list[int]]:
 
     end = 0
     try:
+        size = path.stat().st_size
         with tarfile.open(path, mode="r:") as tar:
             for member in tar:
                 end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-                problem = _member_problem(member)
+                problem = member_problem(member, size)
                 if problem is not None:
                     raise DatasetError(f"shard {path}: {problem}")
                 if not member.isfile():
