@@ -1,14 +1,22 @@
 """Every bad value of every option, and every bad input file, is one line and exit 2 (issue 9, items 1, 3, 4).
 
 Black-box through the real CLI (in-process ``CliRunner``): each row must exit 2 with at most two lines on stderr,
-no traceback, and no partial output.
+no traceback, and no partial output. The probe table (issue 22, deliverable 4: crafted webdataset folders,
+Karpathy JSON, templates, cache folder and HOME, output paths) also pins each error line's exact text; two live
+benchmark processes on one folder check the folder lock and the cell claims.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
+import signal
+import subprocess
+import sys
+import tarfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -272,8 +280,6 @@ def test_bad_value_is_one_line_and_exit_2(tmp_path, line, setup):
 # the run must succeed and produce a correct result). Every row also asserts: exactly one ``error:`` line (at most
 # one informational line besides), no traceback, and nothing destroyed (every file that existed before is
 # byte-identical afterwards; an error leaves no new file).
-import io as _io
-import tarfile as _tarfile
 
 WDS = "eval -m tiny -d wds:{tmp}/wds -q --no-sanity -o {out}"
 RETRIEVAL = "eval --task retrieval -m tiny -d flickr30k --data-root {tmp}/data -q --no-sanity -o {out}"
@@ -283,14 +289,14 @@ SHARD = "shard {tmp}/wds/test/0.tar: "
 def _png_bytes() -> bytes:
     from PIL import Image
 
-    buffer = _io.BytesIO()
+    buffer = io.BytesIO()
     Image.new("RGB", (4, 4), (10, 20, 30)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def _member(name: str, data: bytes | None = None, kind: bytes = _tarfile.REGTYPE, link: str = "",
-            size: int | None = None) -> tuple[_tarfile.TarInfo, bytes | None]:
-    info = _tarfile.TarInfo(name)
+def _member(name: str, data: bytes | None = None, kind: bytes = tarfile.REGTYPE, link: str = "",
+            size: int | None = None) -> tuple[tarfile.TarInfo, bytes | None]:
+    info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, link
     info.size = len(data) if data is not None and size is None else (size or 0)
     return info, data
@@ -301,10 +307,10 @@ def _good_members(n: int = 4) -> list:
 
 
 def _tar_bytes(members: list) -> bytes:
-    buffer = _io.BytesIO()
-    with _tarfile.open(fileobj=buffer, mode="w", format=_tarfile.GNU_FORMAT) as tar:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for info, data in members:
-            tar.addfile(info, _io.BytesIO(data) if data is not None and info.isfile() else None)
+            tar.addfile(info, io.BytesIO(data) if data is not None and info.isfile() else None)
     return buffer.getvalue()
 
 
@@ -343,7 +349,7 @@ def _huge_header(name: str) -> bytes:
     """A shard whose last member's header claims 10**12 bytes (the file holds a few hundred)."""
     good = _tar_bytes(_good_members(2))
     body = good[: 4 * 1024]  # s0.png, s0.cls, s1.png, s1.cls: four 512-byte headers + four 512-byte blocks
-    header = _member(name, size=10**12)[0].tobuf(_tarfile.GNU_FORMAT)
+    header = _member(name, size=10**12)[0].tobuf(tarfile.GNU_FORMAT)
     return body + header + b"1" + b"\0" * 1535
 
 
@@ -451,14 +457,14 @@ PROBES: list[tuple[str, str, Callable | None, object, dict | None, tuple]] = [
     ("wds-member-absolute", WDS, _wds([_member("/etc/evil.cls", b"0"), *_good_members()]),
      SHARD + "member '/etc/evil.cls' has an absolute or '..' name (it would escape the folder it is unpacked into)",
      None, ()),
-    ("wds-member-symlink", WDS, _wds([_member("s9.png", kind=_tarfile.SYMTYPE, link="/etc/passwd"),
+    ("wds-member-symlink", WDS, _wds([_member("s9.png", kind=tarfile.SYMTYPE, link="/etc/passwd"),
                                       *_good_members()]),
      SHARD + "member 's9.png' is a symbolic link; a shard holds regular files only", None, ()),
-    ("wds-member-hardlink", WDS, _wds([*_good_members(), _member("s9.png", kind=_tarfile.LNKTYPE, link="s0.png")]),
+    ("wds-member-hardlink", WDS, _wds([*_good_members(), _member("s9.png", kind=tarfile.LNKTYPE, link="s0.png")]),
      SHARD + "member 's9.png' is a hard link; a shard holds regular files only", None, ()),
-    ("wds-member-chardev", WDS, _wds([_member("s9.png", kind=_tarfile.CHRTYPE), *_good_members()]),
+    ("wds-member-chardev", WDS, _wds([_member("s9.png", kind=tarfile.CHRTYPE), *_good_members()]),
      SHARD + "member 's9.png' is a character device; a shard holds regular files only", None, ()),
-    ("wds-member-fifo", WDS, _wds([_member("s9.cls", kind=_tarfile.FIFOTYPE), *_good_members()]),
+    ("wds-member-fifo", WDS, _wds([_member("s9.cls", kind=tarfile.FIFOTYPE), *_good_members()]),
      SHARD + "member 's9.cls' is a FIFO; a shard holds regular files only", None, ()),
     # a header claiming 10**12 bytes: a label is refused before reading (before: MemoryError, exit 1); an image
     # member runs past the end of the file, which tarfile reports
@@ -475,7 +481,7 @@ PROBES: list[tuple[str, str, Callable | None, object, dict | None, tuple]] = [
      "or a forged header)", None, ()),
     ("rwds-nshards-1e9", RWDS, _rwds(nshards=b"1000000000\n"),
      "{tmp}/rwds/test/nshards.txt says 1000000000 shards; the count must be between 1 and 100,000", None, ()),
-    ("rwds-member-symlink", RWDS, _rwds([*_caption_members(), _member("s9.txt", kind=_tarfile.SYMTYPE,
+    ("rwds-member-symlink", RWDS, _rwds([*_caption_members(), _member("s9.txt", kind=tarfile.SYMTYPE,
                                                                       link="/etc/passwd")]),
      RSHARD + "member 's9.txt' is a symbolic link; a shard holds regular files only", None, ()),
     ("rwds-good", RWDS, _rwds(), lambda tmp, result: _retrieval_counts(2, 2, 0)(tmp, result), None, ()),
@@ -653,10 +659,6 @@ def test_hostile_input_probe(tmp_path, line, setup, expected, env):
 # second ends while the first is still alive. Without --share-output the folder lock (utils.files.output_lock)
 # must refuse the second at once, writing nothing; with --share-output the second must skip the claimed cell,
 # run the others, wait for the claimed one and reuse its report: no cell runs twice (benchmark.distribute).
-import signal
-import subprocess
-import sys
-import time
 
 BENCH_MODELS = ("tiny:0", "tiny:1")
 
