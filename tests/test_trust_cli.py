@@ -472,12 +472,14 @@ PROBES: list[tuple[str, str, Callable | None, object, dict | None, tuple]] = [
      SHARD + "label member 's9.cls' claims 1,000,000,000,000 bytes; a .cls label is one integer (at most 64 bytes)",
      None, ()),
     ("wds-image-claims-1e12-bytes", WDS, _wds(_huge_header("s9.png")),  # before: "unexpected end of data"
-     SHARD + "member 's9.png' claims 1,000,000,000,000 bytes, past the end of the shard (6,144 bytes; truncated, "
+     "corrupt shard {tmp}/wds/test/0.tar after sample 's1': member 's9.png' claims 1,000,000,000,000 bytes, past "
+     "the end of the shard (6,144 bytes; truncated, "
      "or a forged header)", None, ()),
     # the retrieval webdataset reader (data/retrieval_wds.py) loads members into memory: the same header was a
     # MemoryError there, nshards.txt of 10**9 built a billion paths, and links were skipped silently
     ("rwds-caption-claims-1e12-bytes", RWDS, _rwds(_huge_header("s9.txt")),
-     RSHARD + "member 's9.txt' claims 1,000,000,000,000 bytes, past the end of the shard (6,144 bytes; truncated, "
+     "corrupt shard {tmp}/rwds/test/0.tar: member 's9.txt' claims 1,000,000,000,000 bytes, past the end of the "
+     "shard (6,144 bytes; truncated, "
      "or a forged header)", None, ()),
     ("rwds-nshards-1e9", RWDS, _rwds(nshards=b"1000000000\n"),
      "{tmp}/rwds/test/nshards.txt says 1000000000 shards; the count must be between 1 and 100,000", None, ()),

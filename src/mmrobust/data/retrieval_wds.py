@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from .retrieval import ImageSource, RetrievalDataset, clean_captions
-from .wds import member_problem, read_shard_count, split_member_name
+from .wds import check_member_size, member_problem, read_shard_count, split_member_name
 
 PREFIX = "wds:"
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
@@ -53,9 +53,10 @@ def read_shard(path: Path) -> dict[str, dict[str, bytes]]:
         size = path.stat().st_size
         with tarfile.open(path) as tar:
             for member in tar:
-                problem = member_problem(member, size)  # links, devices, escaping names, sizes past the end
+                problem = member_problem(member)  # links, devices, escaping names
                 if problem is not None:
                     raise DatasetError(f"shard {path}: {problem}")
+                check_member_size(member, size)  # before reading it into memory (10**12 was a MemoryError)
                 if not member.isfile():
                     continue
                 key, extension = split_member_name(member.name)

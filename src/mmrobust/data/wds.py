@@ -146,12 +146,14 @@ def read_shard_count(path: Path) -> int:
     return nshards
 
 
-def member_problem(member: tarfile.TarInfo, shard_size: int | None = None) -> str | None:
-    """Why a tar member is refused, or None (``shard_size``: also refuse a size running past the file's end,
-    which a reader loading members into memory would otherwise try to allocate). Why refuse rather than skip: nothing is ever extracted (samples
-    are read by offset), but a shard holding links, devices or names escaping the folder was not written by
-    CLIP_benchmark's converter and would be dangerous to any tool that unpacks it (Python's ``tarfile``
-    ``data`` filter, PEP 706, refuses the same members); skipping them would also silently drop samples."""
+def member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why a tar member is refused, or None.
+
+    Why refuse rather than skip: nothing is ever extracted (samples are read by offset), but a shard holding
+    links, devices or names escaping the folder was not written by CLIP_benchmark's converter and would be
+    dangerous to any tool that unpacks it (Python's ``tarfile`` ``data`` filter, PEP 706, refuses the same
+    members); skipping them would also silently drop samples. A ``.cls`` header claiming more than a label's
+    bytes is refused before it is read (10**12 was a MemoryError)."""
     name = member.name
     if name.startswith("/") or ".." in name.split("/"):
         return f"member {name!r} has an absolute or '..' name (it would escape the folder it is unpacked into)"
@@ -163,10 +165,17 @@ def member_problem(member: tarfile.TarInfo, shard_size: int | None = None) -> st
     if member.isfile() and split_member_name(name)[1] == "cls" and member.size > MAX_LABEL_BYTES:
         return (f"label member {name!r} claims {member.size:,} bytes; a .cls label is one integer "
                 f"(at most {MAX_LABEL_BYTES} bytes)")
-    if member.isfile() and shard_size is not None and member.offset_data + member.size > shard_size:
-        return (f"member {name!r} claims {member.size:,} bytes, past the end of the shard ({shard_size:,} bytes; "
-                f"truncated, or a forged header)")
     return None
+
+
+def check_member_size(member: tarfile.TarInfo, shard_size: int) -> None:
+    """A member whose data would run past the file's end: the shard is truncated (or the header forged).
+
+    Raised as ``tarfile.ReadError`` so readers report it as the corrupt shard it is; checked from the header
+    alone, before a reader that loads members into memory tries to allocate the claimed size."""
+    if member.isfile() and member.offset_data + member.size > shard_size:
+        raise tarfile.ReadError(f"member {member.name!r} claims {member.size:,} bytes, past the end of the shard "
+                                f"({shard_size:,} bytes; truncated, or a forged header)")
 
 
 def index_shard(path: Path, shard: int) -> tuple[list[WdsSample], list[int]]:
@@ -196,9 +205,10 @@ def index_shard(path: Path, shard: int) -> tuple[list[WdsSample], list[int]]:
         with tarfile.open(path, mode="r:") as tar:
             for member in tar:
                 end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-                problem = member_problem(member, size)
+                problem = member_problem(member)
                 if problem is not None:
                     raise DatasetError(f"shard {path}: {problem}")
+                check_member_size(member, size)
                 if not member.isfile():
                     continue
                 key, ext = split_member_name(member.name)
