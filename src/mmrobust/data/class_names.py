@@ -3,7 +3,8 @@
 Why: zero-shot accuracy (and what a text attack can change) depends on the words in the prompts as much
 as on the images; a folder's own names may be codes or raw directory names, and papers differ in their
 curated lists. The count must equal the dataset's number of classes, so a shifted or truncated list is
-refused in one line instead of silently mislabelling every class after the gap.
+refused in one line instead of silently mislabelling every class after the gap; a name listed twice is
+warned about (two equal zero-shot heads tie, see :func:`.text_lists.warn_duplicates`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .base import ImageClassificationDataset
-from .text_lists import read_lines
+from .text_lists import read_lines, warn_duplicates
 
 
 def read_class_names(path: str | Path, n_classes: int, dataset_name: str) -> list[str]:
@@ -21,6 +22,7 @@ def read_class_names(path: str | Path, n_classes: int, dataset_name: str) -> lis
     if len(names) != n_classes:
         raise ConfigError(f"--classnames {path}: {len(names)} names but {dataset_name} has {n_classes} classes "
                           f"(one name per line, line i = label i)")
+    warn_duplicates(names, f"--classnames {path}")
     return names
 
 

@@ -7,7 +7,11 @@
 the standard 1k (Flickr30k) / 5k (COCO) test set.
 
 Bad input: a missing image is an error naming the first missing file (found before any work starts); an
-image without sentences is skipped and counted; an empty split is an error.
+image without sentences is skipped and counted; an empty split is an error. A ``filename`` or ``filepath``
+that is absolute or holds ``..`` is refused (the annotation may only name files under the data root: a
+hostile JSON must not make a run read, and record, images from elsewhere on the machine), and so is an image
+listed twice in the split (same file, or same ``imgid``): its captions would count as wrong matches for its
+twin, deflating every recall.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ def image_path(name: str, root: Path, entry: dict[str, Any], index: int, annotat
     filename = entry.get("filename")
     if not isinstance(filename, str) or not filename:
         raise DatasetError(f"{annotation}: image entry {index} has no filename")
+    for part in (filename, str(entry.get("filepath") or "")):
+        if Path(part).is_absolute() or ".." in Path(part).parts:
+            raise DatasetError(f"{annotation}: image entry {index} names {part!r}, outside the data root {root} "
+                               f"(absolute and '..' paths are refused)")
     candidates = []
     if entry.get("filepath"):
         candidates.append(root / str(entry["filepath"]) / filename)
@@ -75,7 +83,16 @@ def load_karpathy(name: str, root: str | Path | None, split: str = "test") -> Re
     wanted = {"train", "restval"} if split == "train" else {split}
     entries = [e for e in read_karpathy(annotation) if isinstance(e, dict) and e.get("split") in wanted]
     sources, captions, skipped = [], [], 0
+    seen: dict[object, int] = {}
     for index, entry in enumerate(entries):
+        for key in (("file", str(entry.get("filepath") or ""), str(entry.get("filename"))),
+                    ("imgid", repr(entry.get("imgid"))) if entry.get("imgid") is not None else None):
+            if key is not None and key in seen:
+                what = f"file {key[2]!r}" if key[0] == "file" else f"imgid {key[1]}"
+                raise DatasetError(f"{annotation}: split {split!r} lists {what} twice (image entries {seen[key]} "
+                                   f"and {index}); each image must appear once")
+            if key is not None:
+                seen[key] = index
         texts = clean_captions(s.get("raw", "") for s in entry.get("sentences", []) if isinstance(s, dict))
         if not texts:
             skipped += 1

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from .retrieval import ImageSource, RetrievalDataset, clean_captions
-from .wds import split_member_name
+from .wds import check_member_size, member_problem, read_shard_count, split_member_name
 
 PREFIX = "wds:"
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
@@ -40,12 +40,7 @@ def shard_paths(root: Path, split: str) -> list[Path]:
     count_file = folder / "nshards.txt"
     if not count_file.is_file():
         raise DatasetError(f"no {count_file}: a webdataset split needs <root>/<split>/nshards.txt")
-    try:
-        count = int(read_text(count_file).strip())
-    except ValueError:
-        raise DatasetError(f"{count_file} must hold the number of shards") from None
-    if count < 1:
-        raise DatasetError(f"{count_file} says {count} shards: split {split!r} is empty")
+    count = read_shard_count(count_file)  # 1..MAX_SHARDS: 10**9 would build a billion paths first
     return [folder / f"{i}.tar" for i in range(count)]
 
 
@@ -55,8 +50,13 @@ def read_shard(path: Path) -> dict[str, dict[str, bytes]]:
         raise DatasetError(f"missing shard {path} (listed by nshards.txt)")
     samples: dict[str, dict[str, bytes]] = {}
     try:
+        size = path.stat().st_size
         with tarfile.open(path) as tar:
             for member in tar:
+                problem = member_problem(member)  # links, devices, escaping names
+                if problem is not None:
+                    raise DatasetError(f"shard {path}: {problem}")
+                check_member_size(member, size)  # before reading it into memory (10**12 was a MemoryError)
                 if not member.isfile():
                     continue
                 key, extension = split_member_name(member.name)

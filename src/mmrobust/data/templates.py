@@ -67,15 +67,41 @@ def from_clip_benchmark(template: str) -> str:
     return template.replace("{c}", "{}")
 
 
+#: longer than this is not a prompt (CLIP's text tower reads 77 tokens); a 1 MB line took 11 s to tokenize
+MAX_TEMPLATE_CHARS = 1000
+
+
+def _shown(template: str) -> str:
+    """A template as an error message shows it: quoted, cut to 60 characters (never a 1 MB error line)."""
+    return repr(template if len(template) <= 60 else template[:57] + "...")
+
+
 def validate_templates(templates: Sequence[str]) -> list[str]:
-    """Every template must contain exactly one ``{}``; an empty list is an error, not a no-op."""
+    """Every template must have exactly one ``{}`` field and nothing else ``str.format`` would act on; an empty
+    list is an error, not a no-op.
+
+    Why :class:`string.Formatter` and not ``count("{}")``: a template is used as ``template.format(name)``, so
+    ``"{}.{__class__}"`` (one ``{}``, plus a named field) raised KeyError, ``"{} {[0]}"`` IndexError and
+    ``"{} }{"`` ValueError deep inside the model code, while ``"{{}}"`` (an escaped literal, no field at all)
+    passed and gave prompts without the class name. Fields with attributes, indices, conversions or format
+    specs (``{c.__class__}``, ``{0}``, ``{!r}``, ``{:>9999}``) are refused the same way."""
+    from string import Formatter
+
     templates = [t for t in templates]
     if not templates:
         raise ConfigError("the template list is empty")
     for template in templates:
-        if template.count("{}") != 1:
-            raise ConfigError(f"template {template!r} must contain exactly one '{{}}' (or '{{c}}') placeholder for "
-                              f"the class name")
+        if len(template) > MAX_TEMPLATE_CHARS:
+            raise ConfigError(f"template {_shown(template)} is {len(template):,} characters long; a prompt "
+                              f"template is at most {MAX_TEMPLATE_CHARS:,} (CLIP's text tower reads 77 tokens)")
+        try:
+            fields = [(name, spec, conv) for _, name, spec, conv in Formatter().parse(template) if name is not None]
+        except ValueError as exc:
+            raise ConfigError(f"template {_shown(template)} is not a valid format string ({exc}); write a "
+                              f"literal brace as '{{{{' or '}}}}'") from None
+        if fields != [("", "", None)]:
+            raise ConfigError(f"template {_shown(template)} must contain exactly one '{{}}' (or '{{c}}') "
+                              f"placeholder for the class name and no other '{{...}}' field")
     return templates
 
 

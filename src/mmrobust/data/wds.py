@@ -40,7 +40,7 @@ from ..errors import DatasetError
 from .base import ImageClassificationDataset
 from .image_decode import decode_image
 from .templates import from_clip_benchmark
-from .text_lists import read_lines
+from .text_lists import read_lines, warn_duplicates
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 CLASSNAMES_FILE = "classnames.txt"
@@ -51,6 +51,10 @@ NSHARDS_FILE = "nshards.txt"
 DEFAULT_IMAGE_SIZE = 224
 #: how many leading samples decide whether the split has one native size (headers only, cheap)
 SIZE_PROBE = 16
+#: a ``.cls`` member holds one integer as ASCII; a header claiming more is refused before anything is read
+MAX_LABEL_BYTES = 64
+#: more shards than this in ``nshards.txt`` is a damaged file, not a dataset (published sets have a few)
+MAX_SHARDS = 100_000
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -105,6 +109,7 @@ def check_layout(root: Path, split: str) -> tuple[list[str], list[Path]]:
     classes = _read_lines(root / CLASSNAMES_FILE)
     if not classes:
         raise DatasetError(f"{root / CLASSNAMES_FILE} is empty")
+    warn_duplicates(classes, str(root / CLASSNAMES_FILE))
     split_dir = root / split
     if not split_dir.is_dir():
         present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -112,16 +117,65 @@ def check_layout(root: Path, split: str) -> tuple[list[str], list[Path]]:
     nshards_file = split_dir / NSHARDS_FILE
     if not nshards_file.is_file():
         raise DatasetError(f"{split_dir} has no {NSHARDS_FILE} (CLIP_benchmark's converter writes the shard count there)")
-    try:
-        nshards = int(nshards_file.read_text().strip())
-    except ValueError:
-        raise DatasetError(f"{nshards_file} must hold one integer, got {nshards_file.read_text()[:40]!r}") from None
+    nshards = read_shard_count(nshards_file)
     shards = [split_dir / f"{i}.tar" for i in range(nshards)]
     missing = [s.name for s in shards if not s.is_file()]
-    if nshards < 1 or missing:
-        raise DatasetError(f"{split_dir}: {NSHARDS_FILE} says {nshards} shards but "
-                           f"{', '.join(missing[:3]) or 'none'} {'is' if len(missing) == 1 else 'are'} missing")
+    if missing:
+        raise DatasetError(f"{split_dir}: {NSHARDS_FILE} says {nshards} shards but {len(missing)} of them "
+                           f"{'is' if len(missing) == 1 else 'are'} missing ({', '.join(missing[:3])}"
+                           f"{', ...' if len(missing) > 3 else ''})")
     return classes, shards
+
+
+def read_shard_count(path: Path) -> int:
+    """The integer in ``nshards.txt``, between 1 and :data:`MAX_SHARDS`.
+
+    Why bounded: the count is turned into a list of shard paths, so ``10**9`` would build a billion paths (tens
+    of GB) before a missing shard is reported; ``-1`` used to read "says -1 shards but none are missing"."""
+    try:
+        head = path.read_bytes()[:200]
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        nshards = int(head.decode("utf-8").strip())
+    except (UnicodeDecodeError, ValueError):  # text, a float, NUL bytes, an empty file
+        raise DatasetError(f"{path} must hold one integer (the shard count), got "
+                           f"{head[:40].decode('utf-8', 'replace').strip()!r}") from None
+    if not 1 <= nshards <= MAX_SHARDS:
+        raise DatasetError(f"{path} says {nshards} shards; the count must be between 1 and {MAX_SHARDS:,}")
+    return nshards
+
+
+def member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why a tar member is refused, or None.
+
+    Why refuse rather than skip: nothing is ever extracted (samples are read by offset), but a shard holding
+    links, devices or names escaping the folder was not written by CLIP_benchmark's converter and would be
+    dangerous to any tool that unpacks it (Python's ``tarfile`` ``data`` filter, PEP 706, refuses the same
+    members); skipping them would also silently drop samples. A ``.cls`` header claiming more than a label's
+    bytes is refused before it is read (10**12 was a MemoryError)."""
+    name = member.name
+    if name.startswith("/") or ".." in name.split("/"):
+        return f"member {name!r} has an absolute or '..' name (it would escape the folder it is unpacked into)"
+    kinds = ((member.issym, "a symbolic link"), (member.islnk, "a hard link"), (member.ischr, "a character device"),
+             (member.isblk, "a block device"), (member.isfifo, "a FIFO"))
+    kind = next((word for test, word in kinds if test()), None)
+    if kind is not None:
+        return f"member {name!r} is {kind}; a shard holds regular files only"
+    if member.isfile() and split_member_name(name)[1] == "cls" and member.size > MAX_LABEL_BYTES:
+        return (f"label member {name!r} claims {member.size:,} bytes; a .cls label is one integer "
+                f"(at most {MAX_LABEL_BYTES} bytes)")
+    return None
+
+
+def check_member_size(member: tarfile.TarInfo, shard_size: int) -> None:
+    """A member whose data would run past the file's end: the shard is truncated (or the header forged).
+
+    Raised as ``tarfile.ReadError`` so readers report it as the corrupt shard it is; checked from the header
+    alone, before a reader that loads members into memory tries to allocate the claimed size."""
+    if member.isfile() and member.offset_data + member.size > shard_size:
+        raise tarfile.ReadError(f"member {member.name!r} claims {member.size:,} bytes, past the end of the shard "
+                                f"({shard_size:,} bytes; truncated, or a forged header)")
 
 
 def index_shard(path: Path, shard: int) -> tuple[list[WdsSample], list[int]]:
@@ -147,9 +201,14 @@ def index_shard(path: Path, shard: int) -> tuple[list[WdsSample], list[int]]:
 
     end = 0
     try:
+        size = path.stat().st_size
         with tarfile.open(path, mode="r:") as tar:
             for member in tar:
                 end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+                problem = member_problem(member)
+                if problem is not None:
+                    raise DatasetError(f"shard {path}: {problem}")
+                check_member_size(member, size)
                 if not member.isfile():
                     continue
                 key, ext = split_member_name(member.name)
@@ -177,7 +236,9 @@ def check_end_marker(path: Path, end: int) -> None:
     with open(path, "rb") as handle:
         handle.seek(end)
         tail = handle.read()
-    if not tail or tail.count(0) != len(tail):
+    if not tail:  # cut exactly at a member boundary: the message used to say "0 trailing bytes are not zero blocks"
+        raise tarfile.ReadError(f"the file ends at byte {end} without an end-of-archive marker (truncated)")
+    if tail.count(0) != len(tail):
         raise tarfile.ReadError(f"no end-of-archive marker after byte {end} (truncated or damaged; "
                                 f"{len(tail)} trailing bytes are not zero blocks)")
 

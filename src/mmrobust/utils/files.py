@@ -55,7 +55,14 @@ def _kind(mode: int) -> str:
 
 def resolve_output(path: str | os.PathLike) -> Path:
     """The file actually written for ``path``: a symlink's final target (so the link survives), else ``path``;
-    anything but a regular file or nothing at that place is refused."""
+    anything but a regular file or nothing at that place is refused.
+
+    A name holding a line break or another control character is refused too: every log line, table row and
+    "wrote PATH" message naming it would be split in two (a forged line in a log read by a script), and shells
+    need quoting tricks to reach it."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in os.fspath(path)):
+        raise ReportError(f"output path {os.fspath(path)!r} contains a line break or another control character; "
+                          f"choose a name without one")
     path = Path(path)
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
