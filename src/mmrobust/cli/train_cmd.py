@@ -6,17 +6,34 @@ Data-parallel: ``torchrun --nproc-per-node 2 -m mmrobust.cli.main train ...`` (g
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import typer
 
 from ..options.run import SeedsOptions
 from ..training.config import TrainConfig, eps_label
 from .errors import user_errors_exit
+from .interrupts import INTERRUPTED
 from .options import flags, method_flags, method_values, values_for, with_options
 
+#: an interrupted fine-tune whose rerun needs --resume (a plain rerun refuses a folder holding a checkpoint)
+INTERRUPTED_NEEDS_RESUME = "interrupted; rerun the same command with --resume to resume"
 
-@user_errors_exit
+
+def interrupted_line(arguments: Mapping[str, Any]) -> str:
+    """The one line of an interrupted ``train``: it names ``--resume`` only when the rerun needs it.
+
+    Why not resume by default: ``train`` refuses a folder that holds a run unless told ``--resume``, so a
+    typo in ``-o`` never continues someone else's run. ``--seeds`` resumes each seed by itself, and before
+    the first checkpoint the same command simply starts again."""
+    from ..training.checkpointing import has_checkpoint
+
+    if arguments.get("resume") or arguments.get("seeds") or not arguments.get("output_dir"):
+        return INTERRUPTED
+    return INTERRUPTED_NEEDS_RESUME if has_checkpoint(arguments["output_dir"]) else INTERRUPTED
+
+
+@user_errors_exit(interrupted=interrupted_line)
 @with_options(flags(TrainConfig), method_flags(), flags(SeedsOptions))
 def train_command(**shared: Any) -> None:
     """Fine-tune a model with a defense and write a loadable checkpoint (OUTPUT_DIR/final) and a report."""
