@@ -1,0 +1,173 @@
+"""Ctrl-C (SIGINT) and SIGTERM during a long command: one stderr line, exit 130 / 143, nothing half-written, and
+the rerun resumes to per-example outcomes identical to an uninterrupted run.
+
+Each command runs as a real subprocess (a fresh interpreter, one OpenMP thread); the signal is sent once the
+command's resume state is on disk (polled, never a timer), so the interruption always lands mid-run. The
+reruns and the uninterrupted references run in this process (``CliRunner``): an interpreter start costs more
+than these tiny runs. ``proxy build`` is not run here: its only resume state is written after a whole epoch of
+the digits recipe (about a minute on a shared core), and the CLI has no knob to shrink the recipe; its
+handling is the same decorator (``test_every_long_command_handles_interrupts`` checks it is applied).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from mmrobust.cli.interrupts import INTERRUPTED
+from mmrobust.cli.main import app
+from mmrobust.cli.train_cmd import INTERRUPTED_NEEDS_RESUME
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+#: a small robust evaluation with several batches (8 of 4 images) whose attack dominates its time
+EVAL_ARGS = ["-m", "tiny", "-d", "digits", "-n", "32", "-b", "4", "-a", "pgd", "--steps", "200", "--no-sanity", "-q"]
+
+
+def interrupt_when(args: list[str], ready: Callable[[], bool], sig: signal.Signals) -> tuple[int, str]:
+    """Start ``mmrobust ARGS``, send ``sig`` once ``ready()`` holds, return (exit status, stderr)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)}
+    child = subprocess.Popen([sys.executable, "-m", "mmrobust.cli.main", *args], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if child.poll() is not None or not ready():
+            child.kill()
+            pytest.fail(f"the command ended or stalled before its state file appeared: {child.communicate()[1][-2000:]}")
+        child.send_signal(sig)
+        _, err = child.communicate(timeout=60)
+        return child.returncode, err
+    finally:
+        if child.poll() is None:  # never leave a child running
+            child.kill()
+            child.wait(30)
+
+
+def invoke(args: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
+def assert_interrupted(status: int, err: str, sig: signal.Signals, line: str = INTERRUPTED) -> None:
+    assert status == EXIT[sig], err
+    assert err.splitlines() == [line], err
+
+
+def no_temp_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*.tmp")]
+
+
+def report(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def eval_reference(tmp_path_factory) -> dict:
+    """The uninterrupted evaluation of EVAL_ARGS (eval and the benchmark's cell measure the same images)."""
+    out = tmp_path_factory.mktemp("reference") / "r.json"
+    invoke(["eval", *EVAL_ARGS, "-o", str(out)])
+    return report(out)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_eval_interrupted_then_resumed(tmp_path: Path, sig: signal.Signals, eval_reference: dict) -> None:
+    out = tmp_path / "r.json"
+    state = out.with_name(out.name + ".state.json")
+    status, err = interrupt_when(["eval", *EVAL_ARGS, "-o", str(out)], state.is_file, sig)
+    assert_interrupted(status, err, sig)
+    assert not out.exists() and state.is_file() and not no_temp_files(tmp_path)
+    assert json.loads(state.read_text())["next_position"] < 32  # stopped mid-run, resumable
+
+    invoke(["eval", *EVAL_ARGS, "-o", str(out)])
+    resumed = report(out)
+    assert resumed["resume"]["resumed_from_position"] > 0
+    assert resumed["per_example"] == eval_reference["per_example"]
+    assert not state.exists()
+
+
+def test_train_interrupted_then_resumed(tmp_path: Path) -> None:
+    args = ["train", "-m", "tiny", "--method", "mmcoa", "-d", "digits", "--n-train", "12", "-b", "4", "--epochs",
+            "1", "--steps", "20", "--checkpoint-every", "1", "--n-eval", "8", "--lr", "1e-3", "--train", "full", "-q"]
+    run = tmp_path / "run"
+    latest = run / "checkpoints" / "latest.json"
+    status, err = interrupt_when([*args, "-o", str(run)], latest.is_file, signal.SIGINT)
+    assert_interrupted(status, err, signal.SIGINT, INTERRUPTED_NEEDS_RESUME)
+    assert not (run / "report.json").exists() and not (run / "final").exists() and not no_temp_files(run)
+
+    invoke([*args, "-o", str(run), "--resume"])
+    invoke([*args, "-o", str(tmp_path / "reference")])
+    resumed, reference = report(run / "report.json"), report(tmp_path / "reference" / "report.json")
+    assert resumed["resumed"] is True
+    assert resumed["final_eval"]["clean_accuracy"] == reference["final_eval"]["clean_accuracy"]
+    a, b = load_file(str(run / "final" / "model.safetensors")), load_file(str(tmp_path / "reference" / "final" /
+                                                                             "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_benchmark_interrupted_then_resumed(tmp_path: Path, eval_reference: dict) -> None:
+    args = ["benchmark", *EVAL_ARGS, "--datasets", "digits"]
+    out = tmp_path / "bench"
+    state = out / "cells" / "tiny__digits.json.state.json"
+    status, err = interrupt_when([*args, "-o", str(out)], state.is_file, signal.SIGTERM)
+    assert_interrupted(status, err, signal.SIGTERM)
+    assert not (out / "cells" / "tiny__digits.json").exists() and not (out / "table.json").exists()
+    assert not no_temp_files(out)
+
+    invoke([*args, "-o", str(out)])
+    cell = report(out / "cells" / "tiny__digits.json")
+    assert cell["resume"]["resumed_from_position"] > 0
+    assert cell["per_example"] == eval_reference["per_example"]
+
+
+def test_study_interrupted_then_resumed(tmp_path: Path) -> None:
+    args = ["study", "eps", "-m", "tiny", "--eps", "4", "--text-attack", "none", "--multimodal-attack", "none",
+            "--eval-steps", "200", "-n", "32", "-b", "4", "--no-sanity", "-q"]
+    out = tmp_path / "study"
+
+    def state_written() -> bool:
+        return any((out / "reports").glob("*.state.json")) if (out / "reports").is_dir() else False
+
+    status, err = interrupt_when([*args, "-o", str(out)], state_written, signal.SIGINT)
+    assert_interrupted(status, err, signal.SIGINT)
+    assert not (out / "table.json").exists() and not any((out / "cells").glob("*.json"))
+    assert not no_temp_files(out)
+
+    invoke([*args, "-o", str(out)])
+    invoke([*args, "-o", str(tmp_path / "reference")])
+    rows, reference = report(out / "table.json")["rows"], report(tmp_path / "reference" / "table.json")["rows"]
+    assert [r["correct"] for r in rows] == [r["correct"] for r in reference]
+
+
+def test_every_long_command_handles_interrupts() -> None:
+    """eval, train, benchmark, every study and proxy build run inside the one handler (user_errors_exit)."""
+    from mmrobust.cli import benchmark_cmd, eval_cmd, proxy_cmd, study_cmd, train_cmd
+
+    commands = [eval_cmd.eval_command, train_cmd.train_command, benchmark_cmd.benchmark_command,
+                proxy_cmd.build_command, *(c.callback for c in study_cmd.study_app.registered_commands)]
+    for command in commands:
+        code = command.__code__
+        assert code.co_name == "wrapper" and "sigterm_raises" in code.co_names, command
+
+
+def test_sigterm_handler_is_restored_after_a_command() -> None:
+    """No global state left behind: the previous SIGTERM handler is back after the command, even on error."""
+    before = signal.getsignal(signal.SIGTERM)
+    result = CliRunner().invoke(app, ["eval", "-m", "tiny", "-d", "digits", "-b", "0", "-o", "x.json"])
+    assert result.exit_code == 2
+    assert signal.getsignal(signal.SIGTERM) is before
