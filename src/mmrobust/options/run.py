@@ -52,3 +52,12 @@ class SeedsOptions:
 
     #: None: the one ``seed``
     seeds: tuple[int, ...] | None = option(None, SEEDS_HELP, listing=True)
+
+
+@dataclass(kw_only=True)
+class BudgetOptions:
+    """The ceilings of a long command (:mod:`mmrobust.utils.budget`): one switch lifts them all."""
+
+    allow_long_run: bool = option(
+        False, "Run even beyond the ceilings: a batch larger than the split, or an estimated run over a week "
+               "(one step on the first batch, timed and extrapolated).")

@@ -18,7 +18,7 @@ from ..attacks.text.recipe_specs import default_recipe
 from ..errors import ConfigError
 from ..options.fields import BUDGET, flag_of, option
 from ..options.parse import positive_int as positive_integer
-from ..options.run import DATASET_HELP, MODEL_HELP, N_SAMPLES_HELP, N_TRAIN_HELP, SANITY_HELP, TRAINING_TEMPLATES, RunOptions, SeedsOptions
+from ..options.run import DATASET_HELP, MODEL_HELP, N_SAMPLES_HELP, N_TRAIN_HELP, SANITY_HELP, TRAINING_TEMPLATES, BudgetOptions, RunOptions, SeedsOptions
 from ..training.options import EPOCHS_HELP, LR_HELP, TRAIN_EPS_HELP, TRAIN_MODE_HELP
 from ..utils.device import resolve_device
 from ..utils.seeding import check_seed
@@ -85,7 +85,7 @@ class StudyTraining:
 
 
 @dataclass(kw_only=True)
-class StudyOptions(RunOptions, SeedsOptions, TextSettings, StudyTraining):
+class StudyOptions(RunOptions, BudgetOptions, SeedsOptions, TextSettings, StudyTraining):
     """Options shared by the studies. Defaults are small and sized for ``proxy:digits`` on two CPU cores.
 
     Composed from :class:`~mmrobust.options.run.RunOptions` and the text options every command shares

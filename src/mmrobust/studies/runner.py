@@ -172,7 +172,7 @@ def study_eval_config(ctx: StudyContext, spec: str, *, eps: float | None = None,
         model=spec, dataset=o.dataset if own else dataset, data_root=o.data_root, split=o.split if own else None,
         n_samples=ctx.n_eval_for(classes) if own else o.n_eval, batch_size=o.batch_size, device=o.device,
         seed=o.seed, templates=o.templates, progress=o.progress, attacks=names or None, sanity=o.sanity,
-        resume=True, classes=classes, ensemble="each", **values_read_by(names, values),
+        resume=True, classes=classes, ensemble="each", allow_long_run=o.allow_long_run, **values_read_by(names, values),
     )
 
 
@@ -247,7 +247,7 @@ def fine_tune(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> d
     config = TrainConfig(
         model=ctx.pinned[cell.model].pinned_spec, dataset=o.dataset, output_dir=str(run_dir), data_root=o.data_root,
         n_eval=ctx.n_eval_for(None), eval_batch_size=o.batch_size, seed=o.seed, device=o.device,
-        progress=o.progress, resume=has_checkpoint(run_dir), **settings,
+        progress=o.progress, resume=has_checkpoint(run_dir), allow_long_run=o.allow_long_run, **settings,
     )
     return train(config)
 
