@@ -44,9 +44,24 @@ def benchmark_command(
 
     if is_main_process():
         announce_attacks(config)
+        if config.progress:
+            typer.echo(benchmark_plan(config, len(model), datasets, iid))
     table = run_benchmark(BenchmarkConfig(models=list(model), datasets=datasets, output_dir=output, eval=config,
                                           iid=iid, retrieval_attacks=retrieval_attack, share_output=share_output))
     if "rows" not in table:  # a torchrun rank other than 0: rank 0 wrote the tables
         return
     typer.echo(f"{table['cells_run']} cell(s) run, {table['cells_reused']} reused; tables: {output}/table.md, "
                f"table.csv, table.json; plot: {output}/heatmap.png")
+
+
+def benchmark_plan(config: EvalConfig, n_models: int, datasets: str, iid: str | None) -> str:
+    """``plan: 2 models × 3 datasets × 32 images × 1 attack × 10 steps = ...`` (the classification cells)."""
+    from ..attacks.registry import build_attacks
+    from ..data.catalog import expand_dataset_list
+    from ..eval.budget import grid_plan
+    from ..utils.budget import plural
+
+    items = expand_dataset_list(datasets)
+    n_datasets = len(items) + (iid is not None and iid not in items)
+    grid = ((n_models, plural(n_models, "model")), (n_datasets, plural(n_datasets, "dataset")))
+    return grid_plan(grid, config.n_samples, build_attacks(*config.resolve_attacks())).line()

@@ -45,7 +45,7 @@ def train_command(**shared: Any) -> None:
     if seeds is not None:
         _train_seeds(config, seeds)
         return
-    report = train(config)
+    report = train(config, announce=typer.echo if config.progress else None)
     if report.get("distributed", {}).get("world_size", 1) > 1 and "timings" not in report:
         return  # non-zero ranks stay quiet; rank 0 prints the summary
     trainable = report["trainable"]
@@ -76,7 +76,11 @@ def _train_seeds(config: Any, seeds: tuple[str, ...]) -> None:
         raise ConfigError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("--seeds runs the seeds one after another; under torchrun start one run per --seed")
-    summary = train_seeds(config, seed_list)
+    from functools import partial
+
+    from ..training import train
+
+    summary = train_seeds(config, seed_list, partial(train, announce=typer.echo if config.progress else None))
     for run in summary["runs"]:
         typer.echo(f"seed {run['seed']}: model ckpt:{run['final_checkpoint']}")
     for metric, s in summary["final_eval"].items():

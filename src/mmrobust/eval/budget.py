@@ -48,13 +48,29 @@ def check_split(config: Any, dataset: Any) -> None:
 
 
 def check_attack_budget(config: Any, classifier: Any, dataset: Any, indices: Sequence[int], attacks: Sequence[Any],
-                        device: torch.device, done: int = 0) -> None:
+                        device: torch.device, done: int = 0,
+                        agree: Callable[[tuple[float, int, int]], tuple[float, int, int]] = tuple) -> None:
     """Time one attack step on the first batch and refuse a plan estimated at over a week (``done`` images are
-    finished already, by a resumed run). Skipped with ``allow_long_run`` (nothing to refuse)."""
-    remaining = len(indices) - done
-    if config.allow_long_run or not attacks or remaining <= 0:
+    finished already, by a resumed run). Skipped with ``allow_long_run`` (nothing to refuse).
+
+    ``agree``: rank 0's measurement on every rank under torchrun, so all ranks stop together or none does."""
+    if config.allow_long_run or not attacks:
         return
-    first = [int(i) for i in indices[done:done + config.batch_size]]
+    remaining = len(indices) - done
+    measured = _time_first_batch(classifier, dataset, indices[done:done + config.batch_size], device) \
+        if remaining > 0 else (0.0, 0)
+    seconds, first, remaining = agree((*measured, remaining))
+    if remaining <= 0:
+        return
+    batches = math.ceil(remaining / config.batch_size)
+    check_estimate(seconds, batches * sum(attack_steps(a) for a in attacks),
+                   ("attack steps", f"one timed on the first batch of {first:,} images"),
+                   False, ("--steps", "--n-samples"))
+
+
+def _time_first_batch(classifier: Any, dataset: Any, batch: Sequence[int], device: torch.device) -> tuple[float, int]:
+    """(seconds of one attack step on ``batch``: forward and input gradient, the batch's size)."""
+    first = [int(i) for i in batch]
     images = torch.stack([dataset[i][0] for i in first]).to(device)
     labels = torch.tensor([int(dataset[i][1]) for i in first], device=device)
 
@@ -63,7 +79,13 @@ def check_attack_budget(config: Any, classifier: Any, dataset: Any, indices: Seq
         loss = torch.nn.functional.cross_entropy(classifier(x), labels)
         torch.autograd.grad(loss, x)  # the input's gradient only: no parameter's .grad is touched
 
-    batches = math.ceil(remaining / config.batch_size)
-    check_estimate(time_step(one_step), batches * sum(attack_steps(a) for a in attacks),
-                   ("attack steps", f"one timed on the first batch of {len(first):,} images"),
-                   False, ("--steps", "--n-samples"))
+    return time_step(one_step), len(first)
+
+
+def grid_plan(grid: Sequence[tuple[int, str]], n_images: int | None, attacks: Sequence[Any]) -> Plan:
+    """A grid of evaluations (the benchmark's models × datasets, a study's cells), each ``n_images`` × attacks ×
+    steps; ``n_images`` None (every image of each dataset): the product counts image-steps per image."""
+    each = eval_plan(n_images or 1, attacks)
+    if n_images is None:
+        return Plan((*grid, *each.factors[1:]), each.unit + " per image (every image of each dataset)")
+    return Plan((*grid, *each.factors), each.unit)

@@ -335,7 +335,8 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
 
     from .budget import check_attack_budget
 
-    check_attack_budget(config, classifier, dataset, shard_indices, attacks, device, state.next_position)
+    check_attack_budget(config, classifier, dataset, shard_indices, attacks, device, state.next_position,
+                        lambda measured: broadcast_object(measured, dctx))
     t_prep = time.perf_counter()
     share_attack_states(state, attacks, ctx, dctx)
     t_loop = time.perf_counter()

@@ -10,8 +10,8 @@ exceeds :data:`WEEK_S`. The estimate is measured, not guessed: one gradient step
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping, Sequence
 
 from ..errors import ConfigError
 
@@ -19,6 +19,9 @@ from ..errors import ConfigError
 ALLOW_FLAG = "--allow-long-run"
 #: the longest estimated run started without ALLOW_FLAG
 WEEK_S = 7 * 24 * 3600.0
+#: a batch up to this size is never refused, whatever the split: every command's default batch (64-128) runs on
+#: a small folder dataset as before; above it, a batch larger than the split is a typo
+BATCH_FLOOR = 256
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,12 @@ def plural(count: int, word: str) -> str:
 
 
 def check_batch_size(batch_size: int, split_size: int, split: str, allow: bool, flag: str = "--batch-size") -> None:
-    """Refuse a batch larger than the split it reads (a typo; the batch would be the split anyway)."""
-    if not allow and batch_size > split_size:
-        raise ConfigError(f"{flag} {batch_size:,} exceeds the ceiling of {split_size:,} (the images in {split}); "
-                          f"lower it or pass {ALLOW_FLAG}")
+    """Refuse a batch larger than the split it reads (a typo; the batch would be the split anyway); batches up
+    to :data:`BATCH_FLOOR` always pass."""
+    ceiling = max(split_size, BATCH_FLOOR)
+    if not allow and batch_size > ceiling:
+        raise ConfigError(f"{flag} {batch_size:,} exceeds the ceiling of {ceiling:,} (the {split_size:,} images in "
+                          f"{split}, at least {BATCH_FLOOR}); lower it or pass {ALLOW_FLAG}")
 
 
 def time_step(step: Callable[[], object]) -> float:
@@ -70,6 +75,36 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+@dataclass(frozen=True)
+class OverBudget:
+    """The numbers of a refused estimate; the message names the flags of the command that runs it."""
+
+    estimate: float
+    steps: int
+    step_seconds: float
+    what: tuple[str, str]
+    flags: tuple[str, ...]
+    ceiling: float
+
+    def message(self) -> str:
+        return (f"the plan would take about {duration(self.estimate)} ({self.steps:,} {self.what[0]} × "
+                f"{self.step_seconds:.2g} s, {self.what[1]}), over the ceiling of {self.ceiling / 86400:g} days; "
+                f"lower {' or '.join(self.flags)} or pass {ALLOW_FLAG}")
+
+
+class BudgetError(ConfigError):
+    """An estimate over the ceiling. A command whose flags differ from the run's own (a study's ``--eval-steps``
+    sizes an evaluation's ``--steps``) re-raises it with :meth:`naming`."""
+
+    def __init__(self, over: OverBudget) -> None:
+        super().__init__(over.message())
+        self.over = over
+
+    def naming(self, flags: Mapping[str, str]) -> "BudgetError":
+        """The same refusal naming the caller's flags (``{"--steps": "--eval-steps"}``)."""
+        return BudgetError(replace(self.over, flags=tuple(flags.get(f, f) for f in self.over.flags)))
+
+
 def check_estimate(step_seconds: float, steps: int, what: tuple[str, str], allow: bool, flags: Sequence[str],
                    ceiling: float = WEEK_S) -> float:
     """Refuse a run whose estimate (``steps`` × ``step_seconds``, measured on the first batch) exceeds ``ceiling``.
@@ -78,7 +113,5 @@ def check_estimate(step_seconds: float, steps: int, what: tuple[str, str], allow
     ``flags``: the options that size the run."""
     estimate = step_seconds * steps
     if not allow and estimate > ceiling:
-        raise ConfigError(
-            f"the plan would take about {duration(estimate)} ({steps:,} {what[0]} × {step_seconds:.2g} s, {what[1]}), "
-            f"over the ceiling of {ceiling / 86400:g} days; lower {' or '.join(flags)} or pass {ALLOW_FLAG}")
+        raise BudgetError(OverBudget(estimate, steps, step_seconds, what, tuple(flags), ceiling))
     return estimate
