@@ -106,12 +106,13 @@ class BudgetError(ConfigError):
 
 
 def check_estimate(step_seconds: float, steps: int, what: tuple[str, str], allow: bool, flags: Sequence[str],
-                   ceiling: float = WEEK_S) -> float:
+                   ceiling: float | None = None) -> float:
     """Refuse a run whose estimate (``steps`` × ``step_seconds``, measured on the first batch) exceeds ``ceiling``.
 
     ``what``: (what a step is, where one was timed), e.g. ``("attack steps", "one timed on the first batch")``;
     ``flags``: the options that size the run."""
     estimate = step_seconds * steps
+    ceiling = WEEK_S if ceiling is None else ceiling
     if not allow and estimate > ceiling:
         raise BudgetError(OverBudget(estimate, steps, step_seconds, what, tuple(flags), ceiling))
     return estimate
