@@ -4,9 +4,8 @@ the rerun resumes to per-example outcomes identical to an uninterrupted run.
 Each command runs as a real subprocess (a fresh interpreter, one OpenMP thread); the signal is sent once the
 command's resume state is on disk (polled, never a timer), so the interruption always lands mid-run. The
 reruns and the uninterrupted references run in this process (``CliRunner``): an interpreter start costs more
-than these tiny runs. ``proxy build`` is not run here: its only resume state is written after a whole epoch of
-the digits recipe (about a minute on a shared core), and the CLI has no knob to shrink the recipe; its
-handling is the same decorator (``test_every_long_command_handles_interrupts`` checks it is applied).
+than these tiny runs. ``proxy build`` has no CLI knob to shrink its recipe (a real digits build takes about a
+minute per epoch here), so its child patches in test_proxy's shrunken recipe before calling the same CLI app.
 """
 
 from __future__ import annotations
@@ -37,11 +36,14 @@ EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 EVAL_ARGS = ["-m", "tiny", "-d", "digits", "-n", "32", "-b", "4", "-a", "pgd", "--steps", "200", "--no-sanity", "-q"]
 
 
-def interrupt_when(args: list[str], ready: Callable[[], bool], sig: signal.Signals) -> tuple[int, str]:
-    """Start ``mmrobust ARGS``, send ``sig`` once ``ready()`` holds, return (exit status, stderr)."""
+def interrupt_when(args: list[str], ready: Callable[[], bool], sig: signal.Signals,
+                   code: str | None = None) -> tuple[int, str]:
+    """Start ``mmrobust ARGS`` (or ``python -c CODE ARGS``), send ``sig`` once ``ready()`` holds, return
+    (exit status, stderr)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)}
-    child = subprocess.Popen([sys.executable, "-m", "mmrobust.cli.main", *args], env=env, stdout=subprocess.DEVNULL,
+    start = ["-m", "mmrobust.cli.main"] if code is None else ["-c", code]
+    child = subprocess.Popen([sys.executable, *start, *args], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -171,3 +173,51 @@ def test_sigterm_handler_is_restored_after_a_command() -> None:
     result = CliRunner().invoke(app, ["eval", "-m", "tiny", "-d", "digits", "-b", "0", "-o", "x.json"])
     assert result.exit_code == 2
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+#: ``proxy build digits`` with test_proxy's shrunken recipe (the CLI has no knob to shrink it), 4 epochs so the
+#: per-epoch state appears while epochs remain
+PROXY_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_proxy import SHRUNK
+import mmrobust.proxy.build as build
+from mmrobust.proxy.recipes import get_recipe
+build.get_recipe = lambda name, overrides=None: get_recipe(name, {{**SHRUNK, "epochs": 4, **(overrides or {{}})}})
+from mmrobust.cli.main import app
+app(sys.argv[1:])
+"""
+
+
+def shrunk_proxy(monkeypatch) -> None:
+    """The child's recipe in this process too (the rerun and the reference build)."""
+    import mmrobust.proxy.build as build
+    from mmrobust.proxy.recipes import get_recipe
+    from test_proxy import SHRUNK
+
+    monkeypatch.setattr(build, "get_recipe",
+                        lambda name, overrides=None: get_recipe(name, {**SHRUNK, "epochs": 4, **(overrides or {})}))
+
+
+def test_proxy_build_interrupted_then_resumed(tmp_path: Path, monkeypatch) -> None:
+    cache = tmp_path / "cache"
+    code = PROXY_CHILD.format(tests=str(Path(__file__).parent))
+
+    def state_written() -> bool:
+        return any(cache.glob("digits/*/state/train_state.pt"))
+
+    status, err = interrupt_when(["proxy", "build", "digits", "--cache-dir", str(cache), "-q"], state_written,
+                                 signal.SIGTERM, code=code)
+    assert status == 143, err
+    # the build logs each finished epoch (``mmrobust: digits epoch 1/4: ...``, with -q too); the interruption adds one line
+    assert [line for line in err.splitlines() if not line.startswith("mmrobust: ")] == [INTERRUPTED], err
+    assert err.splitlines()[-1] == INTERRUPTED
+    assert not any(cache.glob("digits/*/manifest.json")) and not no_temp_files(cache)
+
+    shrunk_proxy(monkeypatch)
+    invoke(["proxy", "build", "digits", "--cache-dir", str(cache), "-q"])
+    invoke(["proxy", "build", "digits", "--cache-dir", str(tmp_path / "reference"), "-q"])
+    resumed = report(next(cache.glob("digits/*/manifest.json")))
+    reference = report(next((tmp_path / "reference").glob("digits/*/manifest.json")))
+    assert resumed["resumed_from_epoch"] >= 1
+    assert resumed["weights_sha256"] == reference["weights_sha256"]
