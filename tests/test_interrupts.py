@@ -67,7 +67,7 @@ def invoke(args: list[str]) -> None:
 
 
 def assert_interrupted(status: int, err: str, sig: signal.Signals, line: str = INTERRUPTED) -> None:
-    assert status == EXIT[sig], err
+    assert status == EXIT[sig], f"exit status {status} (0: the run finished before the signal), stderr {err!r}"
     assert err.splitlines() == [line], err
 
 
@@ -128,8 +128,8 @@ def test_benchmark_interrupted_then_resumed(tmp_path: Path, eval_reference: dict
     state = out / "cells" / "tiny__digits.json.state.json"
     status, err = interrupt_when([*args, "-o", str(out)], state.is_file, signal.SIGTERM)
     assert_interrupted(status, err, signal.SIGTERM)
-    assert not (out / "cells" / "tiny__digits.json").exists() and not (out / "table.json").exists()
-    assert not no_temp_files(out)
+    assert not (out / "cells" / "tiny__digits.json").exists(), sorted(map(str, out.rglob("*")))
+    assert not (out / "table.json").exists() and not no_temp_files(out), sorted(map(str, out.rglob("*")))
 
     invoke([*args, "-o", str(out)])
     cell = report(out / "cells" / "tiny__digits.json")
@@ -147,7 +147,8 @@ def test_study_interrupted_then_resumed(tmp_path: Path) -> None:
 
     status, err = interrupt_when([*args, "-o", str(out)], state_written, signal.SIGINT)
     assert_interrupted(status, err, signal.SIGINT)
-    assert not (out / "table.json").exists() and not any((out / "cells").glob("*.json"))
+    assert not (out / "table.json").exists(), sorted(map(str, out.rglob("*")))
+    assert not any((out / "cells").glob("*.json")), sorted(map(str, out.rglob("*")))
     assert not no_temp_files(out)
 
     invoke([*args, "-o", str(out)])
