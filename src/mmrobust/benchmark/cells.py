@@ -19,7 +19,7 @@ from ..eval.report import write_report
 
 CELLS_DIR = "cells"
 #: EvalConfig fields that do not change a cell's numbers
-_NOT_IN_KEY = {"output", "progress", "resume"}
+_NOT_IN_KEY = {"output", "progress", "resume", "allow_long_run"}
 
 
 def cell_path(out_dir: Path, model: str, dataset_item: str, protocol: str | None = None) -> Path:

@@ -46,6 +46,8 @@ def benchmark_command(
     if is_main_process():
         for protocol in protocols.values():
             announce_attacks(protocol)
+            if config.progress:
+                typer.echo(benchmark_plan(protocol, len(model), datasets, iid))
         if None not in protocols:
             n = next(iter(protocols.values())).n_samples
             typer.echo(f"protocols {', '.join(protocols)} on the same images: "
@@ -56,3 +58,16 @@ def benchmark_command(
         return
     typer.echo(f"{table['cells_run']} cell(s) run, {table['cells_reused']} reused; tables: {output}/table.md, "
                f"table.csv, table.json; plot: {output}/heatmap.png")
+
+
+def benchmark_plan(config: EvalConfig, n_models: int, datasets: str, iid: str | None) -> str:
+    """``plan: 2 models × 3 datasets × 32 images × 1 attack × 10 steps = ...`` (the classification cells)."""
+    from ..attacks.registry import build_attacks
+    from ..data.catalog import expand_dataset_list
+    from ..eval.budget import grid_plan
+    from ..utils.budget import plural
+
+    items = expand_dataset_list(datasets)
+    n_datasets = len(items) + (iid is not None and iid not in items)
+    grid = ((n_models, plural(n_models, "model")), (n_datasets, plural(n_datasets, "dataset")))
+    return grid_plan(grid, config.n_samples, build_attacks(*config.resolve_attacks())).line()

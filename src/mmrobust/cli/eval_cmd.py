@@ -26,7 +26,8 @@ def eval_command(**shared: Any) -> None:
     config.validate()
     if config.task == "classification" and is_main_process():
         announce_attacks(config)
-    report = run_evaluation(config)
+    announce = typer.echo if config.progress and is_main_process() else None
+    report = run_evaluation(config, announce=announce)
     if not is_main_process():  # under torchrun rank 0 alone prints the summary (every rank holds the same report)
         return
     if report["task"] in ("retrieval", "robust_retrieval"):

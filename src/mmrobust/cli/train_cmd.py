@@ -6,17 +6,34 @@ Data-parallel: ``torchrun --nproc-per-node 2 -m mmrobust.cli.main train ...`` (g
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import typer
 
 from ..options.run import SeedsOptions
 from ..training.config import TrainConfig, eps_label
 from .errors import user_errors_exit
+from .interrupts import INTERRUPTED
 from .options import flags, method_flags, method_values, values_for, with_options
 
+#: an interrupted fine-tune whose rerun needs --resume (a plain rerun refuses a folder holding a checkpoint)
+INTERRUPTED_NEEDS_RESUME = "interrupted; rerun the same command with --resume to resume"
 
-@user_errors_exit
+
+def interrupted_line(arguments: Mapping[str, Any]) -> str:
+    """The one line of an interrupted ``train``: it names ``--resume`` only when the rerun needs it.
+
+    Why not resume by default: ``train`` refuses a folder that holds a run unless told ``--resume``, so a
+    typo in ``-o`` never continues someone else's run. ``--seeds`` resumes each seed by itself, and before
+    the first checkpoint the same command simply starts again."""
+    from ..training.checkpointing import has_checkpoint
+
+    if arguments.get("resume") or arguments.get("seeds") or not arguments.get("output_dir"):
+        return INTERRUPTED
+    return INTERRUPTED_NEEDS_RESUME if has_checkpoint(arguments["output_dir"]) else INTERRUPTED
+
+
+@user_errors_exit(interrupted=interrupted_line)
 @with_options(flags(TrainConfig), method_flags(), flags(SeedsOptions))
 def train_command(**shared: Any) -> None:
     """Fine-tune a model with a defense and write a loadable checkpoint (OUTPUT_DIR/final) and a report."""
@@ -28,7 +45,7 @@ def train_command(**shared: Any) -> None:
     if seeds is not None:
         _train_seeds(config, seeds)
         return
-    report = train(config)
+    report = train(config, announce=typer.echo if config.progress else None)
     if report.get("distributed", {}).get("world_size", 1) > 1 and "timings" not in report:
         return  # non-zero ranks stay quiet; rank 0 prints the summary
     trainable = report["trainable"]
@@ -59,7 +76,11 @@ def _train_seeds(config: Any, seeds: tuple[str, ...]) -> None:
         raise ConfigError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("--seeds runs the seeds one after another; under torchrun start one run per --seed")
-    summary = train_seeds(config, seed_list)
+    from functools import partial
+
+    from ..training import train
+
+    summary = train_seeds(config, seed_list, partial(train, announce=typer.echo if config.progress else None))
     for run in summary["runs"]:
         typer.echo(f"seed {run['seed']}: model ckpt:{run['final_checkpoint']}")
     for metric, s in summary["final_eval"].items():

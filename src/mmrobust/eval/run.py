@@ -34,7 +34,7 @@ from ..models.zeroshot import PromptEmbeddingCache, ZeroShotClassifier, build_pr
 from ..attacks.settings import AttackSettings, RetrievalSettings, TextSettings
 from ..options.fields import option
 from ..options.parse import non_negative_int
-from ..options.run import RunOptions, TargetOptions
+from ..options.run import BudgetOptions, RunOptions, TargetOptions
 from .options import DefenseOptions, EvalOptions
 
 #: EvalConfig fields that are attack options (None = the attack's own default, see mmrobust.attacks.options):
@@ -46,7 +46,7 @@ RETRIEVAL_FIELDS = tuple(f.name for f in fields(RetrievalSettings))
 
 
 @dataclass(kw_only=True)
-class EvalConfig(TargetOptions, RunOptions, EvalOptions, DefenseOptions, AttackSettings, TextSettings,
+class EvalConfig(TargetOptions, RunOptions, BudgetOptions, EvalOptions, DefenseOptions, AttackSettings, TextSettings,
                  RetrievalSettings):
     """Everything a zero-shot evaluation depends on; all of it lands in the report.
 
@@ -189,17 +189,20 @@ def run_evaluation(
     model: VisionLanguageModel | None = None,
     after_batch: Callable[[int], None] | None = None,
     shard: bool = True,
+    announce: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """:func:`_evaluate` while holding the lock on ``config.output`` (a second live run on it is refused).
 
     Under torchrun the images are sharded across ranks (:mod:`.distributed`) unless ``shard=False``.
+    ``announce`` receives the planned work in one line before the work starts (``mmrobust eval`` prints it;
+    the benchmark and the studies print their own plan, not one per cell).
     """
     if config.output is not None:
         check_writable(config.output)  # a device node or FIFO is refused before a lock file is made beside it
     from .distributed import main_only
 
     with output_lock(main_only(config.output, shard), "report"):  # under torchrun only rank 0 writes the report
-        return _evaluate(config, model=model, after_batch=after_batch, shard=shard)
+        return _evaluate(config, model=model, after_batch=after_batch, shard=shard, announce=announce)
 
 
 def _evaluate(
@@ -208,6 +211,7 @@ def _evaluate(
     model: VisionLanguageModel | None = None,
     after_batch: Callable[[int], None] | None = None,
     shard: bool = True,
+    announce: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run a zero-shot evaluation (clean, or robust when ``config.attacks``) and return/write its report.
 
@@ -252,6 +256,11 @@ def _evaluate(
     dataset = select_classes(dataset, config.classes, config.seed)
     templates = resolve_templates(config.templates, dataset.templates)
     indices = subsample_indices(len(dataset), config.n_samples, config.seed)
+    from .budget import check_split, eval_plan
+
+    check_split(config, dataset)
+    if announce is not None:
+        announce(eval_plan(len(indices), attacks).line())
     t_load = time.perf_counter()
 
     cache = PromptEmbeddingCache()
@@ -350,6 +359,10 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
     check_state(state, state_path, len(shard_indices), config.batch_size, [a.name for a in attacks],
                 [int(v) for v in dataset.labels[shard_indices]])
 
+    from .budget import check_attack_budget
+
+    check_attack_budget(config, classifier, dataset, shard_indices, attacks, device, state.next_position,
+                        lambda measured: broadcast_object(measured, dctx))
     t_prep = time.perf_counter()
     share_attack_states(state, attacks, ctx, dctx)
     t_loop = time.perf_counter()

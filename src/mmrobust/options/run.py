@@ -66,3 +66,12 @@ class SharingOptions:
     share_output: bool = option(
         False, "Several jobs (a SLURM job array) share the output folder: each cell (and each fine-tune) is claimed by "
                "one job (lock file), none runs twice; a job waits for the cells others hold, then writes the table.")
+
+
+@dataclass(kw_only=True)
+class BudgetOptions:
+    """The ceilings of a long command (:mod:`mmrobust.utils.budget`): one switch lifts them all."""
+
+    allow_long_run: bool = option(
+        False, "Run even beyond the ceilings: a batch larger than the split, or an estimated run over a week "
+               "(one step on the first batch, timed and extrapolated).")

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .grid import Cell, CellRecord, GridOutcome
 from .intervals import ACCURACY_KEYS, add_intervals, aggregate_seeds, compare_rows, format_comparisons
 from .ood import OOD_KEYS, check_ood, evaluate_ood, ood_columns
-from .runner import MODALITIES, StudyContext, prepare, reliability, run_cells, study_metadata
+from .runner import MODALITIES, StudyContext, plan_line, prepare, reliability, run_cells, study_metadata
 from .options import StudyOptions
 from .tables import Column, write_table
 from ..utils.cells import hold, mode
@@ -127,6 +127,8 @@ def _run_locked(study: Study, ctx: StudyContext, args: dict[str, Any], seeds: li
     """The study proper, while this process holds the study folder's lock (the seed folders lie inside it)."""
     prepare(ctx)
     study.check_models(ctx)
+    if ctx.options.progress:
+        echo(plan_line(ctx, len(study.cells(ctx)), len(seeds)))
     if len(seeds) == 1:
         rows, outcome = _run_grid(study, ctx)
         return _finish(study, ctx, rows, study_metadata(ctx, outcome, started), reference, echo)

@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..eval.options import ExampleOptions
 from ..options.fields import BUDGET, flag_of, option
 from ..options.parse import positive_int as positive_integer
-from ..options.run import DATASET_HELP, MODEL_HELP, N_SAMPLES_HELP, N_TRAIN_HELP, SANITY_HELP, TRAINING_TEMPLATES, RunOptions, SeedsOptions, SharingOptions
+from ..options.run import DATASET_HELP, MODEL_HELP, N_SAMPLES_HELP, N_TRAIN_HELP, SANITY_HELP, TRAINING_TEMPLATES, BudgetOptions, RunOptions, SeedsOptions, SharingOptions
 from ..training.options import EPOCHS_HELP, LR_HELP, TRAIN_EPS_HELP, TRAIN_MODE_HELP
 from ..utils.device import resolve_device
 from ..utils.seeding import check_seed
@@ -86,7 +86,7 @@ class StudyTraining:
 
 
 @dataclass(kw_only=True)
-class StudyOptions(RunOptions, SeedsOptions, SharingOptions, TextSettings, ExampleOptions, StudyTraining):
+class StudyOptions(RunOptions, BudgetOptions, SeedsOptions, SharingOptions, TextSettings, ExampleOptions, StudyTraining):
     """Options shared by the studies. Defaults are small and sized for ``proxy:digits`` on two CPU cores.
 
     Composed from :class:`~mmrobust.options.run.RunOptions` and the text options every command shares

@@ -174,8 +174,13 @@ def evaluate(
     """Clean / image / text / multimodal / worst-case accuracy of ``spec`` as one table row (fractions)."""
     from ..eval.run import run_evaluation
 
+    from ..utils.budget import BudgetError
+
     config = study_eval_config(ctx, spec, eps=eps, classes=classes)
-    report = run_evaluation(dataclasses.replace(config, output=str(report_path)), **ctx.solo_kwargs("shard"))
+    try:
+        report = run_evaluation(dataclasses.replace(config, output=str(report_path)), **ctx.solo_kwargs("shard"))
+    except BudgetError as exc:
+        raise exc.naming({"--steps": "--eval-steps"}) from None
     return row_from_report(report, report_path)
 
 
@@ -198,8 +203,29 @@ def study_eval_config(ctx: StudyContext, spec: str, *, eps: float | None = None,
         n_samples=ctx.n_eval_for(classes) if own else o.n_eval, batch_size=o.batch_size, device=o.device,
         seed=o.seed, templates=o.templates, progress=o.progress, attacks=names or None, sanity=o.sanity,
         resume=True, classes=classes, ensemble="each", save_examples=o.save_examples if own else 0,
-        **values_read_by(names, values),
+        allow_long_run=o.allow_long_run, **values_read_by(names, values),
     )
+
+
+def plan_line(ctx: StudyContext, n_cells: int, n_seeds: int) -> str:
+    """``plan: 3 cells × 1 seed × 100 images × 1 attack × 10 steps = 3,000 image-steps``; a fine-tuning study adds
+    what each fine-tune does (epochs × steps per epoch × attack steps)."""
+    import math
+
+    from ..attacks.registry import build_attacks
+    from ..eval.budget import grid_plan
+    from ..utils.budget import Plan, plural
+
+    config = study_eval_config(ctx, "plan")
+    grid = ((n_cells, plural(n_cells, "cell")), (n_seeds, plural(n_seeds, "seed")))
+    line = grid_plan(grid, config.n_samples, build_attacks(*config.resolve_attacks())).line()
+    if not ctx.trains:
+        return line
+    o = ctx.options
+    per_epoch = () if o.n_train is None else ((math.ceil(o.n_train / o.train_batch_size), "steps per epoch"),)
+    training = Plan(((o.epochs, plural(o.epochs, "epoch")), *per_epoch,
+                     (o.train_steps, plural(o.train_steps, "attack step"))), "attack steps")
+    return f"{line}; each fine-tune {training.line().removeprefix('plan: ')}"
 
 
 def row_from_report(report: dict[str, Any], report_path: Path | None = None) -> dict[str, Any]:
@@ -279,9 +305,14 @@ def _fine_tune(ctx: StudyContext, cell: Cell, run_dir: Path, overrides: dict[str
     config = TrainConfig(
         model=ctx.pinned[cell.model].pinned_spec, dataset=o.dataset, output_dir=str(run_dir), data_root=o.data_root,
         n_eval=ctx.n_eval_for(None), eval_batch_size=o.batch_size, seed=o.seed, device=o.device,
-        progress=o.progress, resume=has_checkpoint(run_dir), **settings,
+        progress=o.progress, resume=has_checkpoint(run_dir), allow_long_run=o.allow_long_run, **settings,
     )
-    return train(config, **ctx.solo_kwargs("distributed"))
+    from ..utils.budget import BudgetError
+
+    try:
+        return train(config, **ctx.solo_kwargs("distributed"))
+    except BudgetError as exc:
+        raise exc.naming({"--steps": "--train-steps"}) from None
 
 
 def train_and_evaluate(ctx: StudyContext, cell: Cell, digest: str, **overrides: Any) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from ..attacks.settings import TextSettings
 from ..attacks.text.recipe_specs import default_recipe
 from ..options.parse import parse_budget, positive_int
 from ..options.fields import option
-from ..options.run import TRAINING_TEMPLATES, RunOptions, TargetOptions
+from ..options.run import TRAINING_TEMPLATES, BudgetOptions, RunOptions, TargetOptions
 from .methods import METHOD_SPECS, get_method, method_help
 from .options import EVAL_ATTACKS, TRAIN_MODES, TrainingOptions
 
@@ -67,7 +67,7 @@ def eps_label(eps: float) -> str:
 
 
 @dataclass(kw_only=True)
-class TrainConfig(TargetOptions, RunOptions, TrainingOptions, TextSettings):
+class TrainConfig(TargetOptions, RunOptions, BudgetOptions, TrainingOptions, TextSettings):
     """One fine-tuning run, composed from the option groups (each declared once, with its flag):
     :class:`~mmrobust.options.run.RunOptions`, :class:`.options.TrainingOptions`, the caption attack's
     :class:`~mmrobust.attacks.settings.TextSettings`, and ``method_options``: the method's own hyperparameters
@@ -175,7 +175,7 @@ class TrainConfig(TargetOptions, RunOptions, TrainingOptions, TextSettings):
     #: options that may change between a run and its resumption (more epochs, another device, quieter)
     #: (the text search's chunk size changes its cost, never the adversarial captions)
     RESUMABLE_CHANGES = ("epochs", "device", "resume", "progress", "output_dir", "keep_checkpoints", "compile",
-                         "text_chunk")
+                         "text_chunk", "allow_long_run")
 
     def differences(self, saved: dict[str, Any]) -> list[str]:
         """Options whose value differs from a saved run's config (ignoring those a resume may change).

@@ -54,6 +54,7 @@ from .objectives import Objective, ObjectiveContext, TrainBatch
 from .param_selection import TrainableSelection, select_trainable
 from .visual_prompt import PromptedModel, fold_prompt_into_model
 
+from .budget import check_train_budget, check_train_split, train_plan
 from .trainer_report import ReportMixin
 from .trainer_resume import ResumeMixin
 
@@ -81,11 +82,13 @@ class Trainer(ResumeMixin, ReportMixin):
     """Runs one :class:`TrainConfig`; :meth:`run` returns the final report (also written to disk)."""
 
     def __init__(
-        self, config: TrainConfig, dist_ctx: DistributedContext | None = None, step_hook: StepHook | None = None
+        self, config: TrainConfig, dist_ctx: DistributedContext | None = None, step_hook: StepHook | None = None,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config.validate()
         self.output_dir = Path(config.output_dir)
         self.step_hook = step_hook
+        self.announce = announce
         self.dist = dist_ctx or setup_distributed(config.device)
         self.history: list[dict[str, Any]] = []
         self.timings: dict[str, float] = {}
@@ -94,6 +97,7 @@ class Trainer(ResumeMixin, ReportMixin):
     def _load_data(self) -> None:
         cfg = self.config
         self.train_set: ImageClassificationDataset = load_dataset(cfg.dataset, cfg.data_root, cfg.train_split)
+        check_train_split(cfg, self.train_set)
         self.eval_set: ImageClassificationDataset = load_dataset(cfg.dataset, cfg.data_root, cfg.eval_split)
         if self.eval_set.split == self.train_set.split:
             raise ConfigError(
@@ -251,6 +255,7 @@ class Trainer(ResumeMixin, ReportMixin):
             self.setup()
         t_start = self._t_start
         position, accumulators = self.position, self.accumulators
+        self._plan(position)
         t_train = time.perf_counter()
         last_folder: Path | None = None
         for epoch in range(position.epoch, cfg.epochs):
@@ -284,9 +289,24 @@ class Trainer(ResumeMixin, ReportMixin):
         self.timings["train_s"] = round(time.perf_counter() - t_train, 3)
         return self._finish(position, last_folder, t_start)
 
-def train(config: TrainConfig, step_hook: StepHook | None = None, *, distributed: bool = True) -> dict[str, Any]:
+    def _plan(self, position: Position) -> None:
+        """Announce the planned work; refuse a run estimated (on its first batch) at over a week."""
+        cfg = self.config
+        batches = global_batches(epoch_order(self.train_indices, cfg.seed, min(position.epoch, cfg.epochs - 1)),
+                                 cfg.batch_size, self.dist.world_size)
+        if self.announce is not None and self.dist.is_main:
+            self.announce(train_plan(cfg, len(batches)).line())
+        remaining = (cfg.epochs - position.epoch) * len(batches) - position.step_in_epoch
+        if remaining > 0 and not cfg.allow_long_run:
+            images, _ = self._load_batch(shard(batches[0], self.dist.rank, self.dist.world_size))
+            check_train_budget(cfg, self.model, images, remaining,
+                               lambda s: all_reduce_sum([s], self.dist)[0] / self.dist.world_size)
+
+def train(config: TrainConfig, step_hook: StepHook | None = None,
+          announce: Callable[[str], None] | None = None, *, distributed: bool = True) -> dict[str, Any]:
     """Run one fine-tuning (single process, or one rank under torchrun) and return its report.
 
+    ``announce`` receives the planned work in one line before training starts (``mmrobust train`` prints it).
     ``distributed=False``: this rank trains alone even under torchrun (a study that deals whole cells to ranks)."""
     config.validate()  # a bad option is one error line before any work (not even the output folder)
     dist_ctx = setup_distributed(config.device)
@@ -295,6 +315,6 @@ def train(config: TrainConfig, step_hook: StepHook | None = None, *, distributed
     try:
         # one writer per output folder: the main rank holds its lock for the whole run
         with output_lock(config.output_dir if dist_ctx.is_main else None, "training folder", folder=True):
-            return Trainer(config, dist_ctx, step_hook).run()
+            return Trainer(config, dist_ctx, step_hook, announce).run()
     finally:
         dist_ctx.close()

@@ -1,0 +1,44 @@
+"""A fine-tune's planned work (epochs × steps per epoch × attack steps) and its ceilings (:mod:`mmrobust.utils.budget`).
+
+Why measured here: the cost of one step depends on the model, the device and the batch, all known only once
+the trainer is set up; one image-tower forward and backward on the first batch is timed and extrapolated to
+every remaining update (each: the attack's steps plus the update's own pass).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from ..utils.budget import Plan, check_batch_size, check_estimate, plural, time_step
+
+
+def train_plan(config: Any, steps_per_epoch: int) -> Plan:
+    """``3 epochs × 4 steps per epoch × 10 attack steps = 120 attack steps``."""
+    return Plan(((config.epochs, plural(config.epochs, "epoch")),
+                 (steps_per_epoch, plural(steps_per_epoch, "step") + " per epoch"),
+                 (config.steps, plural(config.steps, "attack step"))), "attack steps")
+
+
+def check_train_split(config: Any, train_set: Any) -> None:
+    """A global batch larger than the training split is refused (unless ``allow_long_run``)."""
+    check_batch_size(config.batch_size, len(train_set), f"{train_set.name}/{train_set.split}", config.allow_long_run)
+
+
+def check_train_budget(config: Any, model: Any, images: torch.Tensor, remaining_updates: int,
+                       average: Callable[[float], float] = float) -> None:
+    """Time one forward-backward pass on the first batch and refuse a fine-tune estimated at over a week.
+
+    ``average``: the ranks' mean of a float under torchrun, so every rank takes the same decision (one rank
+    stopping alone would leave the others waiting in their next all-reduce)."""
+    if config.allow_long_run or remaining_updates <= 0:
+        return
+
+    def one_pass() -> None:
+        x = images.clone().requires_grad_(True)
+        torch.autograd.grad(model.encode_image(x).float().square().sum(), x)  # no parameter's .grad is touched
+
+    check_estimate(average(time_step(one_pass)), remaining_updates * (config.steps + 1),
+                   ("forward-backward passes", f"one timed on the first batch of {len(images):,} images"),
+                   False, ("--steps", "--epochs"))
