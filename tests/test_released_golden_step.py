@@ -115,7 +115,7 @@ def one_step(tmp_path: Path, monkeypatch, case: dict) -> dict:
     stats = trainer._step(Position(), list(range(len(labels))), images, labels)
     seen["update"] = {k: params[k].detach() - before[k] for k in params}
     # the released total_loss excludes the leak, which reaches .grad through the attack's own backward() calls
-    seen["loss"] = (stats["loss"] - stats["attack_gradient_leak"]) / stats["n"]
+    seen["loss"] = (stats["loss"] - stats.get("attack_gradient_leak", 0.0)) / stats["n"]
     seen["optimizer"] = trainer.optimizer
     return seen
 
@@ -170,3 +170,29 @@ def test_the_step_is_the_released_step(name, steps) -> None:
     for key, text in case["full_updates_b64"].items():
         torch.testing.assert_close(seen["update"][key], decode(text, seen["update"][key].shape),
                                    rtol=1e-4, atol=1e-3 * lr)
+
+
+def _update_matches(seen: dict, case: dict) -> bool:
+    try:
+        lr = case["optimizer"]["lr_at_step"]
+        for key, golden in case["updates"].items():
+            assert_digest(seen["update"][key], golden, rtol=1e-4, atol=1e-3 * lr, what=key)
+    except AssertionError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("departure", ["no-leak", "decoupled-adamw"])
+def test_the_fixture_tells_each_departure_apart(departure, tmp_path, monkeypatch) -> None:
+    """Negative controls: without the attack-gradient leak, or with AdamW's decoupled decay instead of the
+    released coupled-L2 Adam, the same step no longer matches the released update."""
+    from mmrobust.training.objectives import released
+
+    if departure == "no-leak":
+        monkeypatch.setattr(released, "with_leak", lambda objective, batch, terms, iterates: terms)
+    else:
+        monkeypatch.setattr(released.ReleasedMMCoA, "coupled_weight_decay", False)
+    case = _case("image-term")
+    seen = one_step(tmp_path, monkeypatch, case)
+    assert torch.equal(seen["adversarial"]["images"], decode(case["adv_images_b64"], (len(GOLDEN["labels"]), 3, 32, 32)))
+    assert not _update_matches(seen, case)
