@@ -4,7 +4,7 @@ Runs the reference's OWN code from a checkout outside the project -- its ``clip.
 (``replace/clip.py``, ``replace/model.py``), ``attack_pgd`` (``attacks.py``), ``clip_img_preprocessing`` /
 ``multiGPU_CLIP`` (``models/model.py``), ``Image_Text_attack`` and the BertAttack it builds (``MMCoA.py``,
 ``attack/bert_attack.py``), and the training loop's own statements, compiled from ``MMCoA.py``'s source at run
-time -- on a seeded random-weight small CLIP in OpenAI's format, four fixed images and labels, and writes
+time -- on a seeded random-weight small CLIP in OpenAI's format, four fixed images and labels (in three cases), and writes
 only what came out (the gradients and the parameter update as digests, the adversarial images and captions,
 the loss) to ``tests/fixtures/released/mmcoa_step.json``. ``tests/test_released_golden_step.py`` loads the
 same state dict into mmrobust and checks that one step of ``--method mmcoa-released`` gives the same update.
@@ -79,38 +79,44 @@ OUT = ROOT / "tests" / "fixtures" / "released" / "mmcoa_step.json"
 
 #: the training set's classes (mmrobust's built-in digits set, so the test needs no data) in MMCoA's template
 CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-LABELS = [3, 7, 0, 5]  # distinct: the released loop encodes one caption per image, mmrobust one per class
+LABELS = [3, 7, 0, 5]
 WEIGHT_SEED, IMAGE_SEED, TRAIN_SEED, MLM_SEED = 0, 1, 0, 0
 LR = 1e-4
 #: Ad_cifar100_PGD.yaml's attack (eps 1, step 1, 10 iterations, in /255) and a small model's lr
 CONFIG = {"epsilon": 1, "step_size": 1, "num_iters": 10, "norm_type": "l_inf", "full_tuning": True,
           "adv_train": True, "optimizer": {"opt": "adamW", "lr": LR}}
 CASES = (
-    {"name": "image-term", "lamda": 0.5, "lamda_advtxt": 0.0},
-    {"name": "both1", "lamda": 0.5, "lamda_advtxt": 0.5},
+    {"name": "image-term", "lamda": 0.5, "lamda_advtxt": 0.0, "labels": LABELS},
+    {"name": "both1", "lamda": 0.5, "lamda_advtxt": 0.5, "labels": LABELS},
+    # a class twice: the released loop attacks and encodes the caption once per image, mmrobust once per class
+    {"name": "both1-repeated-class", "lamda": 0.5, "lamda_advtxt": 0.5, "labels": [3, 3, 0, 5]},
 )
 #: small tensors whose whole update is stored
 FULL = ("logit_scale", "ln_final.bias", "visual.ln_post.weight", "visual.class_embedding")
 N_SAMPLES = 16
 
 
-def images_and_labels() -> tuple[torch.Tensor, torch.Tensor]:
+def images_and_labels(labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Four 32 x 32 images of 8-bit levels in [0, 1] (what ToTensor gives for CIFAR), seeded."""
     generator = torch.Generator().manual_seed(IMAGE_SEED)
-    images = torch.randint(0, 256, (len(LABELS), 3, 32, 32), generator=generator).float() / 255
-    return images, torch.tensor(LABELS)
+    images = torch.randint(0, 256, (len(labels), 3, 32, 32), generator=generator).float() / 255
+    return images, torch.tensor(labels)
 
 
 def encode(t: torch.Tensor) -> str:
     return base64.b64encode(t.detach().float().contiguous().numpy().tobytes()).decode()
 
 
+def sample_index(numel: int) -> torch.Tensor:
+    """The flat positions whose entries a digest keeps: N_SAMPLES evenly spaced ones, first and last included."""
+    return torch.linspace(0, numel - 1, min(N_SAMPLES, numel), dtype=torch.float64).round().long()
+
+
 def digest(t: torch.Tensor) -> dict:
-    """Sums, norms and a few fixed entries of one tensor (float64 sums of the float32 values)."""
+    """Sums, norms and the entries at :func:`sample_index` of one tensor (float64 sums of the float32 values)."""
     flat = t.detach().double().flatten()
-    index = torch.linspace(0, flat.numel() - 1, min(N_SAMPLES, flat.numel())).round().long()
     return {"shape": list(t.shape), "sum": float(flat.sum()), "abs_sum": float(flat.abs().sum()),
-            "norm": float(flat.norm()), "index": index.tolist(), "values": flat[index].tolist()}
+            "norm": float(flat.norm()), "values": flat[sample_index(flat.numel())].tolist()}
 
 
 def _stub(name: str, **attrs) -> types.ModuleType:
@@ -173,13 +179,11 @@ def main_statements(source: str) -> tuple[list[ast.stmt], ast.For]:
     main = next(n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test))
     wanted = []
     for node in main.body:
-        text = ast.unparse(node)
         if isinstance(node, ast.If) and "full_tuning" in ast.unparse(node.test):
             wanted.append(node)
         elif isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) in (
                 "loss_img", "loss_txt", "labels_texts", "labels_texts_tokens"):
             wanted.append(node)
-        del text
     loop = next(n for n in ast.walk(main) if isinstance(n, ast.For) and ast.unparse(n.iter) == "pbar")
     assert len(wanted) == 5, [ast.unparse(n)[:40] for n in wanted]
     return wanted, loop
@@ -250,12 +254,12 @@ def run_case(checkout: Path, case: dict, state_dict: dict) -> dict:
         return seen["adv_texts"]
 
     attacker.image_attack, attacker.text_attack = recording_image_attack, recording_text_attack
-    images, labels = images_and_labels()
+    images, labels = images_and_labels(case["labels"])
     pgd_seed = step_seed(TRAIN_SEED, 0, 0, 0)
     torch.manual_seed(pgd_seed)
     start = torch.zeros_like(images).uniform_(-1 / 255, 1 / 255)  # the draw attack_pgd makes, for the record
     torch.manual_seed(pgd_seed)
-    ns["pbar"] = [(images, torch.arange(len(LABELS)), labels)]
+    ns["pbar"] = [(images, torch.arange(len(labels)), labels)]
     exec(compile(ast.Module(body=[loop], type_ignores=[]), str(checkout / "MMCoA.py"), "exec"), ns)
     after = {k: p.detach().clone() for k, p in params.items()}
     update = {k: after[k] - before[k] for k in params}
@@ -289,7 +293,7 @@ def main() -> None:
     state_dict = openai_state_dict(SMALL_CLIP, WEIGHT_SEED)
     checkout = args.checkout.resolve()
     cases = [run_case(checkout, case, state_dict) for case in CASES]
-    images, _ = images_and_labels()
+    images, _ = images_and_labels(LABELS)
     for case in cases:
         print(f"{case['name']}: loss {case['loss']:.6f}, adversarial captions {case['adv_texts']}")
     import transformers
@@ -299,9 +303,10 @@ def main() -> None:
         "source": "ElleZWQ/MMCoA MMCoA.py training loop (attack_domain both1, full_tuning), attacks.py attack_pgd, "
                   "replace/clip.py + replace/model.py; generated by bench/released_golden_step.py",
         "clip_config": SMALL_CLIP, "weight_seed": WEIGHT_SEED, "weights": "tests/openai_clip_weights.py",
-        "image_seed": IMAGE_SEED, "labels": LABELS, "classes": CLASSES, "template": "This is a photo of a {}",
+        "image_seed": IMAGE_SEED, "classes": CLASSES, "template": "This is a photo of a {}",
         "train_seed": TRAIN_SEED, "config": CONFIG, "eps": CONFIG["epsilon"] / 255, "alpha": CONFIG["step_size"] / 255,
         "steps": CONFIG["num_iters"], "mlm_config": SMALL, "mlm_seed": MLM_SEED, "images_sum": float(images.sum()),
+        "samples_per_tensor": N_SAMPLES,
         "torch": torch.__version__, "transformers": transformers.__version__, "cases": cases,
     }, indent=1) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size // 1024} kB)")

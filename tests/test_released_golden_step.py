@@ -11,9 +11,11 @@ settings. The PGD start needs no hook: the released ``delta.uniform_(-eps, eps)`
 generator seeded with the seed mmrobust's trainer gives the step's attack generator, and the two draws are
 bit-identical (checked below through the recorded start).
 
-Two cases: ``image-term`` (``--lamda 0.5 --lamda_advtxt 0``: the adversarial-image term and the attack-gradient
+Three cases: ``image-term`` (``--lamda 0.5 --lamda_advtxt 0``: the adversarial-image term and the attack-gradient
 leak; the released loop still runs the caption attack, at weight 0) and ``both1`` (the released defaults,
-0.5 / 0.5, with the released BertAttack on the small seeded random BERT of bench/released_parity_text.py).
+0.5 / 0.5, with the released BertAttack on the small seeded random BERT of bench/released_parity_text.py), and
+``both1-repeated-class`` (the same with one class twice in the batch: the released loop attacks and encodes the
+caption once per image, mmrobust once per distinct caption).
 """
 
 from __future__ import annotations
@@ -56,11 +58,11 @@ def golden_model():
                          {"golden": GOLDEN["clip_config"]})
 
 
-def golden_batch() -> tuple[torch.Tensor, torch.Tensor]:
+def golden_batch(labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(GOLDEN["image_seed"])
-    images = torch.randint(0, 256, (len(GOLDEN["labels"]), 3, 32, 32), generator=generator).float() / 255
+    images = torch.randint(0, 256, (len(labels), 3, 32, 32), generator=generator).float() / 255
     assert float(images.sum()) == pytest.approx(GOLDEN["images_sum"], rel=1e-9)
-    return images, torch.tensor(GOLDEN["labels"])
+    return images, torch.tensor(labels)
 
 
 def save_mlm(folder: Path) -> Path:
@@ -87,7 +89,7 @@ def one_step(tmp_path: Path, monkeypatch, case: dict) -> dict:
     text = {"text_attack": "bert-attack-released", "mlm": str(save_mlm(tmp_path / "mlm"))} if case["lamda_advtxt"] else {}
     config = TrainConfig(
         model="open_clip:openai-format-random", method="mmcoa-released", dataset="digits",
-        output_dir=str(tmp_path / "run"), epochs=1, batch_size=len(GOLDEN["labels"]), n_train=16, n_eval=16,
+        output_dir=str(tmp_path / "run"), epochs=1, batch_size=len(case["labels"]), n_train=16, n_eval=16,
         lr=GOLDEN["config"]["optimizer"]["lr"], weight_decay=0.2, grad_clip=0.0, eps=GOLDEN["eps"],
         alpha=GOLDEN["alpha"], steps=GOLDEN["steps"], seed=GOLDEN["train_seed"], templates="study",
         train="full", progress=False, text_words=1, text_candidates=10,
@@ -111,7 +113,7 @@ def one_step(tmp_path: Path, monkeypatch, case: dict) -> dict:
         return step(*args, **kwargs)
 
     trainer.objective.adversarial_inputs, trainer.optimizer.step = recording_inputs, recording_step
-    images, labels = golden_batch()
+    images, labels = golden_batch(case["labels"])
     stats = trainer._step(Position(), list(range(len(labels))), images, labels)
     seen["update"] = {k: params[k].detach() - before[k] for k in params}
     # the released total_loss excludes the leak, which reaches .grad through the attack's own backward() calls
@@ -128,7 +130,9 @@ def assert_digest(tensor: torch.Tensor, golden: dict, rtol: float, atol: float, 
     for key, value in got.items():  # a sum may cancel: its error is relative to the sum of magnitudes
         allowed = rtol * golden["abs_sum"] + atol * flat.numel() if key == "sum" else rtol * golden[key] + scale
         assert abs(value - golden[key]) <= allowed, f"{what} {key}: {value} vs {golden[key]} (allowed {allowed:.3g})"
-    torch.testing.assert_close(flat[golden["index"]], torch.tensor(golden["values"], dtype=torch.float64),
+    index = torch.linspace(0, flat.numel() - 1, min(GOLDEN["samples_per_tensor"], flat.numel()),
+                           dtype=torch.float64).round().long()  # bench/released_golden_step.py's sample_index
+    torch.testing.assert_close(flat[index], torch.tensor(golden["values"], dtype=torch.float64),
                                rtol=rtol, atol=atol, msg=lambda m: f"{what} sampled entries: {m}")
 
 
@@ -152,12 +156,13 @@ def test_the_step_is_the_released_step(name, steps) -> None:
     adversarial = seen["adversarial"]
     # the PGD start: the trainer's step generator draws what the released global-RNG uniform_ drew
     generator = torch.Generator().manual_seed(case["pgd_seed"])
-    start = (torch.rand((len(GOLDEN["labels"]), 3, 32, 32), generator=generator) * 2 - 1) * GOLDEN["eps"]
+    start = (torch.rand((len(case["labels"]), 3, 32, 32), generator=generator) * 2 - 1) * GOLDEN["eps"]
     assert_digest(start, case["pgd_start"], rtol=0, atol=0, what="pgd start")
-    adv_ref = decode(case["adv_images_b64"], (len(GOLDEN["labels"]), 3, 32, 32))
+    adv_ref = decode(case["adv_images_b64"], (len(case["labels"]), 3, 32, 32))
     assert torch.equal(adversarial["images"], adv_ref)
-    if case["lamda_advtxt"]:
-        assert adversarial["adv_texts"] == case["adv_texts"]  # distinct labels: one caption per image
+    if case["lamda_advtxt"]:  # the released loop attacks one caption per image, mmrobust one per distinct caption
+        captions = adversarial["captions"]
+        assert [adversarial["adv_texts"][i] for i in captions.index.tolist()] == case["adv_texts"]
     assert seen["loss"] == pytest.approx(case["loss"], rel=1e-5)
     assert seen["grads"].keys() == case["grads"].keys()
     for key, golden in case["grads"].items():
@@ -194,5 +199,5 @@ def test_the_fixture_tells_each_departure_apart(departure, tmp_path, monkeypatch
         monkeypatch.setattr(released.ReleasedMMCoA, "coupled_weight_decay", False)
     case = _case("image-term")
     seen = one_step(tmp_path, monkeypatch, case)
-    assert torch.equal(seen["adversarial"]["images"], decode(case["adv_images_b64"], (len(GOLDEN["labels"]), 3, 32, 32)))
+    assert torch.equal(seen["adversarial"]["images"], decode(case["adv_images_b64"], (len(case["labels"]), 3, 32, 32)))
     assert not _update_matches(seen, case)
