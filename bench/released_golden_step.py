@@ -51,7 +51,10 @@ How the reference is run (all patches live in this process only; the checkout is
   these statements of ``__main__`` are compiled from the file's own source and executed in the module's
   namespace: the ``if not config['full_tuning']`` block (``model.train()``, ``Adam(lr, betas=(0.9, 0.98),
   eps=1e-6, weight_decay=0.2)``), the ``loss_img`` / ``loss_txt`` / ``labels_texts`` / ``labels_texts_tokens``
-  assignments, and the ``for images, images_ids, labels in pbar`` loop, with ``pbar`` one batch.
+  assignments, and the ``for images, images_ids, labels in pbar`` loop, with ``pbar`` one batch (two, the
+  same one twice, in the ``both1-two-steps`` case: ``pbar`` then reseeds the global generator before each,
+  with that step's ``step_seed(seed, 0, step, 0)``; the gradients and adversarial outputs recorded are the
+  last step's, the update is the total over the steps).
   ``DataParallel`` on a machine without GPUs calls the module directly.
 * **Observation.** ``optimizer.step`` is wrapped to record the gradients it applies, and
   ``Mulmodal_attacker.image_attack`` / ``text_attack`` to record their outputs; nothing else is changed.
@@ -90,6 +93,8 @@ CASES = (
     {"name": "both1", "lamda": 0.5, "lamda_advtxt": 0.5, "labels": LABELS},
     # a class twice: the released loop attacks and encodes the caption once per image, mmrobust once per class
     {"name": "both1-repeated-class", "lamda": 0.5, "lamda_advtxt": 0.5, "labels": [3, 3, 0, 5]},
+    # two steps on the same batch: Adam's second step (moments, bias correction) on the once-updated model
+    {"name": "both1-two-steps", "lamda": 0.5, "lamda_advtxt": 0.5, "labels": LABELS, "steps": 2},
 )
 #: small tensors whose whole update is stored
 FULL = ("logit_scale", "ln_final.bias", "visual.ln_post.weight", "visual.class_embedding")
@@ -258,8 +263,15 @@ def run_case(checkout: Path, case: dict, state_dict: dict) -> dict:
     pgd_seed = step_seed(TRAIN_SEED, 0, 0, 0)
     torch.manual_seed(pgd_seed)
     start = torch.zeros_like(images).uniform_(-1 / 255, 1 / 255)  # the draw attack_pgd makes, for the record
-    torch.manual_seed(pgd_seed)
-    ns["pbar"] = [(images, torch.arange(len(labels)), labels)]
+    n_steps = case.get("steps", 1)
+
+    def pbar():
+        """The batches; before each, the global generator gets the seed mmrobust's trainer gives that step."""
+        for i in range(n_steps):
+            torch.manual_seed(step_seed(TRAIN_SEED, 0, i, 0))
+            yield images, torch.arange(len(labels)), labels
+
+    ns["pbar"] = pbar()
     exec(compile(ast.Module(body=[loop], type_ignores=[]), str(checkout / "MMCoA.py"), "exec"), ns)
     after = {k: p.detach().clone() for k, p in params.items()}
     update = {k: after[k] - before[k] for k in params}
@@ -273,7 +285,8 @@ def run_case(checkout: Path, case: dict, state_dict: dict) -> dict:
         "mode": "train" if model.training else "eval",
         "loss": float(ns["total_loss"].detach()),
         "pgd_start": digest(start),
-        "adv_images_b64": encode(seen["adv_images"]),
+        # the last step's; whole for a one-step case, else a digest (keeps the file small)
+        **({"adv_images_b64": encode(seen["adv_images"])} if n_steps == 1 else {"adv_images": digest(seen["adv_images"])}),
         "adv_texts": list(seen["adv_texts"]),
         "grads": {k: digest(g) for k, g in seen["grads"].items()},
         "updates": {k: digest(u) for k, u in update.items()},
@@ -308,7 +321,7 @@ def main() -> None:
         "steps": CONFIG["num_iters"], "mlm_config": SMALL, "mlm_seed": MLM_SEED, "images_sum": float(images.sum()),
         "samples_per_tensor": N_SAMPLES,
         "torch": torch.__version__, "transformers": transformers.__version__, "cases": cases,
-    }, indent=1) + "\n")
+    }, separators=(",", ":")) + "\n")  # compact: the digests are data, read by the test
     print(f"wrote {OUT} ({OUT.stat().st_size // 1024} kB)")
 
 

@@ -11,11 +11,13 @@ settings. The PGD start needs no hook: the released ``delta.uniform_(-eps, eps)`
 generator seeded with the seed mmrobust's trainer gives the step's attack generator, and the two draws are
 bit-identical (checked below through the recorded start).
 
-Three cases: ``image-term`` (``--lamda 0.5 --lamda_advtxt 0``: the adversarial-image term and the attack-gradient
+Four cases: ``image-term`` (``--lamda 0.5 --lamda_advtxt 0``: the adversarial-image term and the attack-gradient
 leak; the released loop still runs the caption attack, at weight 0) and ``both1`` (the released defaults,
 0.5 / 0.5, with the released BertAttack on the small seeded random BERT of bench/released_parity_text.py), and
 ``both1-repeated-class`` (the same with one class twice in the batch: the released loop attacks and encodes the
-caption once per image, mmrobust once per distinct caption).
+caption once per image, mmrobust once per distinct caption), and ``both1-two-steps`` (two steps on the batch:
+Adam's second step, on the once-updated model; the gradients and adversarial outputs checked are the second
+step's, the update is the total).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from openai_clip_weights import openai_state_dict
 
 FIXTURE = Path(__file__).parent / "fixtures" / "released" / "mmcoa_step.json"
 GOLDEN = json.loads(FIXTURE.read_text())
+#: update entries, in units of the lr: Adam's m / (sqrt(v) + 1e-6) magnifies float32 gradient noise where a
+#: gradient is near 1e-6 (measured worst 3e-4 lr after one step, 1.5e-3 lr after two)
+UPDATE_ATOL = 5e-3
 
 
 def _case(name: str) -> dict:
@@ -114,7 +119,8 @@ def one_step(tmp_path: Path, monkeypatch, case: dict) -> dict:
 
     trainer.objective.adversarial_inputs, trainer.optimizer.step = recording_inputs, recording_step
     images, labels = golden_batch(case["labels"])
-    stats = trainer._step(Position(), list(range(len(labels))), images, labels)
+    for step_index in range(case.get("steps", 1)):  # the same batch each step, as the fixture's pbar
+        stats = trainer._step(Position(0, step_index, step_index), list(range(len(labels))), images, labels)
     seen["update"] = {k: params[k].detach() - before[k] for k in params}
     # the released total_loss excludes the leak, which reaches .grad through the attack's own backward() calls
     seen["loss"] = (stats["loss"] - stats.get("attack_gradient_leak", 0.0)) / stats["n"]
@@ -158,8 +164,10 @@ def test_the_step_is_the_released_step(name, steps) -> None:
     generator = torch.Generator().manual_seed(case["pgd_seed"])
     start = (torch.rand((len(case["labels"]), 3, 32, 32), generator=generator) * 2 - 1) * GOLDEN["eps"]
     assert_digest(start, case["pgd_start"], rtol=0, atol=0, what="pgd start")
-    adv_ref = decode(case["adv_images_b64"], (len(case["labels"]), 3, 32, 32))
-    assert torch.equal(adversarial["images"], adv_ref)
+    if "adv_images_b64" in case:
+        assert torch.equal(adversarial["images"], decode(case["adv_images_b64"], (len(case["labels"]), 3, 32, 32)))
+    else:  # a later step: the model already differs by float rounding, so the last attack is compared closely
+        assert_digest(adversarial["images"], case["adv_images"], rtol=1e-6, atol=1e-6, what="adversarial images")
     if case["lamda_advtxt"]:  # the released loop attacks one caption per image, mmrobust one per distinct caption
         captions = adversarial["captions"]
         assert [adversarial["adv_texts"][i] for i in captions.index.tolist()] == case["adv_texts"]
@@ -171,17 +179,17 @@ def test_the_step_is_the_released_step(name, steps) -> None:
     assert seen["update"].keys() == case["updates"].keys()
     lr = case["optimizer"]["lr_at_step"]
     for key, golden in case["updates"].items():
-        assert_digest(seen["update"][key], golden, rtol=1e-4, atol=1e-3 * lr, what=f"update {key}")
+        assert_digest(seen["update"][key], golden, rtol=1e-4, atol=UPDATE_ATOL * lr, what=f"update {key}")
     for key, text in case["full_updates_b64"].items():
         torch.testing.assert_close(seen["update"][key], decode(text, seen["update"][key].shape),
-                                   rtol=1e-4, atol=1e-3 * lr)
+                                   rtol=1e-4, atol=UPDATE_ATOL * lr)
 
 
 def _update_matches(seen: dict, case: dict) -> bool:
     try:
         lr = case["optimizer"]["lr_at_step"]
         for key, golden in case["updates"].items():
-            assert_digest(seen["update"][key], golden, rtol=1e-4, atol=1e-3 * lr, what=key)
+            assert_digest(seen["update"][key], golden, rtol=1e-4, atol=UPDATE_ATOL * lr, what=key)
     except AssertionError:
         return False
     return True
