@@ -19,6 +19,11 @@ The departures reproduced here (``MMCoA.py`` and ``attacks.py`` of the released 
 * **The released PGD.** Uniform start in ``[-eps, eps]``, clipped to the pixel box, ``steps`` sign steps,
   no early stop, no best-iterate selection.
 
+Checked against the released code's own output: ``tests/test_released_golden_step.py`` runs one trainer step of
+``mmcoa-released`` and compares it with one step of ``MMCoA.py``'s loop, which ``bench/released_golden_step.py``
+runs on a seeded random OpenAI-format CLIP. The PGD start, the adversarial images and the captions are equal, and
+the gradients and the Adam update agree to float tolerance.
+
 Not reproduced (no reference value here to test against): the released logit scale is never clamped; mmrobust
 never clamps it during fine-tuning either, so nothing differs there.
 
