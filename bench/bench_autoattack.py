@@ -85,8 +85,8 @@ def run_autoattack(args, classifier, images, labels, names) -> tuple[float, torc
 def table(args, results, clean_acc) -> str:
     n = args.n
     lines = [
-        f"| attack | mmrobust robust acc | AutoAttack robust acc | Δ images | per-example agreement | "
-        f"mmrobust s (median) | AutoAttack s (median) | time ratio mmrobust/AA |",
+        "| attack | mmrobust robust acc | AutoAttack robust acc | Δ images | per-example agreement | "
+        "mmrobust s (median) | AutoAttack s (median) | time ratio mmrobust/AA |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for case, r in results.items():

@@ -232,7 +232,7 @@ def training_steps(model, device, size, eps, mlm) -> list[str]:
             optimizer.zero_grad(set_to_none=True)
             lines.append(f"| {method} | {precision} | {t_image:.2f} | {t_text:.2f} | {t_update:.2f} | "
                          f"{t_image + t_text + t_update:.2f} | {peak_gib(device)} |")
-            del optimizer, objective
+            optimizer = objective = None  # free them before the next configuration (a del confuses closures)
     return lines
 
 

@@ -2,7 +2,8 @@
 the rerun resumes to per-example outcomes identical to an uninterrupted run.
 
 Each command runs as a real subprocess (a fresh interpreter, one OpenMP thread); the signal is sent once the
-command's resume state is on disk (polled, never a timer), so the interruption always lands mid-run. The
+command's resume state is on disk (polled, never a timer), and the child holds right after that first write
+(:data:`HOLD_CHILD`), so the interruption always lands mid-run, however loaded the machine. The
 reruns and the uninterrupted references run in this process (``CliRunner``): an interpreter start costs more
 than these tiny runs. ``proxy build`` has no CLI knob to shrink its recipe (a real digits build takes about a
 minute per epoch here), so its child patches in test_proxy's shrunken recipe before calling the same CLI app.
@@ -34,6 +35,31 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 #: a small robust evaluation with several batches (8 of 4 images) whose attack dominates its time
 EVAL_ARGS = ["-m", "tiny", "-d", "digits", "-n", "32", "-b", "4", "-a", "pgd", "--steps", "200", "--no-sanity", "-q"]
+
+
+#: ``mmrobust ARGS`` whose first write of its resume state (``OWNER.ATTR``) then holds for up to two minutes: the
+#: test signals while the child provably sits mid-run with its state on disk. Without the hold, a tiny run's
+#: remaining work after its first state write can be a few seconds, which a starved poller on a loaded
+#: machine may miss (the run then ends before the signal and the test fails for no fault of the code).
+HOLD_CHILD = """
+import importlib, sys, time
+module, _, path = {owner!r}.partition(":")
+owner = importlib.import_module(module)
+for part in filter(None, path.split(".")):
+    owner = getattr(owner, part)
+original = getattr(owner, {attr!r})
+
+def held(*args, **kwargs):
+    out = original(*args, **kwargs)
+    time.sleep(120)
+    return out
+
+setattr(owner, {attr!r}, held)
+from mmrobust.cli.main import app
+app(sys.argv[1:])
+"""
+EVAL_STATE = HOLD_CHILD.format(owner="mmrobust.eval.resume:StateFile", attr="save")
+TRAIN_CHECKPOINT = HOLD_CHILD.format(owner="mmrobust.training.trainer_resume", attr="save_training_checkpoint")
 
 
 def interrupt_when(args: list[str], ready: Callable[[], bool], sig: signal.Signals,
@@ -91,7 +117,7 @@ def eval_reference(tmp_path_factory) -> dict:
 def test_eval_interrupted_then_resumed(tmp_path: Path, sig: signal.Signals, eval_reference: dict) -> None:
     out = tmp_path / "r.json"
     state = out.with_name(out.name + ".state.json")
-    status, err = interrupt_when(["eval", *EVAL_ARGS, "-o", str(out)], state.is_file, sig)
+    status, err = interrupt_when(["eval", *EVAL_ARGS, "-o", str(out)], state.is_file, sig, code=EVAL_STATE)
     assert_interrupted(status, err, sig)
     assert not out.exists() and state.is_file() and not no_temp_files(tmp_path)
     assert json.loads(state.read_text())["next_position"] < 32  # stopped mid-run, resumable
@@ -108,7 +134,7 @@ def test_train_interrupted_then_resumed(tmp_path: Path) -> None:
             "1", "--steps", "20", "--checkpoint-every", "1", "--n-eval", "8", "--lr", "1e-3", "--train", "full", "-q"]
     run = tmp_path / "run"
     latest = run / "checkpoints" / "latest.json"
-    status, err = interrupt_when([*args, "-o", str(run)], latest.is_file, signal.SIGINT)
+    status, err = interrupt_when([*args, "-o", str(run)], latest.is_file, signal.SIGINT, code=TRAIN_CHECKPOINT)
     assert_interrupted(status, err, signal.SIGINT, INTERRUPTED_NEEDS_RESUME)
     assert not (run / "report.json").exists() and not (run / "final").exists() and not no_temp_files(run)
 
@@ -126,7 +152,7 @@ def test_benchmark_interrupted_then_resumed(tmp_path: Path, eval_reference: dict
     args = ["benchmark", *EVAL_ARGS, "--datasets", "digits"]
     out = tmp_path / "bench"
     state = out / "cells" / "tiny__digits.json.state.json"
-    status, err = interrupt_when([*args, "-o", str(out)], state.is_file, signal.SIGTERM)
+    status, err = interrupt_when([*args, "-o", str(out)], state.is_file, signal.SIGTERM, code=EVAL_STATE)
     assert_interrupted(status, err, signal.SIGTERM)
     assert not (out / "cells" / "tiny__digits.json").exists(), sorted(map(str, out.rglob("*")))
     assert not (out / "table.json").exists() and not no_temp_files(out), sorted(map(str, out.rglob("*")))
@@ -145,7 +171,7 @@ def test_study_interrupted_then_resumed(tmp_path: Path) -> None:
     def state_written() -> bool:
         return any((out / "reports").glob("*.state.json")) if (out / "reports").is_dir() else False
 
-    status, err = interrupt_when([*args, "-o", str(out)], state_written, signal.SIGINT)
+    status, err = interrupt_when([*args, "-o", str(out)], state_written, signal.SIGINT, code=EVAL_STATE)
     assert_interrupted(status, err, signal.SIGINT)
     assert not (out / "table.json").exists(), sorted(map(str, out.rglob("*")))
     assert not any((out / "cells").glob("*.json")), sorted(map(str, out.rglob("*")))
