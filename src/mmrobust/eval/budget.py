@@ -57,8 +57,8 @@ def check_attack_budget(config: Any, classifier: Any, dataset: Any, indices: Seq
     if config.allow_long_run or not attacks:
         return
     remaining = len(indices) - done
-    measured = _time_first_batch(classifier, dataset, indices[done:done + config.batch_size], device) \
-        if remaining > 0 else (0.0, 0)
+    measured = _time_first_batch(classifier, dataset, indices[done:done + config.batch_size], device,
+                                 attack_precision(attacks)) if remaining > 0 else (0.0, 0)
     seconds, first, remaining = agree((*measured, remaining))
     if remaining <= 0:
         return
@@ -68,15 +68,26 @@ def check_attack_budget(config: Any, classifier: Any, dataset: Any, indices: Seq
                    False, ("--steps", "--n-samples"))
 
 
-def _time_first_batch(classifier: Any, dataset: Any, batch: Sequence[int], device: torch.device) -> tuple[float, int]:
-    """(seconds of one attack step on ``batch``: forward and input gradient, the batch's size)."""
+def attack_precision(attacks: Sequence[Any]) -> str:
+    """The precision the image attacks run at (a preset such as ``tga-zsr`` sets it on the attacks' options)."""
+    found = (getattr(getattr(a, "options", a), "precision", None) for a in attacks)
+    return next((p for p in found if p and p != "fp32"), "fp32")
+
+
+def _time_first_batch(classifier: Any, dataset: Any, batch: Sequence[int], device: torch.device,
+                      precision: str) -> tuple[float, int]:
+    """(seconds of one attack step on ``batch``: forward and input gradient, the batch's size), at the attacks'
+    precision (an attack under autocast costs what autocast costs)."""
+    from ..utils.precision import precision_context
+
     first = [int(i) for i in batch]
     images = torch.stack([dataset[i][0] for i in first]).to(device)
     labels = torch.tensor([int(dataset[i][1]) for i in first], device=device)
 
     def one_step() -> None:
         x = images.clone().requires_grad_(True)
-        loss = torch.nn.functional.cross_entropy(classifier(x), labels)
+        with precision_context(precision, device):
+            loss = torch.nn.functional.cross_entropy(classifier(x).float(), labels)
         torch.autograd.grad(loss, x)  # the input's gradient only: no parameter's .grad is touched
 
     return time_step(one_step), len(first)

@@ -58,10 +58,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import torch
-from torch import nn
 
 from ..errors import ConfigError
-from .base import TextTokens, Tokenizer, VisionLanguageModel
+from .base import VisionLanguageModel
+from .wrapper import WrappedModel
 
 #: how attacks differentiate through the counterattack (see the module docstring)
 GRADIENT_MODES = ("detach", "unrolled", "bpda")
@@ -180,7 +180,7 @@ def _counterattack(encode, x, settings, noise, differentiable, surrogate, create
     return (combined if differentiable else combined.detach()), counter
 
 
-class CounterattackedModel(VisionLanguageModel):
+class CounterattackedModel(WrappedModel):
     """``base`` with TTC run on every image before it is encoded; texts pass through unchanged.
 
     It is a :class:`VisionLanguageModel`, so the zero-shot classifier, every attack (image, text, multimodal,
@@ -188,11 +188,7 @@ class CounterattackedModel(VisionLanguageModel):
     """
 
     def __init__(self, base: VisionLanguageModel, settings: TTCSettings) -> None:
-        super().__init__(spec=base.spec, image_size=base.image_size,
-                         image_mean=base.pixel_mean.flatten().tolist(), image_std=base.pixel_std.flatten().tolist(),
-                         resize_mode=base.resize_mode)
-        self.base = base
-        self.backend = base.backend
+        super().__init__(base)
         self.settings = settings
         self._noise: dict[tuple, torch.Tensor] = {}
         self.to(base.device)
@@ -224,30 +220,8 @@ class CounterattackedModel(VisionLanguageModel):
         defended, _ = self.counterattack(images)
         return self.base.encode_image(defended, normalize=normalize)
 
-    # ------------------------------------------------------------------ everything else is the base model's
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        return self.base.preprocess(images)
-
-    def _encode_normalized_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.base._encode_normalized_images(pixels)  # undefended: the defense acts on [0, 1] pixels
-
-    def _encode_tokens(self, tokens: TextTokens) -> torch.Tensor:
-        return self.base._encode_tokens(tokens)
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self.base.tokenizer
-
-    @property
-    def logit_scale(self) -> torch.Tensor:
-        return self.base.logit_scale
-
-    def _towers(self) -> dict[str, list[nn.Module]]:
-        return self.base._towers()
-
-    def token_embedding(self) -> nn.Embedding | None:
-        return self.base.token_embedding()
-
+    # everything else is the base model's (:class:`~mmrobust.models.wrapper.WrappedModel`): the defense acts on
+    # the [0, 1] pixels, so the normalised-pixel encoder stays the undefended one
     def describe(self) -> dict[str, Any]:
         return {**self.base.describe(), "test_time_defense": self.settings.describe()}
 

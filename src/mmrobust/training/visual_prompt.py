@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.base import Tokenizer, VisionLanguageModel
+from ..models.base import VisionLanguageModel
+from ..models.wrapper import WrappedModel
 
 
 def default_prompt_size(image_size: int) -> int:
@@ -52,44 +53,19 @@ class PaddingPrompt(nn.Module):
         return pixels + self.frame()
 
 
-class PromptedModel(VisionLanguageModel):
+class PromptedModel(WrappedModel):
     """``base`` with a :class:`PaddingPrompt` added to its preprocessed pixels; everything else delegated."""
 
     def __init__(self, base: VisionLanguageModel, pad: int) -> None:
-        super().__init__(
-            spec=base.spec, image_size=base.image_size, image_mean=base.pixel_mean.flatten().tolist(),
-            image_std=base.pixel_std.flatten().tolist(), resize_mode=base.resize_mode,
-        )
-        self.backend = base.backend
-        self.base = base
+        super().__init__(base)
         self.prompt = PaddingPrompt(base.image_size, pad).to(base.device)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         return self.prompt(self.base.preprocess(images))
 
-    def _encode_normalized_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.base._encode_normalized_images(pixels)
-
-    def _encode_normalized_images_spatial(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.base._encode_normalized_images_spatial(pixels)
-
-    def _encode_tokens(self, tokens: Any) -> torch.Tensor:
-        return self.base._encode_tokens(tokens)
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self.base.tokenizer
-
-    @property
-    def logit_scale(self) -> torch.Tensor:
-        return self.base.logit_scale
-
     def _towers(self) -> dict[str, list[nn.Module]]:
         towers = self.base._towers()
         return {**towers, "image": [*towers.get("image", []), self.prompt]}
-
-    def token_embedding(self) -> nn.Embedding | None:
-        return self.base.token_embedding()
 
     def checkpoint_config(self) -> dict[str, Any]:
         return fold_prompt_into_model(self).checkpoint_config()
