@@ -224,16 +224,27 @@ def markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str, Any]], m
         retrieval = [r for r in mine if r["role"] == "retrieval"]
         if retrieval:
             lines += _retrieval_lines(retrieval)
-    if paired:
-        lines += [f"## Paired differences vs {names.get(paired[0]['reference'], paired[0]['reference'])} (same images)", "",
-                  "| model | dataset | family | difference (points) [95 % bootstrap] | McNemar p | only model / only ref |",
-                  "|---|---|---|---:|---:|---:|"]
-        for p in paired:
-            lines.append(f"| {(labels or {}).get(p['model'], p['model'])} | {p['dataset']} | {FAMILY_TITLES[p['family']]} | "
-                         f"{100 * p['difference']:+.1f} [{100 * p['low']:+.1f}, {100 * p['high']:+.1f}] | "
-                         f"{p['mcnemar_p']:.3g} | {p['only_model']} / {p['only_reference']} |")
-        lines.append("")
+    lines += paired_lines(paired, names, labels or {}, with_protocol=False)
     return "\n".join(lines)
+
+
+def paired_lines(paired: list[dict[str, Any]], names: dict[str, str], labels: dict[str, str],
+                 with_protocol: bool) -> list[str]:
+    """The paired-differences section (each model vs the reference on the same images; within a protocol when
+    the table has several)."""
+    if not paired:
+        return []
+    reference = names.get(paired[0]["reference"], paired[0]["reference"])
+    protocol = (" | protocol", "---|") if with_protocol else ("", "")
+    lines = [f"## Paired differences vs {reference} (same images{', same protocol' if with_protocol else ''})", "",
+             f"| model{protocol[0]} | dataset | family | difference (points) [95 % bootstrap] | McNemar p | "
+             f"only model / only ref |", f"|---|{protocol[1]}---|---|---:|---:|---:|"]
+    for p in paired:
+        where = f" | {p.get('protocol', '')}" if with_protocol else ""
+        lines.append(f"| {labels.get(p['model'], p['model'])}{where} | {p['dataset']} | {FAMILY_TITLES[p['family']]} | "
+                     f"{100 * p['difference']:+.1f} [{100 * p['low']:+.1f}, {100 * p['high']:+.1f}] | "
+                     f"{p['mcnemar_p']:.3g} | {p['only_model']} / {p['only_reference']} |")
+    return lines + [""]
 
 
 def _ranks(values: dict[str, float]) -> dict[str, int]:
@@ -315,14 +326,5 @@ def protocols_markdown(rows: Sequence[dict[str, Any]], paired: Sequence[dict[str
             label = {"average (OOD)": f"**{item}**"}.get(item, item)
             lines.append(f"| {label} | {first['n']} | " + " | ".join(cells) + f" | {verdicts} |")
         lines.append("")
-    if paired:
-        lines += [f"## Paired differences vs {names.get(paired[0]['reference'], paired[0]['reference'])} "
-                  "(same images, same protocol)", "",
-                  "| model | protocol | dataset | family | difference (points) [95 % bootstrap] | McNemar p | "
-                  "only model / only ref |", "|---|---|---|---|---:|---:|---:|"]
-        for p in paired:
-            lines.append(f"| {names.get(p['model'], p['model'])} | {p.get('protocol', '')} | {p['dataset']} | "
-                         f"{FAMILY_TITLES[p['family']]} | {100 * p['difference']:+.1f} [{100 * p['low']:+.1f}, "
-                         f"{100 * p['high']:+.1f}] | {p['mcnemar_p']:.3g} | {p['only_model']} / {p['only_reference']} |")
-        lines.append("")
+    lines += paired_lines(paired, names, names, with_protocol=True)
     return "\n".join(lines)
