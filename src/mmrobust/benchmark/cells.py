@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..eval.resume import config_hash
 from ..utils.records import matching_record, slug
@@ -42,10 +42,11 @@ def finished_cell(path: Path, key: str) -> dict[str, Any] | None:
 
 
 def run_cell(config: EvalConfig, path: Path, model: VisionLanguageModel, item: str,
-             shard: bool = True) -> tuple[dict[str, Any], bool]:
+             shard: bool = True, announce: Callable[[str], None] | None = None) -> tuple[dict[str, Any], bool]:
     """(report, reused): reuse a finished cell, else evaluate (resuming any interrupted run) and store it.
 
     ``shard=False``: this process evaluates the whole cell even under torchrun (cells dealt across ranks).
+    ``announce``: the cell's plan and its estimate timed on the first batch (``run_evaluation``'s lines).
     """
     from ..eval.distributed import is_main_process
 
@@ -53,7 +54,9 @@ def run_cell(config: EvalConfig, path: Path, model: VisionLanguageModel, item: s
     report = finished_cell(path, key)
     if report is not None:
         return report, True
-    local = {} if shard else {"shard": False}  # the default call stays the plain one
+    local: dict[str, Any] = {} if shard else {"shard": False}  # the default call stays the plain one
+    if announce is not None:
+        local["announce"] = announce
     report = run_evaluation(dataclasses.replace(config, output=str(path)), model=model, **local)
     report["benchmark_cell"] = {"key": key, "item": item, "dataset_spec": config.dataset}
     if not shard or is_main_process():

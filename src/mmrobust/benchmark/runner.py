@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from ..data.catalog import Catalog, expand_dataset_list
 from ..errors import ConfigError, DatasetError
 from ..eval.run import EvalConfig
@@ -117,17 +119,25 @@ def _run_cells(config: BenchmarkConfig, out: Path, choices: list, device: str, r
     how = mode(len(plan), dctx)
     models: dict[str, Any] = {}
 
+    dealt = my_cells(len(plan), dctx, how)
+    # the progress across cells (each cell's own batches show below it); its rate is the running estimate
+    bar = tqdm(total=len(dealt), desc="cells", unit="cell", file=config.log or sys.stderr,
+               disable=not (config.eval.progress and dctx.is_main))
+
     def one(i: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
         model_spec, choice, protocol = plan[i]
         if model_spec not in models:
             models.clear()  # one model in memory at a time (cells come model by model)
             models[model_spec] = load_model(model_spec, device=device)
-        return _one_cell(config, out, models[model_spec], model_spec, choice, device, retrieval, how == "images",
-                         protocol, protocols[protocol])
+        result = _one_cell(config, out, models[model_spec], model_spec, choice, device, retrieval, how == "images",
+                           protocol, protocols[protocol])
+        bar.update(1)
+        return result
 
     say = (lambda text: _say(config, text))
-    mine = run_claimed(my_cells(len(plan), dctx, how), lambda i: cell_path(out, *_cell_names(plan[i])), one,
-                       config.share_output, say, dctx, how)
+    with bar:
+        mine = run_claimed(dealt, lambda i: cell_path(out, *_cell_names(plan[i])), one, config.share_output, say,
+                           dctx, how)
     results = gather_results(mine, len(plan), dctx, how)
     if results is None:  # not rank 0: rank 0 writes the tables
         dctx.barrier()
@@ -184,7 +194,8 @@ def _one_cell(config: BenchmarkConfig, out: Path, model: Any, model_spec: str, c
             return {**missing_row(model_spec, choice.item, role, "failed", too_few), **tag}, None
     path = cell_path(out, model_spec, choice.item, protocol)
     try:
-        report, reused = run_cell(cell_config, path, model, choice.item, shard=shard)
+        announce = (lambda line: _say(config, f"{where_said} {line}")) if eval_config.progress else None
+        report, reused = run_cell(cell_config, path, model, choice.item, shard=shard, announce=announce)
     except DatasetError as exc:
         _say(config, f"{where_said} failed: {exc}")
         return {**missing_row(model_spec, choice.item, role, "failed", str(exc)), **tag}, None

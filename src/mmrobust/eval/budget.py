@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..utils.budget import Plan, check_batch_size, check_estimate, plural, time_step
+from ..utils.budget import Plan, check_batch_size, check_estimate, duration, plural, time_step
 
 Announce = Callable[[str], None]
 
@@ -49,23 +49,24 @@ def check_split(config: Any, dataset: Any) -> None:
 
 def check_attack_budget(config: Any, classifier: Any, dataset: Any, indices: Sequence[int], attacks: Sequence[Any],
                         device: torch.device, done: int = 0,
-                        agree: Callable[[tuple[float, int, int]], tuple[float, int, int]] = tuple) -> None:
-    """Time one attack step on the first batch and refuse a plan estimated at over a week (``done`` images are
-    finished already, by a resumed run). Skipped with ``allow_long_run`` (nothing to refuse).
+                        agree: Callable[[tuple[float, int, int]], tuple[float, int, int]] = tuple) -> str | None:
+    """Time one attack step on the first batch, refuse a plan estimated at over a week (``done`` images are
+    finished already, by a resumed run), and return the estimate as one line (None: nothing left to attack).
+    With ``allow_long_run`` the step is still timed (the estimate is printed), nothing is refused.
 
     ``agree``: rank 0's measurement on every rank under torchrun, so all ranks stop together or none does."""
-    if config.allow_long_run or not attacks:
-        return
+    if not attacks:
+        return None
     remaining = len(indices) - done
     measured = _time_first_batch(classifier, dataset, indices[done:done + config.batch_size], device,
                                  attack_precision(attacks)) if remaining > 0 else (0.0, 0)
     seconds, first, remaining = agree((*measured, remaining))
     if remaining <= 0:
-        return
-    batches = math.ceil(remaining / config.batch_size)
-    check_estimate(seconds, batches * sum(attack_steps(a) for a in attacks),
-                   ("attack steps", f"one timed on the first batch of {first:,} images"),
-                   False, ("--steps", "--n-samples"))
+        return None
+    steps = math.ceil(remaining / config.batch_size) * sum(attack_steps(a) for a in attacks)
+    how = f"one timed on the first batch of {first:,} images"
+    estimate = check_estimate(seconds, steps, ("attack steps", how), config.allow_long_run, ("--steps", "--n-samples"))
+    return f"estimate: about {duration(estimate)} ({steps:,} batch attack steps × {seconds:.3g} s, {how})"
 
 
 def attack_precision(attacks: Sequence[Any]) -> str:

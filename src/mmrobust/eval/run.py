@@ -312,7 +312,7 @@ def _evaluate(
         report["timings"] = timings
     else:
         _robust_part(config, report, timings, model, classifier, dataset, templates, indices, device, names,
-                     options, attacks, after_batch, dctx)
+                     options, attacks, after_batch, dctx, announce)
     if config.output is not None:
         if dctx.is_main:
             write_report(Path(config.output), report)
@@ -323,8 +323,9 @@ def _evaluate(
 
 
 def _robust_part(config, report, timings, model, classifier, dataset, templates, indices, device, names, options,
-                 attacks, after_batch, dctx=None) -> None:
-    """Attack loop + sanity checks; fills ``report`` in place (under torchrun: this rank's shard, gathered)."""
+                 attacks, after_batch, dctx=None, announce=None) -> None:
+    """Attack loop + sanity checks; fills ``report`` in place (under torchrun: this rank's shard, gathered).
+    ``announce`` gets the estimate timed on the first batch before the attacks start."""
     from ..attacks.image.eval_attacks import threat_model_description
     from ..attacks.options import TextOptions
     from ..attacks.protocol import AttackContext
@@ -361,8 +362,10 @@ def _robust_part(config, report, timings, model, classifier, dataset, templates,
 
     from .budget import check_attack_budget
 
-    check_attack_budget(config, classifier, dataset, shard_indices, attacks, device, state.next_position,
-                        lambda measured: broadcast_object(measured, dctx))
+    estimate = check_attack_budget(config, classifier, dataset, shard_indices, attacks, device, state.next_position,
+                                   lambda measured: broadcast_object(measured, dctx))
+    if announce is not None and estimate is not None:
+        announce(estimate)
     t_prep = time.perf_counter()
     share_attack_states(state, attacks, ctx, dctx)
     t_loop = time.perf_counter()
