@@ -42,3 +42,22 @@ def check_train_budget(config: Any, model: Any, images: torch.Tensor, remaining_
     check_estimate(average(time_step(one_pass)), remaining_updates * (config.steps + 1),
                    ("forward-backward passes", f"one timed on the first batch of {len(images):,} images"),
                    False, ("--steps", "--epochs"))
+
+
+def plan_and_check(trainer: Any, position: Any) -> None:
+    """Announce the trainer's planned work; refuse a run estimated (on its first batch) at over a week.
+
+    ``position``: where training starts (a resumed run plans only what is left)."""
+    from ..utils.distributed import all_reduce_sum
+    from .batching import epoch_order, global_batches, shard
+
+    cfg, dist = trainer.config, trainer.dist
+    batches = global_batches(epoch_order(trainer.train_indices, cfg.seed, min(position.epoch, cfg.epochs - 1)),
+                             cfg.batch_size, dist.world_size)
+    if trainer.announce is not None and dist.is_main:
+        trainer.announce(train_plan(cfg, len(batches)).line())
+    remaining = (cfg.epochs - position.epoch) * len(batches) - position.step_in_epoch
+    if remaining > 0 and not cfg.allow_long_run:
+        images, _ = trainer._load_batch(shard(batches[0], dist.rank, dist.world_size))
+        check_train_budget(cfg, trainer.model, images, remaining,
+                           lambda s: all_reduce_sum([s], dist)[0] / dist.world_size)

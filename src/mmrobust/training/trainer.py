@@ -54,7 +54,7 @@ from .objectives import Objective, ObjectiveContext, TrainBatch
 from .param_selection import TrainableSelection, select_trainable
 from .visual_prompt import PromptedModel, fold_prompt_into_model
 
-from .budget import check_train_budget, check_train_split, train_plan
+from .budget import check_train_split, plan_and_check
 from .trainer_report import ReportMixin
 from .trainer_resume import ResumeMixin
 
@@ -255,7 +255,7 @@ class Trainer(ResumeMixin, ReportMixin):
             self.setup()
         t_start = self._t_start
         position, accumulators = self.position, self.accumulators
-        self._plan(position)
+        plan_and_check(self, position)
         t_train = time.perf_counter()
         last_folder: Path | None = None
         for epoch in range(position.epoch, cfg.epochs):
@@ -289,18 +289,6 @@ class Trainer(ResumeMixin, ReportMixin):
         self.timings["train_s"] = round(time.perf_counter() - t_train, 3)
         return self._finish(position, last_folder, t_start)
 
-    def _plan(self, position: Position) -> None:
-        """Announce the planned work; refuse a run estimated (on its first batch) at over a week."""
-        cfg = self.config
-        batches = global_batches(epoch_order(self.train_indices, cfg.seed, min(position.epoch, cfg.epochs - 1)),
-                                 cfg.batch_size, self.dist.world_size)
-        if self.announce is not None and self.dist.is_main:
-            self.announce(train_plan(cfg, len(batches)).line())
-        remaining = (cfg.epochs - position.epoch) * len(batches) - position.step_in_epoch
-        if remaining > 0 and not cfg.allow_long_run:
-            images, _ = self._load_batch(shard(batches[0], self.dist.rank, self.dist.world_size))
-            check_train_budget(cfg, self.model, images, remaining,
-                               lambda s: all_reduce_sum([s], self.dist)[0] / self.dist.world_size)
 
 def train(config: TrainConfig, step_hook: StepHook | None = None,
           announce: Callable[[str], None] | None = None, *, distributed: bool = True) -> dict[str, Any]:
