@@ -6,6 +6,10 @@ reports (wall time, sanity checks) and the run's logs/times.txt (fine-tune wall 
 but the seed mean/sd and the table layout.
 
     python bench/defense_protocols_table.py runs/defense_protocols/proxy-digits [--seeds 0,1,2] > table.md
+    python bench/defense_protocols_table.py runs/defense_protocols/proxy-digits --into bench/RESULTS_defense.md
+
+``--into FILE`` replaces the block between FILE's ``<!-- defense_protocols_table begin -->`` and
+``<!-- defense_protocols_table end -->`` lines with the rendered tables.
 """
 
 from __future__ import annotations
@@ -149,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="bench/defense_protocols.sh's OUT folder")
     ap.add_argument("--seeds", default=None, help="comma list (default: every bench-seedN with a table.json)")
+    ap.add_argument("--into", type=Path, default=None, help="replace the marked block of this markdown file")
     args = ap.parse_args()
     seeds = args.seeds.split(",") if args.seeds else sorted(
         p.name.removeprefix("bench-seed") for p in args.run.glob("bench-seed*") if (p / "table.json").exists())
@@ -164,7 +169,16 @@ def main() -> None:
             summaries[seed] = summary
     if len(summaries) > 1:
         out += seeds_summary(summaries)
-    print("\n".join(out))
+    text = "\n".join(out)
+    if args.into is None:
+        print(text)
+        return
+    doc = args.into.read_text()
+    begin, end = "<!-- defense_protocols_table begin -->", "<!-- defense_protocols_table end -->"
+    if begin not in doc or end not in doc:
+        raise SystemExit(f"{args.into} has no {begin} ... {end} block")
+    head, rest = doc.split(begin, 1)
+    args.into.write_text(head + begin + "\n\n" + text.strip() + "\n\n" + end + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":
