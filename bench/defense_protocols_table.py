@@ -49,19 +49,37 @@ def train_times(run: Path) -> dict[str, str]:
 
 
 def seed_section(folder: Path, seed: str, times: dict[str, str]) -> tuple[list[str], dict]:
+    """The seed's tables: the IID set first, then each OOD set and their average (where the run has OOD sets);
+    the seed summary (mean over seeds) is taken from the IID table."""
     table = json.loads((folder / "table.json").read_text())
-    presets, models = table["presets"], table["models"]
+    models = table["models"]
     if len(models) < 2:  # only the un-fine-tuned model's step has run: the seed is unfinished
         return [f"#### Training seed {seed}: unfinished (only `{models[0]}` scored; rerun bench/defense_protocols.sh)",
                 ""], {}
+    items = [table["iid"]] + [d for d in table["datasets"] if d != table["iid"]]
+    items += ["average (OOD)"] if len(items) > 1 else []
+    lines, summary = [], {}
+    for item in items:
+        more, acc = dataset_section(folder, seed, table, item)
+        lines += more
+        if item == table["iid"]:
+            summary = acc
+    return lines + _times(seed, times), summary
+
+
+def dataset_section(folder: Path, seed: str, table: dict, item: str) -> tuple[list[str], dict]:
+    presets, models = table["presets"], table["models"]
     ref = models[0]
-    rows = {(r["model"], r.get("protocol")): r for r in table["rows"] if r["role"] == "iid" and r["status"] == "ok"}
-    paired = {(p["model"], p.get("protocol"), p["family"]): p for p in table["paired"] if p["dataset"] == table["iid"]}
-    ranks = table["ranking"]["by_dataset"].get(table["iid"], {})
-    lines = [f"#### Training seed {seed} (`{folder}`; n = {table['n_requested']} digits/test images, evaluation "
-             f"seed {table['seed']}, every protocol at L-inf "
+    role = "iid" if item == table["iid"] else "average" if item == "average (OOD)" else "ood"
+    rows = {(r["model"], r.get("protocol")): r for r in table["rows"]
+            if r["dataset"] == item and r["role"] == role and r["status"] == "ok"}
+    paired = {(p["model"], p.get("protocol"), p["family"]): p for p in table["paired"] if p["dataset"] == item}
+    ranks = table["ranking"]["by_dataset"].get(item, {})
+    what = {"iid": "IID", "ood": "OOD (zero-shot)", "average": "mean over the OOD sets"}[role]
+    lines = [f"#### Training seed {seed}, {what}: {item} (`{folder}`; n = {table['n_requested']} images per set, "
+             f"evaluation seed {table['seed']}, every protocol at L-inf "
              f"{eps_text(table['eps'])})", "",
-             "Robust = worst case over the protocol's attacks (all image attacks here). Δ = paired difference vs "
+             "Robust = worst case over the protocol's attacks. Δ = paired difference vs "
              f"{label(ref)} on the same images, points [95 % paired bootstrap], McNemar p; # = rank among the "
              f"{len(models)} models (competition ranks, ties share).", "",
              "| defense | clean | " + " | ".join(f"{p}: robust | {p}: Δ vs {label(ref)} (p) | #" for p in presets)
@@ -81,16 +99,17 @@ def seed_section(folder: Path, seed: str, times: dict[str, str]) -> tuple[list[s
             cells += [pct(robust), "ref." if model == ref else "–" if d is None else
                       f"{100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] "
                       f"({d['mcnemar_p']:.2g})", str(ranks.get(p, {}).get(model, "–"))]
-            if r is not None:
+            if r is not None and "report" in r:
                 rep = json.loads((folder / r["report"]).read_text())
                 t = rep.get("timings", {})
                 wall += t.get("robust_eval_s", 0) + t.get("sanity_s", 0) + t.get("clean_eval_s", 0)
                 s = rep.get("sanity") or {}
                 checks.append("ok" if s.get("ran") and not rep.get("unreliable") else
                               "FAILED " + ",".join(s.get("failed", [])) if s.get("ran") else "unchecked")
+            if r is not None:
                 summary["acc"].setdefault(label(model), {})[p] = robust["accuracy"] if robust else None
             summary["acc"].setdefault(label(model), {})["clean"] = first["families"]["clean"]["accuracy"]
-        sanity = "all ok" if all(c == "ok" for c in checks) else "; ".join(checks)
+        sanity = "–" if not checks else "all ok" if all(c == "ok" for c in checks) else "; ".join(checks)
         lines.append(f"| {label(model)} | " + " | ".join(cells) + f" | {wall:.0f} | {sanity} |")
     changes = table["ranking"]["changes"]
     weakest = {}  # per model: which protocol leaves the lowest robust accuracy (the strongest attack here)
@@ -106,12 +125,17 @@ def seed_section(folder: Path, seed: str, times: dict[str, str]) -> tuple[list[s
         r = ranks.get(p, {})
         order.append(f"{p}: " + " > ".join(", ".join(label(m) for m in r if r[m] == k) for k in sorted(set(r.values()))))
     lines += ["", "Order by robust accuracy (ties in one group): " + "; ".join(order) + ".", ""]
-    lines += ["Ranking changes between protocols (from table.json `ranking.changes`): "
-              + (", ".join(changes) if changes else "none") + ".", ""]
+    lines += [f"Ranking changes between protocols on {item} (table.json `ranking.changes`): "
+              + ("yes" if item in changes else "none") + ".", ""]
     clean_d = [(label(m), paired.get((m, presets[0], "clean"))) for m in models[1:]]
     lines += ["Clean accuracy, paired vs " + label(ref) + ": " + "; ".join(
         f"{name} {100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
         for name, d in clean_d if d) + ".", ""]
+    return lines, summary
+
+
+def _times(seed: str, times: dict[str, str]) -> list[str]:
+    lines: list[str] = []
     tt = [(k.split("_", 2)[2], v) for k, v in times.items() if k.startswith(f"train_s{seed}_")]
     bt = [(k.split("_", 2)[2], v) for k, v in times.items() if k.startswith(f"bench_s{seed}_")]
     if tt:
@@ -119,7 +143,7 @@ def seed_section(folder: Path, seed: str, times: dict[str, str]) -> tuple[list[s
     if bt:
         lines += ["Benchmark step wall times (interpreter start, model load, three protocols with sanity checks): "
                   + "; ".join(f"{m} {v}" for m, v in bt) + ".", ""]
-    return lines, summary
+    return lines
 
 
 def seeds_summary(summaries: dict[str, dict]) -> list[str]:
