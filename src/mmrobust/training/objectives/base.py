@@ -87,6 +87,8 @@ class Objective(ABC):
                              weight_decay=cfg.weight_decay)
 
     def __init__(self, ctx: ObjectiveContext) -> None:
+        if self.needs_original and ctx.original is None:
+            raise RuntimeError(f"{self.name} needs the frozen original model")
         self.ctx = ctx
         self.config = ctx.config
         #: the method's own hyperparameters (:mod:`mmrobust.training.method_options`; None if it has none)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ...attacks.image.base import ImageEmbedder
-from .base import LossTerms, Objective, ObjectiveContext, TrainBatch
+from .base import LossTerms, Objective, TrainBatch
 
 
 def squared_distance(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -25,11 +25,6 @@ class FARE(Objective):
     name = "fare"
     needs_image_attack = True
     needs_original = True
-
-    def __init__(self, ctx: ObjectiveContext) -> None:
-        super().__init__(ctx)
-        if ctx.original is None:
-            raise RuntimeError("FARE needs the frozen original model")
 
     def adversarial_inputs(self, batch: TrainBatch) -> dict[str, Any]:
         with torch.no_grad():

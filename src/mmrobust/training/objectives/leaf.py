@@ -47,8 +47,6 @@ class LEAF(Objective):
 
     def __init__(self, ctx: ObjectiveContext) -> None:
         super().__init__(ctx)
-        if ctx.original is None:
-            raise RuntimeError("LEAF needs the frozen original model")
         self.text_attack = LEAFAttack(self.model, rho=self.options.leaf_rho, k=self.options.leaf_k)
 
     def adversarial_inputs(self, batch: TrainBatch) -> dict[str, Any]:

@@ -27,8 +27,6 @@ class PMGAFT(Objective):
 
     def __init__(self, ctx: ObjectiveContext) -> None:
         super().__init__(ctx)
-        if ctx.original is None:
-            raise RuntimeError("PMG-AFT needs the frozen original model")
         with torch.no_grad():
             self._original_classes = encode_class_prompts(ctx.original, ctx.class_prompts).detach()
 

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from ...models.base import VisionLanguageModel
-from .base import LossTerms, Objective, ObjectiveContext, TrainBatch
+from .base import LossTerms, Objective, TrainBatch
 
 
 def text_guided_attention(pooled: torch.Tensor, spatial: torch.Tensor, text: torch.Tensor, size: int) -> torch.Tensor:
@@ -81,11 +81,6 @@ class TGAZSR(Objective):
     name = "tga-zsr"
     needs_image_attack = True
     needs_original = True
-
-    def __init__(self, ctx: ObjectiveContext) -> None:
-        super().__init__(ctx)
-        if ctx.original is None:
-            raise RuntimeError("TGA-ZSR needs the frozen original model")
 
     def _attention(self, model: VisionLanguageModel, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled, spatial = model.encode_image_and_spatial(images)
