@@ -191,6 +191,7 @@ class CounterattackedModel(WrappedModel):
         super().__init__(base)
         self.settings = settings
         self._noise: dict[tuple, torch.Tensor] = {}
+        self._placed_noise: dict[tuple, torch.Tensor] = {}
         self.to(base.device)
 
     # ------------------------------------------------------------------ the defense
@@ -200,7 +201,10 @@ class CounterattackedModel(WrappedModel):
         if key not in self._noise:
             generator = torch.Generator().manual_seed(int(self.settings.seed) * 1_000_003 + sum(key))
             self._noise[key] = torch.rand((1, *key), generator=generator, dtype=torch.float64) * 2 - 1
-        return self._noise[key].to(device=x.device, dtype=x.dtype)
+        placed = (key, x.device, x.dtype)  # every attack step encodes: copy the pattern to the device once
+        if placed not in self._placed_noise:
+            self._placed_noise[placed] = self._noise[key].to(device=x.device, dtype=x.dtype)
+        return self._placed_noise[placed]
 
     def counterattack(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the counterattacked images, the mask of images that got the weighted counterattack)."""

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import TrainConfig
-from .base import LossTerms, TrainBatch, kl_divergence
+from .base import LossTerms, ObjectiveContext, TrainBatch, kl_divergence
 from .mmcoa import MMCoA
 from .pmg_aft import PMGAFT
 from .tecoa import TeCoA
@@ -143,23 +143,34 @@ def pixel_statistics(model: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return model.pixel_mean, model.pixel_std
 
 
-def as_imagenet_normalised(model: Any, images: torch.Tensor) -> torch.Tensor:
-    """Pixels that the model's own normalisation turns into ``(x - imagenet_mean) / imagenet_std``.
+class ImageNetPixels:
+    """Pixels that a model's own normalisation turns into ``(x - imagenet_mean) / imagenet_std``.
 
     The map is affine per channel, so it commutes with the model's resize (interpolation weights sum to one):
     the tower sees exactly what PMG_AFT.py's ``clip_img_preprocessing`` (upsample, then ImageNet normalise)
-    feeds it, while the attack and the threat model stay in [0, 1] pixel space.
+    feeds it, while the attack and the threat model stay in [0, 1] pixel space. The ImageNet statistics are
+    placed on a device once (every attack step calls this).
     """
-    mean, std = pixel_statistics(model)
-    imagenet_mean = torch.tensor(IMAGENET_MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    imagenet_std = torch.tensor(IMAGENET_STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    return (images - imagenet_mean) / imagenet_std * std + mean
 
+    def __init__(self) -> None:
+        self._statistics: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
-def released_cosine_logits(model: Any, images: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
-    """PMG_AFT.py's zero-shot logits: plain cosines (no temperature) on ImageNet-normalised pixels."""
-    features = model.encode_image(as_imagenet_normalised(model, images), normalize=True)
-    return features @ class_embeddings.t()
+    def statistics(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (device, dtype)
+        if key not in self._statistics:
+            self._statistics[key] = tuple(torch.tensor(v, device=device, dtype=dtype).view(1, 3, 1, 1)
+                                          for v in (IMAGENET_MEAN, IMAGENET_STD))
+        return self._statistics[key]
+
+    def __call__(self, model: Any, images: torch.Tensor) -> torch.Tensor:
+        mean, std = pixel_statistics(model)
+        imagenet_mean, imagenet_std = self.statistics(images.device, images.dtype)
+        return (images - imagenet_mean) / imagenet_std * std + mean
+
+    def cosine_logits(self, model: Any, images: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
+        """PMG_AFT.py's zero-shot logits: plain cosines (no temperature) on ImageNet-normalised pixels."""
+        features = model.encode_image(self(model, images), normalize=True)
+        return features @ class_embeddings.t()
 
 
 class ReleasedPMGAFT(PMGAFT):
@@ -175,13 +186,17 @@ class ReleasedPMGAFT(PMGAFT):
         ``--weight-decay`` and the Adam settings do not apply to it."""
         return torch.optim.SGD(parameters, lr=cfg.lr, momentum=0.9, weight_decay=0.0)
 
+    def __init__(self, ctx: ObjectiveContext) -> None:
+        super().__init__(ctx)
+        self._imagenet = ImageNetPixels()
+
     def zero_shot_logits(self, images: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
-        return released_cosine_logits(self.model, images, class_embeddings)
+        return self._imagenet.cosine_logits(self.model, images, class_embeddings)
 
     def adversarial_inputs(self, batch: TrainBatch) -> dict[str, Any]:
         images, iterates = released_pgd_iterates(self, batch)
         with torch.no_grad():
-            original_logits = released_cosine_logits(self.ctx.original, images, self._original_classes)
+            original_logits = self._imagenet.cosine_logits(self.ctx.original, images, self._original_classes)
         return {"images": images, "iterates": iterates, "original_logits": original_logits}
 
     def loss(self, batch: TrainBatch, adversarial: dict[str, Any]) -> LossTerms:
